@@ -1,0 +1,123 @@
+//! A blocking facade over [`Envelope`] for callers without an async runtime (and the C ABI).
+
+use std::future::Future;
+
+use crate::envelope::{Envelope, Rewrapped};
+use crate::error::{Error, Result};
+use crate::format::HeaderInfo;
+
+/// [`Envelope`] for synchronous code.
+///
+/// Cached encrypts and decrypts run on the caller's thread without touching any runtime.
+/// KMS calls run on a private one-worker tokio runtime. Called from a thread that is itself
+/// inside an async runtime (where `block_on` would panic), the KMS call runs on a scoped
+/// helper thread instead: it works, it only costs a thread spawn per KMS call.
+pub struct BlockingEnvelope {
+    envelope: Envelope,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for BlockingEnvelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingEnvelope")
+            .field("envelope", &self.envelope)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BlockingEnvelope {
+    /// Wraps an envelope, starting its private runtime.
+    pub fn new(envelope: Envelope) -> Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("envelope-kms")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::InvalidConfig(format!("cannot start the KMS runtime: {e}")))?;
+        Ok(BlockingEnvelope {
+            envelope,
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The async envelope (shares its caches with this facade).
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    fn block_on<F>(&self, future: F) -> F::Output
+    where
+        F: Future + Send,
+        F::Output: Send,
+    {
+        let Some(runtime) = self.runtime.as_ref() else {
+            unreachable!("the runtime is only taken in Drop")
+        };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return runtime.block_on(future);
+        }
+        std::thread::scope(|scope| {
+            match scope.spawn(|| runtime.block_on(future)).join() {
+                Ok(output) => output,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    /// See [`Envelope::encrypt`].
+    pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        if let Some(sealed) = self.envelope.try_encrypt_cached(plaintext, aad) {
+            return sealed;
+        }
+        self.block_on(self.envelope.encrypt(plaintext, aad))
+    }
+
+    /// See [`Envelope::encrypt_to_text`].
+    pub fn encrypt_to_text(&self, plaintext: &[u8], aad: &[u8]) -> Result<String> {
+        self.encrypt(plaintext, aad)
+            .map(|ct| crate::format::to_text(&ct))
+    }
+
+    /// See [`Envelope::decrypt`].
+    pub fn decrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        if let Some(opened) = self.envelope.try_decrypt_cached(ciphertext, aad) {
+            return opened;
+        }
+        self.block_on(self.envelope.decrypt(ciphertext, aad))
+    }
+
+    /// See [`Envelope::decrypt_text`].
+    pub fn decrypt_text(&self, ciphertext: &str, aad: &[u8]) -> Result<Vec<u8>> {
+        self.decrypt(&crate::format::from_text(ciphertext)?, aad)
+    }
+
+    /// See [`Envelope::rewrap`].
+    pub fn rewrap(&self, ciphertext: &[u8]) -> Result<Rewrapped> {
+        self.block_on(self.envelope.rewrap(ciphertext))
+    }
+
+    /// See [`Envelope::rewrap_text`].
+    pub fn rewrap_text(&self, ciphertext: &str) -> Result<(String, bool)> {
+        self.block_on(self.envelope.rewrap_text(ciphertext))
+    }
+
+    /// See [`Envelope::reencrypt`].
+    pub fn reencrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        self.block_on(self.envelope.reencrypt(ciphertext, aad))
+    }
+
+    /// See [`Envelope::inspect`].
+    pub fn inspect(ciphertext: &[u8]) -> Result<HeaderInfo> {
+        Envelope::inspect(ciphertext)
+    }
+}
+
+impl Drop for BlockingEnvelope {
+    fn drop(&mut self) {
+        // Dropping a runtime inside an async context panics; shutting it down in the
+        // background never does.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! The `Envelope` API: encrypt, decrypt, rewrap, re-encrypt and inspect.
+
+use std::fmt;
+use std::sync::Arc;
+
+use rand::RngCore;
+
+use crate::cache::{ActiveDek, ActiveSlot, CachePolicy, SingleFlightCache};
+use crate::error::{Error, Result};
+use crate::format::{self, HeaderInfo, Parsed};
+use crate::kms::{EncryptionContext, KeyDescription, Kms, KmsExt};
+use crate::stats::{ActiveDekStats, Counters, EnvelopeStats, KmsOp};
+use crate::suite::{DataKey, Suite};
+
+/// The longest nonce of any suite.
+const MAX_NONCE_LEN: usize = 24;
+
+/// Envelope encryption under one KEK: a cached DEK encrypts, the KMS wraps the DEK, and the
+/// wrapped DEK travels in the ciphertext's header.
+///
+/// Cheap to clone (all clones share one cache). Built with [`Envelope::builder`].
+#[derive(Clone)]
+pub struct Envelope {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kms: Arc<dyn Kms>,
+    key_id: String,
+    suite: Suite,
+    context: EncryptionContext,
+    policy: CachePolicy,
+    active: ActiveSlot,
+    /// Prepared DEKs for decryption, keyed by the header's KEK reference bytes.
+    unwrapped: SingleFlightCache<Box<[u8]>, Arc<DataKey>>,
+    /// Rewrap results, keyed by the old KEK reference bytes.
+    rewraps: SingleFlightCache<Box<[u8]>, Arc<RewrapOutcome>>,
+    counters: Counters,
+}
+
+#[derive(Debug)]
+struct RewrapOutcome {
+    /// The new KEK reference, or `None` when the DEK is already under the current version.
+    new_ref: Option<Box<[u8]>>,
+    key_version: String,
+}
+
+/// The result of [`Envelope::rewrap`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrapped {
+    /// The ciphertext under the current KEK version (the input itself when unchanged).
+    pub ciphertext: Vec<u8>,
+    /// Whether the header changed.
+    pub changed: bool,
+    /// The KEK version before.
+    pub from_version: String,
+    /// The KEK version after.
+    pub to_version: String,
+}
+
+/// Builds an [`Envelope`].
+pub struct EnvelopeBuilder {
+    kms: Arc<dyn Kms>,
+    key_id: String,
+    suite: Suite,
+    policy: CachePolicy,
+    context: EncryptionContext,
+}
+
+impl EnvelopeBuilder {
+    /// The AEAD suite for new ciphertexts (default AES-256-GCM). Any suite decrypts.
+    pub fn suite(mut self, suite: Suite) -> Self {
+        self.suite = suite;
+        self
+    }
+
+    /// The DEK cache policy (default [`CachePolicy::default`]).
+    pub fn cache_policy(mut self, policy: CachePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The encryption context bound to every KMS wrap and unwrap.
+    pub fn encryption_context(mut self, context: EncryptionContext) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Checks the configuration and builds the envelope. Makes no KMS call.
+    pub fn build(self) -> Result<Envelope> {
+        self.policy.validate(self.suite)?;
+        if self.key_id.is_empty() {
+            return Err(Error::InvalidConfig("key id must not be empty".into()));
+        }
+        let policy = self.policy;
+        Ok(Envelope {
+            inner: Arc::new(Inner {
+                kms: self.kms,
+                key_id: self.key_id,
+                suite: self.suite,
+                context: self.context,
+                unwrapped: SingleFlightCache::new(policy.decrypt_capacity(), policy.decrypt_ttl()),
+                rewraps: SingleFlightCache::new(policy.decrypt_capacity(), policy.max_age()),
+                policy,
+                active: ActiveSlot::default(),
+                counters: Counters::default(),
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("kms", &self.inner.kms)
+            .field("key_id", &self.inner.key_id)
+            .field("suite", &self.inner.suite)
+            .field("policy", &self.inner.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Envelope {
+    /// Starts building an envelope that wraps DEKs under `key_id` of `kms`.
+    pub fn builder<K: Kms + 'static>(kms: K, key_id: impl Into<String>) -> EnvelopeBuilder {
+        Self::builder_dyn(Arc::new(kms), key_id)
+    }
+
+    /// Like [`Envelope::builder`], for a KMS already behind an `Arc<dyn Kms>`.
+    pub fn builder_dyn(kms: Arc<dyn Kms>, key_id: impl Into<String>) -> EnvelopeBuilder {
+        EnvelopeBuilder {
+            kms,
+            key_id: key_id.into(),
+            suite: Suite::default(),
+            policy: CachePolicy::default(),
+            context: EncryptionContext::new(),
+        }
+    }
+
+    /// The KEK's key id.
+    pub fn key_id(&self) -> &str {
+        &self.inner.key_id
+    }
+
+    /// The KMS behind this envelope.
+    pub fn kms(&self) -> &Arc<dyn Kms> {
+        &self.inner.kms
+    }
+
+    /// The suite new ciphertexts use.
+    pub fn suite(&self) -> Suite {
+        self.inner.suite
+    }
+
+    /// The cache policy.
+    pub fn cache_policy(&self) -> &CachePolicy {
+        &self.inner.policy
+    }
+
+    /// Encrypts `plaintext`, binding `aad` (for example table, column and row id), into
+    /// the binary form.
+    pub async fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        if let Some(sealed) = self.try_encrypt_cached(plaintext, aad) {
+            return sealed;
+        }
+        let active = self.inner.refresh_active(plaintext.len()).await?;
+        self.inner.seal(&active, plaintext, aad)
+    }
+
+    /// Encrypts into the text form (`ev1:` + base64url), for text columns.
+    pub async fn encrypt_to_text(&self, plaintext: &[u8], aad: &[u8]) -> Result<String> {
+        Ok(format::to_text(&self.encrypt(plaintext, aad).await?))
+    }
+
+    /// Decrypts a binary ciphertext; `aad` must equal the encryption's.
+    pub async fn decrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let parsed = format::parse(ciphertext)?;
+        let key = match self.inner.cached_data_key(&parsed) {
+            Some(key) => key,
+            None => self.inner.load_data_key(&parsed).await?,
+        };
+        format::open(&key, &parsed, aad)
+    }
+
+    /// Decrypts a text-form ciphertext.
+    pub async fn decrypt_text(&self, ciphertext: &str, aad: &[u8]) -> Result<Vec<u8>> {
+        self.decrypt(&format::from_text(ciphertext)?, aad).await
+    }
+
+    /// Moves a ciphertext's DEK to the current version of this envelope's KEK, touching only
+    /// the header: the nonce, commitment and body bytes stay identical. A ciphertext already
+    /// under the current version comes back unchanged. One KMS call per distinct DEK (results
+    /// are reused for the cache's `max_age`).
+    pub async fn rewrap(&self, ciphertext: &[u8]) -> Result<Rewrapped> {
+        let parsed = format::parse(ciphertext)?;
+        let inner = &self.inner;
+        let outcome = if inner.policy.is_enabled() {
+            if let Some(hit) = inner.rewraps.get(parsed.kek_ref) {
+                Counters::bump(&inner.counters.rewrap_hits);
+                hit
+            } else {
+                Counters::bump(&inner.counters.rewrap_misses);
+                inner
+                    .rewraps
+                    .get_or_load(parsed.kek_ref, || Box::from(parsed.kek_ref), || inner.rewrap_ref(&parsed))
+                    .await?
+                    .0
+            }
+        } else {
+            Counters::bump(&inner.counters.rewrap_misses);
+            inner.rewrap_ref(&parsed).await?
+        };
+        Ok(match &outcome.new_ref {
+            None => Rewrapped {
+                ciphertext: ciphertext.to_vec(),
+                changed: false,
+                from_version: parsed.key_version.to_owned(),
+                to_version: outcome.key_version.clone(),
+            },
+            Some(new_ref) => Rewrapped {
+                ciphertext: format::replace_kek_ref(&parsed, new_ref),
+                changed: true,
+                from_version: parsed.key_version.to_owned(),
+                to_version: outcome.key_version.clone(),
+            },
+        })
+    }
+
+    /// [`Envelope::rewrap`] for the text form.
+    pub async fn rewrap_text(&self, ciphertext: &str) -> Result<(String, bool)> {
+        let rewrapped = self.rewrap(&format::from_text(ciphertext)?).await?;
+        let changed = rewrapped.changed;
+        let text = if changed {
+            format::to_text(&rewrapped.ciphertext)
+        } else {
+            ciphertext.to_owned()
+        };
+        Ok((text, changed))
+    }
+
+    /// Decrypts and encrypts again under a new DEK (new nonce, new body), for when a DEK may
+    /// have been exposed. `aad` must equal the original encryption's and is kept.
+    pub async fn reencrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let plaintext = zeroize::Zeroizing::new(self.decrypt(ciphertext, aad).await?);
+        self.encrypt(&plaintext, aad).await
+    }
+
+    /// Reads the header of a binary ciphertext without any key or KMS call.
+    pub fn inspect(ciphertext: &[u8]) -> Result<HeaderInfo> {
+        format::inspect(ciphertext)
+    }
+
+    /// Reads the header of a text-form ciphertext without any key or KMS call.
+    pub fn inspect_text(ciphertext: &str) -> Result<HeaderInfo> {
+        format::inspect(&format::from_text(ciphertext)?)
+    }
+
+    /// Describes this envelope's KEK (current version, versions, rotation state) through
+    /// the KMS. Counted as a KMS call.
+    pub async fn describe_key(&self) -> Result<KeyDescription> {
+        let inner = &self.inner;
+        inner
+            .counters
+            .kms_call(
+                KmsOp::Describe,
+                &inner.key_id,
+                inner.kms.describe_key(&inner.key_id),
+            )
+            .await
+    }
+
+    /// Forgets the active DEK and the rewrap memo, so that the next encrypt and rewrap use
+    /// the KEK's current version now instead of within the policy's `max_age`. Call it after
+    /// rotating the KEK from this process. Decryption caches are kept.
+    pub fn refresh_kek(&self) {
+        self.inner.active.store(None);
+        self.inner.rewraps.clear();
+    }
+
+    /// A snapshot of the counters: KMS calls by operation, cache hits and misses, DEKs
+    /// created, and the active DEK's usage.
+    pub fn stats(&self) -> EnvelopeStats {
+        let active = self.inner.active.current().map(|a| {
+            let (messages, bytes) = a.usage();
+            ActiveDekStats {
+                key_version: a.key_version.clone(),
+                messages,
+                bytes,
+                age: a.age(),
+            }
+        });
+        self.inner.counters.snapshot(active)
+    }
+
+    /// Encrypts with the active DEK if one is usable, without awaiting anything; `None`
+    /// means a KMS call is needed. The blocking facade's fast path.
+    pub(crate) fn try_encrypt_cached(&self, plaintext: &[u8], aad: &[u8]) -> Option<Result<Vec<u8>>> {
+        let inner = &self.inner;
+        if !inner.policy.is_enabled() {
+            return None;
+        }
+        let sealed = inner
+            .active
+            .with_reserved(&inner.policy, plaintext.len(), |active| {
+                inner.seal(active, plaintext, aad)
+            })?;
+        Counters::bump(&inner.counters.encrypt_hits);
+        Some(sealed)
+    }
+
+    /// Decrypts with a cached DEK if there is one, without awaiting anything; `None` means
+    /// a KMS call is needed.
+    pub(crate) fn try_decrypt_cached(&self, ciphertext: &[u8], aad: &[u8]) -> Option<Result<Vec<u8>>> {
+        let parsed = match format::parse(ciphertext) {
+            Ok(parsed) => parsed,
+            Err(e) => return Some(Err(e)),
+        };
+        let key = self.inner.cached_data_key(&parsed)?;
+        Some(format::open(&key, &parsed, aad))
+    }
+}
+
+impl Inner {
+    fn seal(&self, active: &ActiveDek, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; MAX_NONCE_LEN];
+        let nonce = &mut nonce[..active.key.suite().nonce_len()];
+        rand::thread_rng().fill_bytes(nonce);
+        format::seal(&active.key, &active.kek_ref, nonce, plaintext, aad)
+    }
+
+    /// Gets a usable active DEK with one message reserved, generating a new DEK when needed.
+    /// Concurrent callers wait on one lock, so they share one KMS call.
+    async fn refresh_active(&self, len: usize) -> Result<Arc<ActiveDek>> {
+        if !self.policy.is_enabled() {
+            Counters::bump(&self.counters.encrypt_misses);
+            return self.new_active().await.map(Arc::new);
+        }
+        let _guard = self.active.refresh_lock().lock().await;
+        if let Some(current) = self.active.current()
+            && current.try_reserve(&self.policy, len)
+        {
+            Counters::bump(&self.counters.encrypt_hits);
+            return Ok(current);
+        }
+        Counters::bump(&self.counters.encrypt_misses);
+        let fresh = Arc::new(self.new_active().await?);
+        // The first message of a fresh DEK always fits.
+        fresh.try_reserve(&self.policy, len);
+        self.active.store(Some(fresh.clone()));
+        Ok(fresh)
+    }
+
+    async fn new_active(&self) -> Result<ActiveDek> {
+        let generated = self
+            .counters
+            .kms_call(
+                KmsOp::Generate,
+                &self.key_id,
+                self.kms.generate_dek(&self.key_id, &self.context),
+            )
+            .await?;
+        self.kms.check_owned(&generated.wrapped)?;
+        let key = Arc::new(DataKey::new(self.suite, &generated.dek));
+        drop(generated.dek);
+        let kek_ref: Arc<[u8]> = format::encode_kek_ref(&generated.wrapped)?.into();
+        Counters::bump(&self.counters.deks_created);
+        if self.policy.is_enabled() {
+            // Our own ciphertexts decrypt without an unwrap.
+            self.unwrapped.insert(Box::from(&*kek_ref), key.clone());
+        }
+        Ok(ActiveDek::new(key, kek_ref, generated.wrapped.key_version))
+    }
+
+    #[inline]
+    fn cached_data_key(&self, parsed: &Parsed<'_>) -> Option<Arc<DataKey>> {
+        if !self.policy.is_enabled() {
+            return None;
+        }
+        let key = self.unwrapped.get(parsed.kek_ref)?;
+        Counters::bump(&self.counters.decrypt_hits);
+        Some(key)
+    }
+
+    async fn load_data_key(&self, parsed: &Parsed<'_>) -> Result<Arc<DataKey>> {
+        Counters::bump(&self.counters.decrypt_misses);
+        if !self.policy.is_enabled() {
+            return self.unwrap_checked(parsed).await;
+        }
+        self.unwrapped
+            .get_or_load(parsed.kek_ref, || Box::from(parsed.kek_ref), || self.unwrap_checked(parsed))
+            .await
+            .map(|(key, _)| key)
+    }
+
+    /// Unwraps the header's DEK and checks its commitment before anything can cache it, so
+    /// a tampered header can never poison the cache.
+    async fn unwrap_checked(&self, parsed: &Parsed<'_>) -> Result<Arc<DataKey>> {
+        let wrapped = parsed.wrapped();
+        self.kms.check_owned(&wrapped)?;
+        let dek = self
+            .counters
+            .kms_call(
+                KmsOp::Unwrap,
+                &wrapped.key_id,
+                self.kms.unwrap_dek(&wrapped, &self.context),
+            )
+            .await?;
+        let key = DataKey::new(parsed.suite, &dek);
+        if !key.commitment_matches(parsed.commitment) {
+            return Err(Error::DecryptionFailed);
+        }
+        Ok(Arc::new(key))
+    }
+
+    async fn rewrap_ref(&self, parsed: &Parsed<'_>) -> Result<Arc<RewrapOutcome>> {
+        let wrapped = parsed.wrapped();
+        self.kms.check_owned(&wrapped)?;
+        let new = self
+            .counters
+            .kms_call(
+                KmsOp::Rewrap,
+                &wrapped.key_id,
+                self.kms.rewrap_dek(&wrapped, &self.key_id, &self.context),
+            )
+            .await?;
+        self.kms.check_owned(&new)?;
+        let unchanged = !new.key_version.is_empty()
+            && new.key_id == wrapped.key_id
+            && new.key_version == wrapped.key_version;
+        let new_ref = if unchanged {
+            None
+        } else {
+            Some(format::encode_kek_ref(&new)?.into_boxed_slice())
+        };
+        Ok(Arc::new(RewrapOutcome {
+            new_ref,
+            key_version: new.key_version,
+        }))
+    }
+}

@@ -1,0 +1,403 @@
+//! Wire format v1 (see `docs/FORMAT.md`, which this module implements byte for byte).
+//!
+//! ```text
+//! stable part (authenticated by the body tag)      KEK reference (replaced by rewrap)
+//! "EV" | 0x01 | suite | nonce | commitment(32)  ||  provider | u16 len | key id | u8 len |
+//!                                                   key version | u16 len | wrapped DEK
+//! body: ciphertext (same length as the plaintext) || tag (16)
+//! ```
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{Error, Result};
+use crate::kms::{Provider, WrappedDek};
+use crate::suite::{COMMITMENT_LEN, DataKey, Suite, TAG_LEN};
+
+/// The two magic bytes at the start of every binary ciphertext.
+pub const MAGIC: [u8; 2] = *b"EV";
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u8 = 1;
+/// The prefix of the text form: `ev1:` followed by the base64url (unpadded) binary form.
+pub const TEXT_PREFIX: &str = "ev1:";
+/// The longest key id the header can carry.
+pub const MAX_KEY_ID_LEN: usize = u16::MAX as usize;
+/// The longest key version the header can carry.
+pub const MAX_KEY_VERSION_LEN: usize = u8::MAX as usize;
+/// The longest wrapped DEK the header can carry.
+pub const MAX_WRAPPED_DEK_LEN: usize = u16::MAX as usize;
+
+/// Length of magic, version and suite.
+const PREFIX_LEN: usize = 4;
+
+/// A ciphertext split into its fields, borrowing the input.
+#[derive(Debug)]
+pub(crate) struct Parsed<'a> {
+    pub suite: Suite,
+    /// Magic through commitment: the header bytes the body tag authenticates.
+    pub stable: &'a [u8],
+    pub nonce: &'a [u8],
+    pub commitment: &'a [u8],
+    /// Provider byte through the end of the wrapped DEK: what rewrap replaces, and the
+    /// decrypt cache's key.
+    pub kek_ref: &'a [u8],
+    pub provider: Provider,
+    pub key_id: &'a str,
+    pub key_version: &'a str,
+    pub wrapped_dek: &'a [u8],
+    /// Ciphertext and tag.
+    pub body: &'a [u8],
+}
+
+impl Parsed<'_> {
+    pub(crate) fn wrapped(&self) -> WrappedDek {
+        WrappedDek {
+            provider: self.provider,
+            key_id: self.key_id.to_owned(),
+            key_version: self.key_version.to_owned(),
+            ciphertext: self.wrapped_dek.to_vec(),
+        }
+    }
+}
+
+struct Reader<'a> {
+    input: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8]> {
+        let available = self.input.len() - self.pos;
+        if available < n {
+            return Err(Error::malformed(
+                field,
+                format!("truncated: needs {n} bytes at offset {}, {available} left", self.pos),
+            ));
+        }
+        let out = &self.input[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(out)
+    }
+
+    fn u8(&mut self, field: &'static str) -> Result<u8> {
+        Ok(self.take(1, field)?[0])
+    }
+
+    fn u16(&mut self, field: &'static str) -> Result<usize> {
+        let b = self.take(2, field)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]) as usize)
+    }
+
+    fn utf8(&mut self, n: usize, field: &'static str) -> Result<&'a str> {
+        let bytes = self.take(n, field)?;
+        std::str::from_utf8(bytes).map_err(|_| Error::malformed(field, "not valid UTF-8"))
+    }
+}
+
+/// Splits a binary ciphertext into its fields, checking every length. Never panics.
+pub(crate) fn parse(input: &[u8]) -> Result<Parsed<'_>> {
+    let mut r = Reader { input, pos: 0 };
+    if r.take(2, "magic")? != MAGIC {
+        return Err(Error::malformed(
+            "magic",
+            "not an envelope ciphertext (expected the bytes \"EV\")",
+        ));
+    }
+    let version = r.u8("format version")?;
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedFormatVersion(version));
+    }
+    let suite = Suite::from_id(r.u8("suite")?)?;
+    let nonce = r.take(suite.nonce_len(), "nonce")?;
+    let commitment = r.take(COMMITMENT_LEN, "commitment")?;
+    let stable_end = r.pos;
+    let provider = Provider::from_id(r.u8("provider")?)?;
+    let key_id_len = r.u16("key id length")?;
+    if key_id_len == 0 {
+        return Err(Error::malformed("key id length", "must not be zero"));
+    }
+    let key_id = r.utf8(key_id_len, "key id")?;
+    let key_version_len = r.u8("key version length")? as usize;
+    let key_version = r.utf8(key_version_len, "key version")?;
+    let wrapped_len = r.u16("wrapped DEK length")?;
+    if wrapped_len == 0 {
+        return Err(Error::malformed("wrapped DEK length", "must not be zero"));
+    }
+    let wrapped_dek = r.take(wrapped_len, "wrapped DEK")?;
+    let ref_end = r.pos;
+    let body = &input[ref_end..];
+    if body.len() < TAG_LEN {
+        return Err(Error::malformed(
+            "body",
+            format!(
+                "truncated: {} bytes, the tag alone needs {TAG_LEN}",
+                body.len()
+            ),
+        ));
+    }
+    Ok(Parsed {
+        suite,
+        stable: &input[..stable_end],
+        nonce,
+        commitment,
+        kek_ref: &input[stable_end..ref_end],
+        provider,
+        key_id,
+        key_version,
+        wrapped_dek,
+        body,
+    })
+}
+
+/// Serializes the KEK reference block of a wrapped DEK, checking every length.
+pub(crate) fn encode_kek_ref(wrapped: &WrappedDek) -> Result<Vec<u8>> {
+    let (id, version, ct) = (
+        wrapped.key_id.as_bytes(),
+        wrapped.key_version.as_bytes(),
+        &wrapped.ciphertext,
+    );
+    if id.is_empty() || id.len() > MAX_KEY_ID_LEN {
+        return Err(Error::InvalidConfig(format!(
+            "key id must be 1 to {MAX_KEY_ID_LEN} bytes, got {}",
+            id.len()
+        )));
+    }
+    if version.len() > MAX_KEY_VERSION_LEN {
+        return Err(Error::Kms {
+            operation: "wrap",
+            message: format!(
+                "key version of {} bytes exceeds the header's {MAX_KEY_VERSION_LEN}",
+                version.len()
+            ),
+            source: None,
+        });
+    }
+    if ct.is_empty() || ct.len() > MAX_WRAPPED_DEK_LEN {
+        return Err(Error::Kms {
+            operation: "wrap",
+            message: format!(
+                "wrapped DEK of {} bytes is outside 1..={MAX_WRAPPED_DEK_LEN}",
+                ct.len()
+            ),
+            source: None,
+        });
+    }
+    let mut out = Vec::with_capacity(6 + id.len() + version.len() + ct.len());
+    out.push(wrapped.provider.id());
+    out.extend_from_slice(&(id.len() as u16).to_be_bytes());
+    out.extend_from_slice(id);
+    out.push(version.len() as u8);
+    out.extend_from_slice(version);
+    out.extend_from_slice(&(ct.len() as u16).to_be_bytes());
+    out.extend_from_slice(ct);
+    Ok(out)
+}
+
+/// Length of the stable part of the header for a suite.
+pub(crate) const fn stable_len(suite: Suite) -> usize {
+    PREFIX_LEN + suite.nonce_len() + COMMITMENT_LEN
+}
+
+/// Runs `f` with the body's associated data: the stable header bytes followed by the
+/// caller's AAD. Small AADs are assembled on the stack.
+fn with_associated_data<R>(stable: &[u8], aad: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    const STACK: usize = 320;
+    let total = stable.len() + aad.len();
+    if total <= STACK {
+        let mut buf = [0u8; STACK];
+        buf[..stable.len()].copy_from_slice(stable);
+        buf[stable.len()..total].copy_from_slice(aad);
+        f(&buf[..total])
+    } else {
+        let mut buf = Vec::with_capacity(total);
+        buf.extend_from_slice(stable);
+        buf.extend_from_slice(aad);
+        f(&buf)
+    }
+}
+
+/// Encrypts one message under a prepared DEK with the given nonce.
+pub(crate) fn seal(
+    key: &DataKey,
+    kek_ref: &[u8],
+    nonce: &[u8],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>> {
+    let suite = key.suite();
+    debug_assert_eq!(nonce.len(), suite.nonce_len());
+    if plaintext.len() as u64 > suite.max_plaintext_len() {
+        return Err(Error::MessageTooLarge {
+            len: plaintext.len() as u64,
+            max: suite.max_plaintext_len(),
+        });
+    }
+    let stable = stable_len(suite);
+    let body_start = stable + kek_ref.len();
+    let mut out = Vec::with_capacity(body_start + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(&MAGIC);
+    out.push(FORMAT_VERSION);
+    out.push(suite.id());
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(key.commitment());
+    out.extend_from_slice(kek_ref);
+    out.extend_from_slice(plaintext);
+    let (header, body) = out.split_at_mut(body_start);
+    let tag = with_associated_data(&header[..stable], aad, |ad| {
+        key.seal_in_place(nonce, ad, body)
+    })?;
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Checks the commitment, then authenticates and decrypts the body.
+pub(crate) fn open(key: &DataKey, parsed: &Parsed<'_>, aad: &[u8]) -> Result<Vec<u8>> {
+    if key.suite() != parsed.suite || !key.commitment_matches(parsed.commitment) {
+        return Err(Error::DecryptionFailed);
+    }
+    let (ct, tag) = parsed.body.split_at(parsed.body.len() - TAG_LEN);
+    let mut plaintext = ct.to_vec();
+    with_associated_data(parsed.stable, aad, |ad| {
+        key.open_in_place(parsed.nonce, ad, &mut plaintext, tag)
+    })
+    .inspect_err(|_| zeroize::Zeroize::zeroize(&mut plaintext))?;
+    Ok(plaintext)
+}
+
+/// The ciphertext with its KEK reference replaced; the stable part and body are copied
+/// byte for byte.
+pub(crate) fn replace_kek_ref(parsed: &Parsed<'_>, new_ref: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parsed.stable.len() + new_ref.len() + parsed.body.len());
+    out.extend_from_slice(parsed.stable);
+    out.extend_from_slice(new_ref);
+    out.extend_from_slice(parsed.body);
+    out
+}
+
+/// Header facts of a ciphertext, read without any key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeaderInfo {
+    /// The format version.
+    pub format_version: u8,
+    /// The algorithm suite.
+    pub suite: Suite,
+    /// The KMS provider whose KEK wrapped the DEK.
+    pub provider: Provider,
+    /// The KEK's key id.
+    pub key_id: String,
+    /// The KEK version that wrapped the DEK (empty when the KMS did not report one).
+    pub key_version: String,
+    /// Length of the wrapped DEK.
+    pub wrapped_dek_len: usize,
+    /// Length of everything before the body.
+    pub header_len: usize,
+    /// Length of the plaintext.
+    pub plaintext_len: usize,
+    /// Bytes added to the plaintext (header and tag).
+    pub overhead: usize,
+}
+
+/// Reads the header of a binary ciphertext without any key.
+pub fn inspect(ciphertext: &[u8]) -> Result<HeaderInfo> {
+    let p = parse(ciphertext)?;
+    let header_len = p.stable.len() + p.kek_ref.len();
+    Ok(HeaderInfo {
+        format_version: FORMAT_VERSION,
+        suite: p.suite,
+        provider: p.provider,
+        key_id: p.key_id.to_owned(),
+        key_version: p.key_version.to_owned(),
+        wrapped_dek_len: p.wrapped_dek.len(),
+        header_len,
+        plaintext_len: p.body.len() - TAG_LEN,
+        overhead: header_len + TAG_LEN,
+    })
+}
+
+/// The text form of a binary ciphertext: `ev1:` + base64url without padding.
+pub fn to_text(ciphertext: &[u8]) -> String {
+    let mut out = String::with_capacity(TEXT_PREFIX.len() + ciphertext.len().div_ceil(3) * 4);
+    out.push_str(TEXT_PREFIX);
+    URL_SAFE_NO_PAD.encode_string(ciphertext, &mut out);
+    out
+}
+
+/// The binary form of a text ciphertext.
+pub fn from_text(text: &str) -> Result<Vec<u8>> {
+    let Some(encoded) = text.strip_prefix(TEXT_PREFIX) else {
+        if let Some(rest) = text.strip_prefix("ev")
+            && let Some((digits, _)) = rest.split_once(':')
+            && let Ok(version) = digits.parse::<u8>()
+        {
+            return Err(Error::UnsupportedFormatVersion(version));
+        }
+        return Err(Error::malformed(
+            "text form",
+            "does not start with \"ev1:\"",
+        ));
+    };
+    URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|e| Error::malformed("text form", format!("invalid base64url: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_ref() -> Vec<u8> {
+        encode_kek_ref(&WrappedDek {
+            provider: Provider::Local,
+            key_id: "default".into(),
+            key_version: "1".into(),
+            ciphertext: vec![9; 60],
+        })
+        .expect("valid ref")
+    }
+
+    #[test]
+    fn parse_rejects_every_truncation_without_panicking() {
+        let key = DataKey::new(Suite::Aes256Gcm, &crate::secret::Dek::from_array([1; 32]));
+        let ct = seal(&key, &sample_ref(), &[2; 12], b"hello", b"aad").expect("seal");
+        // Cuts inside the body's ciphertext parse (the tag check catches them); every cut
+        // before that fails parsing.
+        for len in 0..ct.len() - b"hello".len() {
+            let err = parse(&ct[..len]).expect_err("truncated input must fail");
+            assert!(
+                matches!(err, Error::Malformed { .. }),
+                "len {len}: {err:?}"
+            );
+        }
+        assert!(parse(&ct).is_ok());
+    }
+
+    #[test]
+    fn text_form_round_trips_and_names_versions() {
+        let bytes = vec![0x45, 0x56, 1, 2, 3];
+        assert_eq!(from_text(&to_text(&bytes)).expect("decode"), bytes);
+        assert!(matches!(
+            from_text("ev2:AAAA"),
+            Err(Error::UnsupportedFormatVersion(2))
+        ));
+        assert!(matches!(from_text("xyz"), Err(Error::Malformed { .. })));
+        assert!(matches!(from_text("ev1:@@@"), Err(Error::Malformed { .. })));
+    }
+
+    #[test]
+    fn kek_ref_lengths_are_checked() {
+        let mut w = WrappedDek {
+            provider: Provider::Local,
+            key_id: String::new(),
+            key_version: "1".into(),
+            ciphertext: vec![1],
+        };
+        assert!(encode_kek_ref(&w).is_err());
+        w.key_id = "k".into();
+        w.key_version = "v".repeat(256);
+        assert!(encode_kek_ref(&w).is_err());
+        w.key_version = "1".into();
+        w.ciphertext = Vec::new();
+        assert!(encode_kek_ref(&w).is_err());
+    }
+}

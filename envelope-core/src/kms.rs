@@ -1,0 +1,285 @@
+//! The joint between the envelope core and a key management service.
+//!
+//! A backend implements [`Kms`]: three required methods (wrap, unwrap, describe) and two
+//! provided ones that a backend overrides when its service does better (a server-side data
+//! key generation, a server-side rewrap that never exposes the DEK). Conveniences built on
+//! those live on [`KmsExt`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::error::{Error, Result};
+use crate::secret::Dek;
+
+/// Key/value pairs bound to every wrap and unwrap (AWS encryption context, Vault `context`
+/// for derived keys, GCP additional authenticated data). Constant for an `Envelope`; the
+/// per-message AAD is separate and never reaches the KMS.
+pub type EncryptionContext = BTreeMap<String, String>;
+
+/// A KMS provider. The id byte is part of the wire format and never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Provider {
+    /// The local keyring file (`local://`).
+    Local,
+    /// AWS KMS (`aws-kms://`).
+    AwsKms,
+    /// Google Cloud KMS (`gcp-kms://`).
+    GcpKms,
+    /// HashiCorp Vault / OpenBao Transit (`vault://`).
+    VaultTransit,
+}
+
+impl Provider {
+    /// The provider's id byte in the header.
+    pub const fn id(self) -> u8 {
+        match self {
+            Provider::Local => 0x01,
+            Provider::AwsKms => 0x02,
+            Provider::GcpKms => 0x03,
+            Provider::VaultTransit => 0x04,
+        }
+    }
+
+    /// The provider for an id byte, or [`Error::UnsupportedProvider`].
+    pub fn from_id(id: u8) -> Result<Self> {
+        match id {
+            0x01 => Ok(Provider::Local),
+            0x02 => Ok(Provider::AwsKms),
+            0x03 => Ok(Provider::GcpKms),
+            0x04 => Ok(Provider::VaultTransit),
+            other => Err(Error::UnsupportedProvider(other)),
+        }
+    }
+
+    /// The key URI scheme of this provider.
+    pub const fn scheme(self) -> &'static str {
+        match self {
+            Provider::Local => "local",
+            Provider::AwsKms => "aws-kms",
+            Provider::GcpKms => "gcp-kms",
+            Provider::VaultTransit => "vault",
+        }
+    }
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.scheme())
+    }
+}
+
+/// A DEK wrapped by a KEK, with the exact KEK version that wrapped it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct WrappedDek {
+    /// The provider that wrapped it.
+    pub provider: Provider,
+    /// The provider's key id (keyring key name, ARN, CryptoKey name, Transit key name).
+    pub key_id: String,
+    /// The KEK version that wrapped it; empty when the service does not say.
+    pub key_version: String,
+    /// The wrapped DEK as the service returned it (opaque, not secret).
+    pub ciphertext: Vec<u8>,
+}
+
+impl fmt::Debug for WrappedDek {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrappedDek")
+            .field("provider", &self.provider)
+            .field("key_id", &self.key_id)
+            .field("key_version", &self.key_version)
+            .field("ciphertext_len", &self.ciphertext.len())
+            .finish()
+    }
+}
+
+/// A fresh DEK and its wrapped form.
+#[derive(Debug)]
+pub struct GeneratedDek {
+    /// The plaintext DEK (zeroized on drop).
+    pub dek: Dek,
+    /// The DEK wrapped by the key's current version.
+    pub wrapped: WrappedDek,
+}
+
+/// The state of one KEK version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyVersionState {
+    /// Usable for wrap (if primary) and unwrap.
+    Enabled,
+    /// Temporarily unusable; can be re-enabled.
+    Disabled,
+    /// Scheduled for destruction; still recoverable on some services.
+    PendingDestruction,
+    /// Gone for good: data wrapped by it is unrecoverable.
+    Destroyed,
+    /// A state this SDK does not model, as the service named it.
+    Other(String),
+}
+
+/// One KEK version as the KMS describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyVersionInfo {
+    /// The version, in the same form as [`WrappedDek::key_version`].
+    pub version: String,
+    /// Its state.
+    pub state: KeyVersionState,
+    /// When it was created, where the service says.
+    pub created_at: Option<SystemTime>,
+}
+
+/// How a key rotates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RotationState {
+    /// Whether the service rotates the key on a schedule.
+    pub automatic: bool,
+    /// The rotation period, where set.
+    pub period: Option<Duration>,
+    /// The next scheduled rotation, where the service says.
+    pub next_rotation: Option<SystemTime>,
+    /// When the current version was created or last rotated in, where the service says.
+    pub last_rotated: Option<SystemTime>,
+}
+
+/// What a KMS says about a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDescription {
+    /// The key id.
+    pub key_id: String,
+    /// The version new wraps use; `None` when the service does not say.
+    pub current_version: Option<String>,
+    /// Known versions (may be empty when the service does not list them).
+    pub versions: Vec<KeyVersionInfo>,
+    /// Rotation facts.
+    pub rotation: RotationState,
+}
+
+/// A key management service that wraps and unwraps data keys under its KEKs.
+///
+/// Implementations must report the exact KEK version of every wrap, map their failures to
+/// the semantic [`Error`] variants, never put key material into an error, and answer
+/// [`Error::KeyNotOwned`] for a [`WrappedDek`] of another provider.
+#[async_trait]
+pub trait Kms: Send + Sync + fmt::Debug {
+    /// The provider this KMS speaks for.
+    fn provider(&self) -> Provider;
+
+    /// Wraps `dek` under the current version of `key_id`.
+    async fn wrap_dek(
+        &self,
+        key_id: &str,
+        dek: &Dek,
+        context: &EncryptionContext,
+    ) -> Result<WrappedDek>;
+
+    /// Unwraps a DEK. The key id and version come from `wrapped`: never "any key".
+    async fn unwrap_dek(&self, wrapped: &WrappedDek, context: &EncryptionContext) -> Result<Dek>;
+
+    /// Describes a key: its current version, versions and rotation state.
+    async fn describe_key(&self, key_id: &str) -> Result<KeyDescription>;
+
+    /// Creates a fresh DEK wrapped by the current version of `key_id`.
+    ///
+    /// The default draws the DEK from the OS CSPRNG and calls [`Kms::wrap_dek`]; services
+    /// with a data-key API (AWS GenerateDataKey, Vault `datakey`) override it.
+    async fn generate_dek(&self, key_id: &str, context: &EncryptionContext) -> Result<GeneratedDek> {
+        let dek = Dek::generate();
+        let wrapped = self.wrap_dek(key_id, &dek, context).await?;
+        Ok(GeneratedDek { dek, wrapped })
+    }
+
+    /// Rewraps a DEK under the current version of `target_key_id`.
+    ///
+    /// The default unwraps and wraps again; services with a server-side rewrap (AWS
+    /// ReEncrypt, Vault `rewrap`) override it so that the DEK never leaves the service.
+    async fn rewrap_dek(
+        &self,
+        wrapped: &WrappedDek,
+        target_key_id: &str,
+        context: &EncryptionContext,
+    ) -> Result<WrappedDek> {
+        let dek = self.unwrap_dek(wrapped, context).await?;
+        self.wrap_dek(target_key_id, &dek, context).await
+    }
+}
+
+/// Conveniences for every [`Kms`].
+#[async_trait]
+pub trait KmsExt: Kms {
+    /// Fails with [`Error::KeyNotOwned`] unless `wrapped` belongs to this KMS's provider.
+    fn check_owned(&self, wrapped: &WrappedDek) -> Result<()> {
+        if wrapped.provider == self.provider() {
+            Ok(())
+        } else {
+            Err(Error::KeyNotOwned {
+                kms: self.provider().to_string(),
+                provider: wrapped.provider.to_string(),
+                key_id: wrapped.key_id.clone(),
+            })
+        }
+    }
+
+    /// Whether `wrapped` is under an older KEK version than the key's current one
+    /// (`None` when the service does not report versions).
+    async fn is_stale(&self, wrapped: &WrappedDek) -> Result<Option<bool>> {
+        let description = self.describe_key(&wrapped.key_id).await?;
+        Ok(match description.current_version {
+            Some(current) if !wrapped.key_version.is_empty() => Some(current != wrapped.key_version),
+            _ => None,
+        })
+    }
+}
+
+impl<T: Kms + ?Sized> KmsExt for T {}
+
+macro_rules! forward_kms {
+    ($ty:ty) => {
+        #[async_trait]
+        impl<T: Kms + ?Sized> Kms for $ty {
+            fn provider(&self) -> Provider {
+                (**self).provider()
+            }
+            async fn wrap_dek(
+                &self,
+                key_id: &str,
+                dek: &Dek,
+                context: &EncryptionContext,
+            ) -> Result<WrappedDek> {
+                (**self).wrap_dek(key_id, dek, context).await
+            }
+            async fn unwrap_dek(
+                &self,
+                wrapped: &WrappedDek,
+                context: &EncryptionContext,
+            ) -> Result<Dek> {
+                (**self).unwrap_dek(wrapped, context).await
+            }
+            async fn describe_key(&self, key_id: &str) -> Result<KeyDescription> {
+                (**self).describe_key(key_id).await
+            }
+            async fn generate_dek(
+                &self,
+                key_id: &str,
+                context: &EncryptionContext,
+            ) -> Result<GeneratedDek> {
+                (**self).generate_dek(key_id, context).await
+            }
+            async fn rewrap_dek(
+                &self,
+                wrapped: &WrappedDek,
+                target_key_id: &str,
+                context: &EncryptionContext,
+            ) -> Result<WrappedDek> {
+                (**self).rewrap_dek(wrapped, target_key_id, context).await
+            }
+        }
+    };
+}
+
+forward_kms!(Arc<T>);
+forward_kms!(Box<T>);

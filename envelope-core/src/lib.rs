@@ -1,0 +1,30 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod blocking;
+pub mod cache;
+mod envelope;
+mod error;
+pub mod format;
+pub mod kms;
+pub mod local;
+mod secret;
+mod stats;
+mod suite;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use blocking::BlockingEnvelope;
+pub use cache::CachePolicy;
+pub use envelope::{Envelope, EnvelopeBuilder, Rewrapped};
+pub use error::{BoxError, Error, ErrorKind, Result};
+pub use format::HeaderInfo;
+pub use kms::{
+    EncryptionContext, GeneratedDek, KeyDescription, KeyVersionInfo, KeyVersionState, Kms,
+    KmsExt, Provider, RotationState, WrappedDek,
+};
+pub use local::{LocalKeyring, LocalKms};
+pub use secret::{Dek, KEY_LEN};
+pub use stats::{ActiveDekStats, EnvelopeStats};
+pub use suite::{COMMITMENT_LEN, Suite, TAG_LEN};
