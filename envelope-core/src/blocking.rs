@@ -56,12 +56,12 @@ impl BlockingEnvelope {
         if tokio::runtime::Handle::try_current().is_err() {
             return runtime.block_on(future);
         }
-        std::thread::scope(|scope| {
-            match scope.spawn(|| runtime.block_on(future)).join() {
+        std::thread::scope(
+            |scope| match scope.spawn(|| runtime.block_on(future)).join() {
                 Ok(output) => output,
                 Err(panic) => std::panic::resume_unwind(panic),
-            }
-        })
+            },
+        )
     }
 
     /// See [`Envelope::encrypt`].

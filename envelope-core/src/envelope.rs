@@ -202,7 +202,11 @@ impl Envelope {
                 Counters::bump(&inner.counters.rewrap_misses);
                 inner
                     .rewraps
-                    .get_or_load(parsed.kek_ref, || Box::from(parsed.kek_ref), || inner.rewrap_ref(&parsed))
+                    .get_or_load(
+                        parsed.kek_ref,
+                        || Box::from(parsed.kek_ref),
+                        || inner.rewrap_ref(&parsed),
+                    )
                     .await?
                     .0
             }
@@ -242,6 +246,11 @@ impl Envelope {
     /// have been exposed. `aad` must equal the original encryption's and is kept.
     pub async fn reencrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let plaintext = zeroize::Zeroizing::new(self.decrypt(ciphertext, aad).await?);
+        // Never re-encrypt under the DEK being replaced: retire it if it is the active one.
+        let parsed = format::parse(ciphertext)?;
+        self.inner
+            .active
+            .retire_if(|active| *active.kek_ref == *parsed.kek_ref);
         self.encrypt(&plaintext, aad).await
     }
 
@@ -277,6 +286,14 @@ impl Envelope {
         self.inner.rewraps.clear();
     }
 
+    /// Forgets every cached DEK: the active one, the unwrapped ones and the rewrap memo.
+    /// After destroying or disabling a KEK version, this makes the change take effect in
+    /// this process at once rather than within the policy's decrypt TTL.
+    pub fn clear_caches(&self) {
+        self.refresh_kek();
+        self.inner.unwrapped.clear();
+    }
+
     /// A snapshot of the counters: KMS calls by operation, cache hits and misses, DEKs
     /// created, and the active DEK's usage.
     pub fn stats(&self) -> EnvelopeStats {
@@ -294,7 +311,11 @@ impl Envelope {
 
     /// Encrypts with the active DEK if one is usable, without awaiting anything; `None`
     /// means a KMS call is needed. The blocking facade's fast path.
-    pub(crate) fn try_encrypt_cached(&self, plaintext: &[u8], aad: &[u8]) -> Option<Result<Vec<u8>>> {
+    pub(crate) fn try_encrypt_cached(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Option<Result<Vec<u8>>> {
         let inner = &self.inner;
         if !inner.policy.is_enabled() {
             return None;
@@ -310,7 +331,11 @@ impl Envelope {
 
     /// Decrypts with a cached DEK if there is one, without awaiting anything; `None` means
     /// a KMS call is needed.
-    pub(crate) fn try_decrypt_cached(&self, ciphertext: &[u8], aad: &[u8]) -> Option<Result<Vec<u8>>> {
+    pub(crate) fn try_decrypt_cached(
+        &self,
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Option<Result<Vec<u8>>> {
         let parsed = match format::parse(ciphertext) {
             Ok(parsed) => parsed,
             Err(e) => return Some(Err(e)),
@@ -387,7 +412,11 @@ impl Inner {
             return self.unwrap_checked(parsed).await;
         }
         self.unwrapped
-            .get_or_load(parsed.kek_ref, || Box::from(parsed.kek_ref), || self.unwrap_checked(parsed))
+            .get_or_load(
+                parsed.kek_ref,
+                || Box::from(parsed.kek_ref),
+                || self.unwrap_checked(parsed),
+            )
             .await
             .map(|(key, _)| key)
     }

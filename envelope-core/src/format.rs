@@ -71,7 +71,10 @@ impl<'a> Reader<'a> {
         if available < n {
             return Err(Error::malformed(
                 field,
-                format!("truncated: needs {n} bytes at offset {}, {available} left", self.pos),
+                format!(
+                    "truncated: needs {n} bytes at offset {}, {available} left",
+                    self.pos
+                ),
             ));
         }
         let out = &self.input[self.pos..self.pos + n];
@@ -364,10 +367,7 @@ mod tests {
         // before that fails parsing.
         for len in 0..ct.len() - b"hello".len() {
             let err = parse(&ct[..len]).expect_err("truncated input must fail");
-            assert!(
-                matches!(err, Error::Malformed { .. }),
-                "len {len}: {err:?}"
-            );
+            assert!(matches!(err, Error::Malformed { .. }), "len {len}: {err:?}");
         }
         assert!(parse(&ct).is_ok());
     }

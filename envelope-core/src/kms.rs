@@ -187,7 +187,11 @@ pub trait Kms: Send + Sync + fmt::Debug {
     ///
     /// The default draws the DEK from the OS CSPRNG and calls [`Kms::wrap_dek`]; services
     /// with a data-key API (AWS GenerateDataKey, Vault `datakey`) override it.
-    async fn generate_dek(&self, key_id: &str, context: &EncryptionContext) -> Result<GeneratedDek> {
+    async fn generate_dek(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+    ) -> Result<GeneratedDek> {
         let dek = Dek::generate();
         let wrapped = self.wrap_dek(key_id, &dek, context).await?;
         Ok(GeneratedDek { dek, wrapped })
@@ -229,7 +233,9 @@ pub trait KmsExt: Kms {
     async fn is_stale(&self, wrapped: &WrappedDek) -> Result<Option<bool>> {
         let description = self.describe_key(&wrapped.key_id).await?;
         Ok(match description.current_version {
-            Some(current) if !wrapped.key_version.is_empty() => Some(current != wrapped.key_version),
+            Some(current) if !wrapped.key_version.is_empty() => {
+                Some(current != wrapped.key_version)
+            }
             _ => None,
         })
     }

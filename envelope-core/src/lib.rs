@@ -14,6 +14,8 @@ mod stats;
 mod suite;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod vectors;
 
 pub use blocking::BlockingEnvelope;
 pub use cache::CachePolicy;
@@ -21,8 +23,8 @@ pub use envelope::{Envelope, EnvelopeBuilder, Rewrapped};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use format::HeaderInfo;
 pub use kms::{
-    EncryptionContext, GeneratedDek, KeyDescription, KeyVersionInfo, KeyVersionState, Kms,
-    KmsExt, Provider, RotationState, WrappedDek,
+    EncryptionContext, GeneratedDek, KeyDescription, KeyVersionInfo, KeyVersionState, Kms, KmsExt,
+    Provider, RotationState, WrappedDek,
 };
 pub use local::{LocalKeyring, LocalKms};
 pub use secret::{Dek, KEY_LEN};

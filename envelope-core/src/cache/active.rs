@@ -98,6 +98,16 @@ impl ActiveSlot {
         self.current.store(active);
     }
 
+    /// Empties the slot if its DEK satisfies `predicate`.
+    pub(crate) fn retire_if(&self, predicate: impl Fn(&ActiveDek) -> bool) {
+        let current = self.current.load_full();
+        if let Some(active) = &current
+            && predicate(active)
+        {
+            self.current.compare_and_swap(&current, None);
+        }
+    }
+
     pub(crate) fn current(&self) -> Option<Arc<ActiveDek>> {
         self.current.load_full()
     }

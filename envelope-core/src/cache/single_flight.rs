@@ -75,7 +75,8 @@ where
 
     /// Stores an already-known value.
     pub(crate) fn insert(&self, key: K, value: V) {
-        self.cells.insert(key, Arc::new(OnceCell::new_with(Some(value))));
+        self.cells
+            .insert(key, Arc::new(OnceCell::new_with(Some(value))));
     }
 
     /// Drops every entry.

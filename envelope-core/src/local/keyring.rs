@@ -322,9 +322,8 @@ impl LocalKeyring {
 
     /// Reads and parses the keyring, refusing a file readable by group or others.
     pub(crate) fn load(&self) -> Result<KeyringData> {
-        let mut file = File::open(&self.path).map_err(|e| {
-            Error::keyring(&self.path, "cannot open", Some(Box::new(e)))
-        })?;
+        let mut file = File::open(&self.path)
+            .map_err(|e| Error::keyring(&self.path, "cannot open", Some(Box::new(e))))?;
         check_permissions(&self.path, &file)?;
         let mut text = Zeroizing::new(String::new());
         std::io::Read::read_to_string(&mut file, &mut text)
@@ -368,7 +367,8 @@ impl LocalKeyring {
     }
 
     fn store(&self, data: &KeyringData) -> Result<()> {
-        let io = |reason: &str, e: std::io::Error| Error::keyring(&self.path, reason, Some(Box::new(e)));
+        let io =
+            |reason: &str, e: std::io::Error| Error::keyring(&self.path, reason, Some(Box::new(e)));
         let json = Zeroizing::new(
             serde_json::to_string_pretty(data)
                 .map_err(|e| Error::keyring(&self.path, "cannot serialize", Some(Box::new(e))))?,
@@ -389,7 +389,9 @@ impl LocalKeyring {
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp).map_err(|e| io("cannot create temporary file", e))?;
+        let mut file = options
+            .open(&tmp)
+            .map_err(|e| io("cannot create temporary file", e))?;
         let written = file
             .write_all(json.as_bytes())
             .and_then(|()| file.write_all(b"\n"))

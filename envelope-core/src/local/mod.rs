@@ -17,7 +17,9 @@ use rand::RngCore;
 pub use keyring::{LocalKeyring, LocalVersionState};
 
 use crate::error::{Error, Result};
-use crate::kms::{EncryptionContext, GeneratedDek, KeyDescription, Kms, KmsExt, Provider, WrappedDek};
+use crate::kms::{
+    EncryptionContext, GeneratedDek, KeyDescription, Kms, KmsExt, Provider, WrappedDek,
+};
 use crate::secret::{Dek, KEY_LEN};
 
 /// Domain separation string at the start of the wrap's associated data.
@@ -142,7 +144,13 @@ impl LocalKms {
         let kek = data
             .kek(&wrapped.key_id, Some(version))
             .map_err(|e| self.name_path(e))?;
-        unwrap_with_kek(&kek.material, &wrapped.key_id, version, &wrapped.ciphertext, context)
+        unwrap_with_kek(
+            &kek.material,
+            &wrapped.key_id,
+            version,
+            &wrapped.ciphertext,
+            context,
+        )
     }
 
     fn name_path(&self, e: Error) -> Error {
@@ -224,7 +232,13 @@ fn unwrap_with_kek(
     let (nonce, sealed) = wrapped.split_at(12);
     let plain = zeroize::Zeroizing::new(
         cipher
-            .decrypt(GenericArray::from_slice(nonce), Payload { msg: sealed, aad: &ad })
+            .decrypt(
+                GenericArray::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &ad,
+                },
+            )
             .map_err(|_| Error::DecryptionFailed)?,
     );
     Dek::from_slice(&plain).ok_or(Error::DecryptionFailed)
@@ -258,7 +272,11 @@ impl Kms for LocalKms {
         self.keyring.describe(key_id)
     }
 
-    async fn generate_dek(&self, key_id: &str, context: &EncryptionContext) -> Result<GeneratedDek> {
+    async fn generate_dek(
+        &self,
+        key_id: &str,
+        context: &EncryptionContext,
+    ) -> Result<GeneratedDek> {
         self.calls.generate.fetch_add(1, Ordering::Relaxed);
         let data = self.keyring.load()?;
         let dek = Dek::generate();

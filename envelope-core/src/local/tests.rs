@@ -20,7 +20,10 @@ fn created_keyring_is_private_and_never_overwritten() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(keyring.path()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(keyring.path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let again = LocalKeyring::create(dir.path().join("keyring.json"), "other");
@@ -35,7 +38,10 @@ fn group_readable_keyring_is_refused_with_the_fix() {
     std::fs::set_permissions(keyring.path(), std::fs::Permissions::from_mode(0o640)).unwrap();
     let err = keyring.describe("default").unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("group or others") && msg.contains("chmod 600"), "{msg}");
+    assert!(
+        msg.contains("group or others") && msg.contains("chmod 600"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -55,7 +61,10 @@ fn rotate_disable_destroy_lifecycle() {
     assert_eq!(dek.expose_secret(), old.dek.expose_secret());
 
     // The primary cannot be disabled or destroyed.
-    assert!(matches!(keyring.destroy_version("default", 2), Err(Error::InvalidConfig(_))));
+    assert!(matches!(
+        keyring.destroy_version("default", 2),
+        Err(Error::InvalidConfig(_))
+    ));
 
     keyring.disable_version("default", 1).unwrap();
     assert!(matches!(
@@ -73,7 +82,10 @@ fn rotate_disable_destroy_lifecycle() {
     // Destroyed means the material is gone from the file, not merely flagged.
     let text = std::fs::read_to_string(keyring.path()).unwrap();
     assert_eq!(text.matches("\"material\"").count(), 1, "{text}");
-    assert!(matches!(keyring.enable_version("default", 1), Err(Error::KeyVersionDestroyed { .. })));
+    assert!(matches!(
+        keyring.enable_version("default", 1),
+        Err(Error::KeyVersionDestroyed { .. })
+    ));
 
     let description = keyring.describe("default").unwrap();
     assert_eq!(description.current_version.as_deref(), Some("2"));
@@ -99,11 +111,17 @@ fn context_and_key_binding_are_enforced() {
 
     let mut moved = generated.wrapped.clone();
     moved.key_id = "other".into();
-    assert!(matches!(block_on(kms.unwrap_dek(&moved, &ctx)), Err(Error::DecryptionFailed)));
+    assert!(matches!(
+        block_on(kms.unwrap_dek(&moved, &ctx)),
+        Err(Error::DecryptionFailed)
+    ));
 
     let mut missing = generated.wrapped.clone();
     missing.key_id = "nope".into();
-    assert!(matches!(block_on(kms.unwrap_dek(&missing, &ctx)), Err(Error::KeyNotFound { .. })));
+    assert!(matches!(
+        block_on(kms.unwrap_dek(&missing, &ctx)),
+        Err(Error::KeyNotFound { .. })
+    ));
 
     let mut version = generated.wrapped.clone();
     version.key_version = "7".into();
@@ -114,7 +132,10 @@ fn context_and_key_binding_are_enforced() {
 
     let mut foreign = generated.wrapped.clone();
     foreign.provider = Provider::VaultTransit;
-    assert!(matches!(block_on(kms.unwrap_dek(&foreign, &ctx)), Err(Error::KeyNotOwned { .. })));
+    assert!(matches!(
+        block_on(kms.unwrap_dek(&foreign, &ctx)),
+        Err(Error::KeyNotOwned { .. })
+    ));
 }
 
 #[test]
@@ -125,8 +146,16 @@ fn uri_parsing() {
     let (kms, key) = LocalKms::from_uri("local://rel/k.json").unwrap();
     assert_eq!(kms.keyring().path(), std::path::Path::new("rel/k.json"));
     assert_eq!(key, "default");
-    for bad in ["file:///k.json", "local://", "local:///k.json#", "local:///k.json#a b"] {
-        assert!(matches!(LocalKms::from_uri(bad), Err(Error::InvalidKeyUri { .. })), "{bad}");
+    for bad in [
+        "file:///k.json",
+        "local://",
+        "local:///k.json#",
+        "local:///k.json#a b",
+    ] {
+        assert!(
+            matches!(LocalKms::from_uri(bad), Err(Error::InvalidKeyUri { .. })),
+            "{bad}"
+        );
     }
 }
 
@@ -134,7 +163,11 @@ fn uri_parsing() {
 fn corrupt_keyring_errors_name_the_file_not_the_contents() {
     let (_dir, keyring) = keyring();
     let text = std::fs::read_to_string(keyring.path()).unwrap();
-    std::fs::write(keyring.path(), text.replace("\"primary_version\"", "\"primary\"")).unwrap();
+    std::fs::write(
+        keyring.path(),
+        text.replace("\"primary_version\"", "\"primary\""),
+    )
+    .unwrap();
     let err = keyring.describe("default").unwrap_err();
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("not a valid keyring"), "{shown}");

@@ -1,0 +1,45 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use envelope_core::{CachePolicy, Envelope, LocalKeyring, LocalKms};
+
+/// A temporary keyring with key `default` (version 1) and a KMS over it.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub keyring: LocalKeyring,
+    pub kms: Arc<LocalKms>,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let keyring = LocalKeyring::create(dir.path().join("keyring.json"), "default").unwrap();
+        let kms = Arc::new(LocalKms::new(keyring.clone()));
+        Fixture { dir, keyring, kms }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.keyring.path().to_path_buf()
+    }
+
+    /// An envelope over this fixture's KMS (shared call counters).
+    pub fn envelope(&self, policy: CachePolicy) -> Envelope {
+        Envelope::builder(self.kms.clone(), "default")
+            .cache_policy(policy)
+            .build()
+            .unwrap()
+    }
+
+    /// An envelope over a new KMS instance on the same keyring: a "second process".
+    pub fn other_process(&self, policy: CachePolicy) -> (Envelope, Arc<LocalKms>) {
+        let kms = Arc::new(LocalKms::new(self.keyring.clone()));
+        let envelope = Envelope::builder(kms.clone(), "default")
+            .cache_policy(policy)
+            .build()
+            .unwrap();
+        (envelope, kms)
+    }
+}
