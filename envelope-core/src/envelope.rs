@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
-use crate::cache::{ActiveDek, ActiveSlot, CachePolicy, SingleFlightCache};
+use crate::clock;
+use crate::cache::{ActiveDek, ActiveSlot, CachePolicy, CachedKey, HotKeys, SingleFlightCache};
 use crate::error::{Error, Result};
 use crate::format::{self, HeaderInfo, Parsed};
 use crate::kms::{EncryptionContext, KeyDescription, Kms, KmsExt};
@@ -32,7 +33,9 @@ struct Inner {
     policy: CachePolicy,
     active: ActiveSlot,
     /// Prepared DEKs for decryption, keyed by the header's KEK reference bytes.
-    unwrapped: SingleFlightCache<Box<[u8]>, Arc<DataKey>>,
+    unwrapped: SingleFlightCache<Box<[u8]>, Arc<CachedKey>>,
+    /// The lock-free front of `unwrapped`.
+    hot: HotKeys,
     /// Rewrap results, keyed by the old KEK reference bytes.
     rewraps: SingleFlightCache<Box<[u8]>, Arc<RewrapOutcome>>,
     counters: Counters,
@@ -100,6 +103,7 @@ impl EnvelopeBuilder {
                 suite: self.suite,
                 context: self.context,
                 unwrapped: SingleFlightCache::new(policy.decrypt_capacity(), policy.decrypt_ttl()),
+                hot: HotKeys::new(policy.decrypt_capacity()),
                 rewraps: SingleFlightCache::new(policy.decrypt_capacity(), policy.max_age()),
                 policy,
                 active: ActiveSlot::default(),
@@ -175,11 +179,11 @@ impl Envelope {
     /// Decrypts a binary ciphertext; `aad` must equal the encryption's.
     pub async fn decrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let parsed = format::parse(ciphertext)?;
-        let key = match self.inner.cached_data_key(&parsed) {
-            Some(key) => key,
-            None => self.inner.load_data_key(&parsed).await?,
-        };
-        format::open(&key, &parsed, aad)
+        if let Some(opened) = self.inner.open_cached(&parsed, aad) {
+            return opened;
+        }
+        let key = self.inner.load_data_key(&parsed).await?;
+        format::open(&key.key, &parsed, aad)
     }
 
     /// Decrypts a text-form ciphertext.
@@ -218,13 +222,13 @@ impl Envelope {
             None => Rewrapped {
                 ciphertext: ciphertext.to_vec(),
                 changed: false,
-                from_version: parsed.key_version.to_owned(),
+                from_version: parsed.key_version()?.to_owned(),
                 to_version: outcome.key_version.clone(),
             },
             Some(new_ref) => Rewrapped {
                 ciphertext: format::replace_kek_ref(&parsed, new_ref),
                 changed: true,
-                from_version: parsed.key_version.to_owned(),
+                from_version: parsed.key_version()?.to_owned(),
                 to_version: outcome.key_version.clone(),
             },
         })
@@ -292,6 +296,7 @@ impl Envelope {
     pub fn clear_caches(&self) {
         self.refresh_kek();
         self.inner.unwrapped.clear();
+        self.inner.hot.clear();
     }
 
     /// A snapshot of the counters: KMS calls by operation, cache hits and misses, DEKs
@@ -340,17 +345,17 @@ impl Envelope {
             Ok(parsed) => parsed,
             Err(e) => return Some(Err(e)),
         };
-        let key = self.inner.cached_data_key(&parsed)?;
-        Some(format::open(&key, &parsed, aad))
+        self.inner.open_cached(&parsed, aad)
     }
 }
 
 impl Inner {
     fn seal(&self, active: &ActiveDek, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let mut nonce = [0u8; MAX_NONCE_LEN];
-        let nonce = &mut nonce[..active.key.suite().nonce_len()];
+        let key = active.data_key();
+        let nonce = &mut nonce[..key.suite().nonce_len()];
         rand::thread_rng().fill_bytes(nonce);
-        format::seal(&active.key, &active.kek_ref, nonce, plaintext, aad)
+        format::seal(key, &active.kek_ref, nonce, plaintext, aad)
     }
 
     /// Gets a usable active DEK with one message reserved, generating a new DEK when needed.
@@ -385,46 +390,67 @@ impl Inner {
             )
             .await?;
         self.kms.check_owned(&generated.wrapped)?;
-        let key = Arc::new(DataKey::new(self.suite, &generated.dek));
+        let cached = Arc::new(CachedKey {
+            key: DataKey::new(self.suite, &generated.dek),
+            expires: clock::deadline(self.policy.decrypt_ttl()),
+        });
         drop(generated.dek);
         let kek_ref: Arc<[u8]> = format::encode_kek_ref(&generated.wrapped)?.into();
         Counters::bump(&self.counters.deks_created);
         if self.policy.is_enabled() {
             // Our own ciphertexts decrypt without an unwrap.
-            self.unwrapped.insert(Box::from(&*kek_ref), key.clone());
+            self.unwrapped.insert(Box::from(&*kek_ref), cached.clone());
+            self.hot.insert(&kek_ref, cached.clone());
         }
-        Ok(ActiveDek::new(key, kek_ref, generated.wrapped.key_version))
+        Ok(ActiveDek::new(
+            cached,
+            kek_ref,
+            generated.wrapped.key_version,
+            self.policy.max_age(),
+        ))
     }
 
+    /// Decrypts with a cached DEK (the lock-free front first, then moka); `None` when the
+    /// DEK must be unwrapped.
     #[inline]
-    fn cached_data_key(&self, parsed: &Parsed<'_>) -> Option<Arc<DataKey>> {
+    fn open_cached(&self, parsed: &Parsed<'_>, aad: &[u8]) -> Option<Result<Vec<u8>>> {
         if !self.policy.is_enabled() {
             return None;
         }
-        let key = self.unwrapped.get(parsed.kek_ref)?;
+        let opened = match self.hot.with(parsed.kek_ref, |key| format::open(key, parsed, aad)) {
+            Some(opened) => opened,
+            None => {
+                let cached = self.unwrapped.get(parsed.kek_ref)?;
+                if cached.expires <= clock::now() {
+                    return None;
+                }
+                self.hot.insert(parsed.kek_ref, cached.clone());
+                format::open(&cached.key, parsed, aad)
+            }
+        };
         Counters::bump(&self.counters.decrypt_hits);
-        Some(key)
+        Some(opened)
     }
 
-    async fn load_data_key(&self, parsed: &Parsed<'_>) -> Result<Arc<DataKey>> {
+    async fn load_data_key(&self, parsed: &Parsed<'_>) -> Result<Arc<CachedKey>> {
         Counters::bump(&self.counters.decrypt_misses);
         if !self.policy.is_enabled() {
             return self.unwrap_checked(parsed).await;
         }
-        self.unwrapped
-            .get_or_load(
-                parsed.kek_ref,
-                || Box::from(parsed.kek_ref),
-                || self.unwrap_checked(parsed),
-            )
-            .await
-            .map(|(key, _)| key)
+        let (cached, _) = self
+            .unwrapped
+            .get_or_load(parsed.kek_ref, || Box::from(parsed.kek_ref), || {
+                self.unwrap_checked(parsed)
+            })
+            .await?;
+        self.hot.insert(parsed.kek_ref, cached.clone());
+        Ok(cached)
     }
 
     /// Unwraps the header's DEK and checks its commitment before anything can cache it, so
     /// a tampered header can never poison the cache.
-    async fn unwrap_checked(&self, parsed: &Parsed<'_>) -> Result<Arc<DataKey>> {
-        let wrapped = parsed.wrapped();
+    async fn unwrap_checked(&self, parsed: &Parsed<'_>) -> Result<Arc<CachedKey>> {
+        let wrapped = parsed.wrapped()?;
         self.kms.check_owned(&wrapped)?;
         let dek = self
             .counters
@@ -438,11 +464,14 @@ impl Inner {
         if !key.commitment_matches(parsed.commitment) {
             return Err(Error::DecryptionFailed);
         }
-        Ok(Arc::new(key))
+        Ok(Arc::new(CachedKey {
+            key,
+            expires: clock::deadline(self.policy.decrypt_ttl()),
+        }))
     }
 
     async fn rewrap_ref(&self, parsed: &Parsed<'_>) -> Result<Arc<RewrapOutcome>> {
-        let wrapped = parsed.wrapped();
+        let wrapped = parsed.wrapped()?;
         self.kms.check_owned(&wrapped)?;
         let new = self
             .counters

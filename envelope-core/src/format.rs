@@ -42,21 +42,35 @@ pub(crate) struct Parsed<'a> {
     /// decrypt cache's key.
     pub kek_ref: &'a [u8],
     pub provider: Provider,
-    pub key_id: &'a str,
-    pub key_version: &'a str,
+    /// Key id bytes; UTF-8 is checked when they are used ([`Parsed::wrapped`]), off the
+    /// cached hot path.
+    pub key_id: &'a [u8],
+    pub key_version: &'a [u8],
     pub wrapped_dek: &'a [u8],
     /// Ciphertext and tag.
     pub body: &'a [u8],
 }
 
-impl Parsed<'_> {
-    pub(crate) fn wrapped(&self) -> WrappedDek {
-        WrappedDek {
+fn utf8<'a>(bytes: &'a [u8], field: &'static str) -> Result<&'a str> {
+    std::str::from_utf8(bytes).map_err(|_| Error::malformed(field, "not valid UTF-8"))
+}
+
+impl<'a> Parsed<'a> {
+    pub(crate) fn key_id(&self) -> Result<&'a str> {
+        utf8(self.key_id, "key id")
+    }
+
+    pub(crate) fn key_version(&self) -> Result<&'a str> {
+        utf8(self.key_version, "key version")
+    }
+
+    pub(crate) fn wrapped(&self) -> Result<WrappedDek> {
+        Ok(WrappedDek {
             provider: self.provider,
-            key_id: self.key_id.to_owned(),
-            key_version: self.key_version.to_owned(),
+            key_id: self.key_id()?.to_owned(),
+            key_version: self.key_version()?.to_owned(),
             ciphertext: self.wrapped_dek.to_vec(),
-        }
+        })
     }
 }
 
@@ -91,10 +105,6 @@ impl<'a> Reader<'a> {
         Ok(u16::from_be_bytes([b[0], b[1]]) as usize)
     }
 
-    fn utf8(&mut self, n: usize, field: &'static str) -> Result<&'a str> {
-        let bytes = self.take(n, field)?;
-        std::str::from_utf8(bytes).map_err(|_| Error::malformed(field, "not valid UTF-8"))
-    }
 }
 
 /// Splits a binary ciphertext into its fields, checking every length. Never panics.
@@ -119,9 +129,9 @@ pub(crate) fn parse(input: &[u8]) -> Result<Parsed<'_>> {
     if key_id_len == 0 {
         return Err(Error::malformed("key id length", "must not be zero"));
     }
-    let key_id = r.utf8(key_id_len, "key id")?;
+    let key_id = r.take(key_id_len, "key id")?;
     let key_version_len = r.u8("key version length")? as usize;
-    let key_version = r.utf8(key_version_len, "key version")?;
+    let key_version = r.take(key_version_len, "key version")?;
     let wrapped_len = r.u16("wrapped DEK length")?;
     if wrapped_len == 0 {
         return Err(Error::malformed("wrapped DEK length", "must not be zero"));
@@ -201,22 +211,32 @@ pub(crate) const fn stable_len(suite: Suite) -> usize {
     PREFIX_LEN + suite.nonce_len() + COMMITMENT_LEN
 }
 
+thread_local! {
+    /// Reused buffer for the body's associated data (no secrets: header bytes and AAD).
+    static ASSOCIATED_DATA: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Largest associated data whose buffer is kept for reuse by the thread.
+const KEEP_ASSOCIATED_DATA: usize = 4096;
+
 /// Runs `f` with the body's associated data: the stable header bytes followed by the
-/// caller's AAD. Small AADs are assembled on the stack.
+/// caller's AAD, assembled in a per-thread buffer (no allocation, no zero-fill).
+#[inline]
 fn with_associated_data<R>(stable: &[u8], aad: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    const STACK: usize = 320;
-    let total = stable.len() + aad.len();
-    if total <= STACK {
-        let mut buf = [0u8; STACK];
-        buf[..stable.len()].copy_from_slice(stable);
-        buf[stable.len()..total].copy_from_slice(aad);
-        f(&buf[..total])
-    } else {
-        let mut buf = Vec::with_capacity(total);
-        buf.extend_from_slice(stable);
-        buf.extend_from_slice(aad);
-        f(&buf)
-    }
+    ASSOCIATED_DATA.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            buf.extend_from_slice(stable);
+            buf.extend_from_slice(aad);
+            let out = f(&buf);
+            if buf.capacity() > KEEP_ASSOCIATED_DATA {
+                *buf = Vec::new();
+            }
+            out
+        }
+        // Only reachable if `f` re-entered; never the case, but never a panic either.
+        Err(_) => f(&[stable, aad].concat()),
+    })
 }
 
 /// Encrypts one message under a prepared DEK with the given nonce.
@@ -309,8 +329,8 @@ pub fn inspect(ciphertext: &[u8]) -> Result<HeaderInfo> {
         format_version: FORMAT_VERSION,
         suite: p.suite,
         provider: p.provider,
-        key_id: p.key_id.to_owned(),
-        key_version: p.key_version.to_owned(),
+        key_id: p.key_id()?.to_owned(),
+        key_version: p.key_version()?.to_owned(),
         wrapped_dek_len: p.wrapped_dek.len(),
         header_len,
         plaintext_len: p.body.len() - TAG_LEN,

@@ -4,6 +4,7 @@
 
 mod blocking;
 pub mod cache;
+mod clock;
 mod envelope;
 mod error;
 pub mod format;

@@ -2,34 +2,49 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 
-use crate::cache::CachePolicy;
+use crate::cache::{CachePolicy, CachedKey};
+use crate::clock::{self, CoarseInstant};
 use crate::suite::DataKey;
 
 /// A DEK in use for encryption, with its serialized KEK reference and usage counters.
 #[derive(Debug)]
 pub(crate) struct ActiveDek {
-    pub key: Arc<DataKey>,
+    cached: Arc<CachedKey>,
     pub kek_ref: Arc<[u8]>,
     pub key_version: String,
-    created: Instant,
+    /// When the DEK stops being used (`max_age` after creation).
+    expires: CoarseInstant,
+    created: CoarseInstant,
     messages: AtomicU64,
     bytes: AtomicU64,
 }
 
 impl ActiveDek {
-    pub(crate) fn new(key: Arc<DataKey>, kek_ref: Arc<[u8]>, key_version: String) -> Self {
+    pub(crate) fn new(
+        cached: Arc<CachedKey>,
+        kek_ref: Arc<[u8]>,
+        key_version: String,
+        max_age: Duration,
+    ) -> Self {
         ActiveDek {
-            key,
+            cached,
             kek_ref,
             key_version,
-            created: Instant::now(),
+            expires: clock::deadline(max_age),
+            created: clock::now(),
             messages: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
         }
+    }
+
+    /// The prepared DEK.
+    #[inline]
+    pub(crate) fn data_key(&self) -> &DataKey {
+        &self.cached.key
     }
 
     /// Reserves one message of `len` bytes; `false` when the DEK has reached a limit.
@@ -38,7 +53,7 @@ impl ActiveDek {
     /// message would take it past `max_bytes` (a message larger than `max_bytes` is allowed
     /// only as the first message of a DEK), or once it is `max_age` old.
     pub(crate) fn try_reserve(&self, policy: &CachePolicy, len: usize) -> bool {
-        if self.created.elapsed() >= policy.max_age() {
+        if clock::now() >= self.expires {
             return false;
         }
         let len = len as u64;
@@ -59,7 +74,7 @@ impl ActiveDek {
     }
 
     pub(crate) fn age(&self) -> Duration {
-        self.created.elapsed()
+        clock::elapsed(self.created)
     }
 }
 
