@@ -34,7 +34,7 @@ const PREFIX_LEN: usize = 4;
 #[derive(Debug)]
 pub(crate) struct Parsed<'a> {
     pub suite: Suite,
-    /// Magic through commitment: the header bytes the body tag authenticates.
+    /// Magic through commitment: the header bytes that never change after encryption.
     pub stable: &'a [u8],
     pub nonce: &'a [u8],
     pub commitment: &'a [u8],
@@ -211,32 +211,25 @@ pub(crate) const fn stable_len(suite: Suite) -> usize {
     PREFIX_LEN + suite.nonce_len() + COMMITMENT_LEN
 }
 
-thread_local! {
-    /// Reused buffer for the body's associated data (no secrets: header bytes and AAD).
-    static ASSOCIATED_DATA: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Largest associated data whose buffer is kept for reuse by the thread.
-const KEEP_ASSOCIATED_DATA: usize = 4096;
-
-/// Runs `f` with the body's associated data: the stable header bytes followed by the
-/// caller's AAD, assembled in a per-thread buffer (no allocation, no zero-fill).
+/// Runs `f` with the body's associated data: magic, version and suite (4 bytes), the key
+/// commitment, then the caller's AAD. (The nonce is authenticated as the AEAD nonce.)
+/// Up to 192 bytes are assembled on the stack, larger ones in a `Vec`.
 #[inline]
 fn with_associated_data<R>(stable: &[u8], aad: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
-    ASSOCIATED_DATA.with(|cell| match cell.try_borrow_mut() {
-        Ok(mut buf) => {
-            buf.clear();
-            buf.extend_from_slice(stable);
-            buf.extend_from_slice(aad);
-            let out = f(&buf);
-            if buf.capacity() > KEEP_ASSOCIATED_DATA {
-                *buf = Vec::new();
-            }
-            out
-        }
-        // Only reachable if `f` re-entered; never the case, but never a panic either.
-        Err(_) => f(&[stable, aad].concat()),
-    })
+    const STACK: usize = 192;
+    let prefix = &stable[..PREFIX_LEN];
+    let commitment = &stable[stable.len() - COMMITMENT_LEN..];
+    let fixed = PREFIX_LEN + COMMITMENT_LEN;
+    let total = fixed + aad.len();
+    if total <= STACK {
+        let mut buf = [0u8; STACK];
+        buf[..PREFIX_LEN].copy_from_slice(prefix);
+        buf[PREFIX_LEN..fixed].copy_from_slice(commitment);
+        buf[fixed..total].copy_from_slice(aad);
+        f(&buf[..total])
+    } else {
+        f(&[prefix, commitment, aad].concat())
+    }
 }
 
 /// Encrypts one message under a prepared DEK with the given nonce.

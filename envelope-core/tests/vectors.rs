@@ -66,7 +66,7 @@ fn keyring_from(doc: &Value, dir: &std::path::Path) -> LocalKeyring {
 
 /// Decryption by hand, following docs/FORMAT.md: parse the header, unwrap the DEK with
 /// the KEK, derive the AEAD key and commitment with HKDF-SHA256, check the commitment,
-/// decrypt the body with the stable header bytes + AAD as associated data.
+/// decrypt the body with header prefix + commitment + AAD as associated data.
 fn decrypt_by_hand(doc: &Value, ct: &[u8], aad: &[u8]) -> Vec<u8> {
     assert_eq!(&ct[..3], b"EV\x01");
     let suite = ct[3];
@@ -133,7 +133,9 @@ fn decrypt_by_hand(doc: &Value, ct: &[u8], aad: &[u8]) -> Vec<u8> {
     .unwrap();
     assert_eq!(commitment, expected_commitment, "commitment");
 
-    let mut body_ad = ct[..stable_end].to_vec();
+    // Magic, version, suite, then the commitment, then the AAD (the nonce is the AEAD nonce).
+    let mut body_ad = ct[..4].to_vec();
+    body_ad.extend_from_slice(commitment);
     body_ad.extend_from_slice(aad);
     let payload = Payload {
         msg: body,
