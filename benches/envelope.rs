@@ -33,8 +33,14 @@ impl Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let keyring =
             LocalKeyring::create(dir.path().join("keyring.json"), "default").expect("keyring");
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-        Setup { _dir: dir, keyring, rt }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        Setup {
+            _dir: dir,
+            keyring,
+            rt,
+        }
     }
 
     fn envelope(&self, policy: CachePolicy) -> Envelope {
@@ -55,7 +61,13 @@ fn floor_encrypt(cipher: &Aes256Gcm, plaintext: &[u8]) -> (Vec<u8>, [u8; 12]) {
     let mut nonce = [0u8; 12];
     rand::thread_rng().fill_bytes(&mut nonce);
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext, aad: AAD })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plaintext,
+                aad: AAD,
+            },
+        )
         .expect("encrypt");
     (ct, nonce)
 }
@@ -74,13 +86,21 @@ fn encrypt_decrypt(c: &mut Criterion) {
         group.bench_function("floor", |b| {
             b.iter(|| floor_encrypt(&cipher, black_box(&plaintext)))
         });
-        setup.rt.block_on(envelope.encrypt(&plaintext, AAD)).expect("warm");
+        setup
+            .rt
+            .block_on(envelope.encrypt(&plaintext, AAD))
+            .expect("warm");
         group.bench_function("envelope", |b| {
             b.iter_custom(|iters| {
                 setup.rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        black_box(envelope.encrypt(black_box(&plaintext), AAD).await.expect("encrypt"));
+                        black_box(
+                            envelope
+                                .encrypt(black_box(&plaintext), AAD)
+                                .await
+                                .expect("encrypt"),
+                        );
                     }
                     start.elapsed()
                 })
@@ -97,17 +117,31 @@ fn encrypt_decrypt(c: &mut Criterion) {
         group.bench_function("floor", |b| {
             b.iter(|| {
                 cipher
-                    .decrypt(Nonce::from_slice(&nonce), Payload { msg: black_box(&floor_ct), aad: AAD })
+                    .decrypt(
+                        Nonce::from_slice(&nonce),
+                        Payload {
+                            msg: black_box(&floor_ct),
+                            aad: AAD,
+                        },
+                    )
                     .expect("decrypt")
             })
         });
-        let ct = setup.rt.block_on(envelope.encrypt(&plaintext, AAD)).expect("encrypt");
+        let ct = setup
+            .rt
+            .block_on(envelope.encrypt(&plaintext, AAD))
+            .expect("encrypt");
         group.bench_function("envelope", |b| {
             b.iter_custom(|iters| {
                 setup.rt.block_on(async {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        black_box(envelope.decrypt(black_box(&ct), AAD).await.expect("decrypt"));
+                        black_box(
+                            envelope
+                                .decrypt(black_box(&ct), AAD)
+                                .await
+                                .expect("decrypt"),
+                        );
                     }
                     start.elapsed()
                 })
@@ -128,7 +162,12 @@ fn blocking_and_many_deks(c: &mut Criterion) {
     // 1,000 ciphertexts under 1,000 distinct DEKs, decrypted round-robin (warm cache).
     let writer = setup.envelope(CachePolicy::default().with_max_messages(1));
     let many: Vec<Vec<u8>> = (0..1000)
-        .map(|_| setup.rt.block_on(writer.encrypt(&plaintext, AAD)).expect("encrypt"))
+        .map(|_| {
+            setup
+                .rt
+                .block_on(writer.encrypt(&plaintext, AAD))
+                .expect("encrypt")
+        })
         .collect();
     let reader = setup.envelope(CachePolicy::default());
     for ct in &many {
@@ -139,7 +178,9 @@ fn blocking_and_many_deks(c: &mut Criterion) {
     group.bench_function("floor-encrypt", |b| {
         b.iter(|| floor_encrypt(&cipher, black_box(&plaintext)))
     });
-    group.bench_function("encrypt", |b| b.iter(|| blocking.encrypt(black_box(&plaintext), AAD)));
+    group.bench_function("encrypt", |b| {
+        b.iter(|| blocking.encrypt(black_box(&plaintext), AAD))
+    });
     group.bench_function("decrypt", |b| {
         b.iter(|| blocking.decrypt(black_box(&ct), AAD).expect("decrypt"))
     });
@@ -160,7 +201,10 @@ fn kms_bound(c: &mut Criterion) {
     let plaintext = [0x5a; 64];
     let cold = setup.envelope(CachePolicy::disabled());
     let warm = setup.envelope(CachePolicy::default());
-    let ct = setup.rt.block_on(warm.encrypt(&plaintext, AAD)).expect("encrypt");
+    let ct = setup
+        .rt
+        .block_on(warm.encrypt(&plaintext, AAD))
+        .expect("encrypt");
     setup.keyring.rotate("default").expect("rotate");
     warm.refresh_kek();
 
@@ -169,11 +213,21 @@ fn kms_bound(c: &mut Criterion) {
         b.iter(|| setup.rt.block_on(cold.encrypt(black_box(&plaintext), AAD)))
     });
     group.bench_function("rewrap-kms-call", |b| {
-        b.iter(|| setup.rt.block_on(cold.rewrap(black_box(&ct))).expect("rewrap"))
+        b.iter(|| {
+            setup
+                .rt
+                .block_on(cold.rewrap(black_box(&ct)))
+                .expect("rewrap")
+        })
     });
     setup.rt.block_on(warm.rewrap(&ct)).expect("warm");
     group.bench_function("rewrap-memoized", |b| {
-        b.iter(|| setup.rt.block_on(warm.rewrap(black_box(&ct))).expect("rewrap"))
+        b.iter(|| {
+            setup
+                .rt
+                .block_on(warm.rewrap(black_box(&ct)))
+                .expect("rewrap")
+        })
     });
     group.finish();
 }

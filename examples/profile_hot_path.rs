@@ -14,7 +14,11 @@ use rand::RngCore;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map(String::as_str).unwrap_or("encrypt");
-    let iterations: u64 = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(5_000_000);
+    let iterations: u64 = args
+        .get(2)
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5_000_000);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("keyring.json");
     LocalKeyring::create(&path, "default")?;
@@ -31,8 +35,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             _ => {
                 let mut nonce = [0u8; 12];
                 rand::thread_rng().fill_bytes(&mut nonce);
-                let payload = Payload { msg: black_box(&plaintext[..]), aad };
-                drop(black_box(cipher.encrypt((&nonce).into(), payload).map_err(|_| "aead")?));
+                let payload = Payload {
+                    msg: black_box(&plaintext[..]),
+                    aad,
+                };
+                drop(black_box(
+                    cipher
+                        .encrypt((&nonce).into(), payload)
+                        .map_err(|_| "aead")?,
+                ));
             }
         }
     }

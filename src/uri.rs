@@ -66,11 +66,11 @@ mod tests {
             ),
             ("vault://127.0.0.1:8200/transit/keys/k", "vault"),
         ] {
-            let err = kms_from_uri(uri).err().expect("not enabled");
+            let err = kms_from_uri(uri).expect_err("not enabled");
             assert_eq!(err.kind(), ErrorKind::FeatureNotEnabled);
             assert!(err.to_string().contains(&format!("`{feature}`")), "{err}");
         }
-        let err = kms_from_uri("s3://bucket/key").err().expect("unknown");
+        let err = kms_from_uri("s3://bucket/key").expect_err("unknown");
         assert_eq!(err.kind(), ErrorKind::InvalidKeyUri);
     }
 }

@@ -5,6 +5,6 @@
 fn main() -> std::io::Result<()> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testvectors/v1.json");
     std::fs::write(&path, envelope_core::vectors::generate_file())?;
-    println!("wrote {}", path.display());
+    println!("wrote {}", path.canonicalize()?.display());
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use rand::RngCore;
 
-use crate::clock;
 use crate::cache::{ActiveDek, ActiveSlot, CachePolicy, CachedKey, HotKeys, SingleFlightCache};
+use crate::clock;
 use crate::error::{Error, Result};
 use crate::format::{self, HeaderInfo, Parsed};
 use crate::kms::{EncryptionContext, KeyDescription, Kms, KmsExt};
@@ -417,7 +417,10 @@ impl Inner {
         if !self.policy.is_enabled() {
             return None;
         }
-        let opened = match self.hot.with(parsed.kek_ref, |key| format::open(key, parsed, aad)) {
+        let opened = match self
+            .hot
+            .with(parsed.kek_ref, |key| format::open(key, parsed, aad))
+        {
             Some(opened) => opened,
             None => {
                 let cached = self.unwrapped.get(parsed.kek_ref)?;
@@ -439,9 +442,11 @@ impl Inner {
         }
         let (cached, _) = self
             .unwrapped
-            .get_or_load(parsed.kek_ref, || Box::from(parsed.kek_ref), || {
-                self.unwrap_checked(parsed)
-            })
+            .get_or_load(
+                parsed.kek_ref,
+                || Box::from(parsed.kek_ref),
+                || self.unwrap_checked(parsed),
+            )
             .await?;
         self.hot.insert(parsed.kek_ref, cached.clone());
         Ok(cached)

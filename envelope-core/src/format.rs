@@ -104,7 +104,6 @@ impl<'a> Reader<'a> {
         let b = self.take(2, field)?;
         Ok(u16::from_be_bytes([b[0], b[1]]) as usize)
     }
-
 }
 
 /// Splits a binary ciphertext into its fields, checking every length. Never panics.

@@ -155,8 +155,13 @@ impl DataKey {
             return false;
         }
         let mut diff = 0u64;
-        for (a, b) in self.commitment.chunks_exact(8).zip(candidate.chunks_exact(8)) {
-            let word = |s: &[u8]| u64::from_ne_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
+        for (a, b) in self
+            .commitment
+            .chunks_exact(8)
+            .zip(candidate.chunks_exact(8))
+        {
+            let word =
+                |s: &[u8]| u64::from_ne_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
             diff |= word(a) ^ word(b);
         }
         bool::from(diff.ct_eq(&0))
@@ -235,7 +240,10 @@ mod tests {
         let c = DataKey::new(Suite::Aes256Gcm, &Dek::from_array([8; KEY_LEN]));
         assert_ne!(a.commitment(), b.commitment());
         assert_ne!(a.commitment(), c.commitment());
-        assert!(a.commitment_matches(&a.commitment().to_vec()));
+        assert!(a.commitment_matches(a.commitment()));
+        let mut other = *a.commitment();
+        other[31] ^= 1;
+        assert!(!a.commitment_matches(&other));
         assert!(!a.commitment_matches(&a.commitment()[..31]));
     }
 

@@ -1,5 +1,7 @@
 //! The DEK cache, measured by the local KMS's own call counters.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+
 mod common;
 
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! The backend conformance suite, run against the local KMS (every build runs this).
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+
 mod common;
 
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! End-to-end behaviour of `Envelope` over the local KMS.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+
 mod common;
 
 use common::Fixture;

@@ -2,6 +2,8 @@
 //! built from the file, and by an independent decryption that follows docs/FORMAT.md with
 //! the RustCrypto primitives directly (so the document, not just the code, is tested).
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

@@ -40,7 +40,9 @@ pub(crate) struct HotKeys {
 impl HotKeys {
     /// A front with at most `capacity` slots (rounded up to a power of two, at most 1024).
     pub(crate) fn new(capacity: u64) -> Self {
-        let n = (capacity.min(MAX_SLOTS as u64) as usize).max(1).next_power_of_two();
+        let n = (capacity.min(MAX_SLOTS as u64) as usize)
+            .max(1)
+            .next_power_of_two();
         HotKeys {
             slots: (0..n).map(|_| ArcSwapOption::empty()).collect(),
             mask: n - 1,

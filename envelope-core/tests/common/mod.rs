@@ -1,5 +1,5 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,12 +8,17 @@ use envelope_core::{CachePolicy, Envelope, LocalKeyring, LocalKms};
 
 /// A temporary keyring with key `default` (version 1) and a KMS over it.
 pub struct Fixture {
+    /// The temporary directory (removed on drop).
     pub dir: tempfile::TempDir,
+    /// The keyring file.
     pub keyring: LocalKeyring,
+    /// The KMS whose call counters the tests read.
     pub kms: Arc<LocalKms>,
 }
 
 impl Fixture {
+    /// A fresh keyring with key `default`.
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let keyring = LocalKeyring::create(dir.path().join("keyring.json"), "default").unwrap();
@@ -21,6 +26,7 @@ impl Fixture {
         Fixture { dir, keyring, kms }
     }
 
+    /// The keyring path.
     pub fn path(&self) -> PathBuf {
         self.keyring.path().to_path_buf()
     }
