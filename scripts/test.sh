@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, every test, warning-free docs, and the check that
+# The whole test suite: formatting, lints, every test (the backend tests against real
+# servers this script installs and starts), warning-free docs, and the check that
 # envelope-core pulls in no cloud SDK. Exits non-zero on the first failure.
 #
 #   scripts/test.sh
@@ -7,6 +8,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+# Real servers for the backend tests, stopped whatever happens.
+source scripts/lib/openbao.sh
+trap stop_openbao EXIT
+step "start OpenBao (Vault Transit)"
+start_openbao
 
 step "cargo fmt --check"
 cargo fmt --all --check

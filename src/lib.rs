@@ -5,4 +5,8 @@ pub use envelope_core::*;
 
 mod uri;
 
+/// The Vault / OpenBao Transit backend (feature `vault`).
+#[cfg(feature = "vault")]
+pub use envelope_kms_vault as vault;
+
 pub use uri::{builder_from_uri, kms_from_uri, open};

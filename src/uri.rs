@@ -23,6 +23,12 @@ pub fn kms_from_uri(uri: &str) -> Result<(Arc<dyn Kms>, String)> {
         }
         "aws-kms" => Err(not_enabled(scheme, "aws")),
         "gcp-kms" => Err(not_enabled(scheme, "gcp")),
+        #[cfg(feature = "vault")]
+        "vault" => {
+            let (builder, key_id) = envelope_kms_vault::VaultBuilder::from_env().with_url(uri)?;
+            Ok((Arc::new(builder.build()?), key_id))
+        }
+        #[cfg(not(feature = "vault"))]
         "vault" => Err(not_enabled(scheme, "vault")),
         _ => Err(Error::InvalidKeyUri {
             uri: uri.to_owned(),
@@ -58,17 +64,28 @@ mod tests {
     #[test]
     fn dispatches_and_names_missing_features() {
         assert!(kms_from_uri("local:///tmp/x.json").is_ok());
-        for (uri, feature) in [
+        let mut missing = vec![
             ("aws-kms://arn:aws:kms:us-east-1:111122223333:key/k", "aws"),
             (
                 "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
                 "gcp",
             ),
-            ("vault://127.0.0.1:8200/transit/keys/k", "vault"),
-        ] {
+        ];
+        if cfg!(not(feature = "vault")) {
+            missing.push(("vault://127.0.0.1:8200/transit/keys/k", "vault"));
+        }
+        for (uri, feature) in missing {
             let err = kms_from_uri(uri).expect_err("not enabled");
             assert_eq!(err.kind(), ErrorKind::FeatureNotEnabled);
             assert!(err.to_string().contains(&format!("`{feature}`")), "{err}");
+        }
+        #[cfg(feature = "vault")]
+        {
+            // Dispatched to the Vault backend, whose checks then apply.
+            let err = kms_from_uri("vault://10.0.0.1:8200/transit/keys/k?http=loopback")
+                .expect_err("plain http to a non-loopback host");
+            assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+            assert!(err.to_string().contains("only loopback"), "{err}");
         }
         let err = kms_from_uri("s3://bucket/key").expect_err("unknown");
         assert_eq!(err.kind(), ErrorKind::InvalidKeyUri);

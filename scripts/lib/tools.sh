@@ -1,0 +1,43 @@
+# Sourced by the test scripts: project-local tools, installed on first use, fast when present.
+# Everything lands under .tools/ (git-ignored).
+
+ENVELOPE_ROOT=${ENVELOPE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+ENVELOPE_TOOLS=$ENVELOPE_ROOT/.tools
+ENVELOPE_VENV=$ENVELOPE_TOOLS/venv
+
+# ensure_venv_tool PACKAGE[==VERSION] COMMAND: installs PACKAGE into the project's virtualenv
+# unless COMMAND is already there.
+ensure_venv_tool() {
+    local package=$1 command=$2
+    if [ ! -x "$ENVELOPE_VENV/bin/python" ]; then
+        python3 -m venv "$ENVELOPE_VENV"
+    fi
+    if [ ! -x "$ENVELOPE_VENV/bin/$command" ]; then
+        echo "installing $package into $ENVELOPE_VENV" >&2
+        "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check "$package"
+    fi
+    [ -x "$ENVELOPE_VENV/bin/$command" ] || { echo "$package did not provide $command" >&2; return 1; }
+}
+
+# free_port: prints a free TCP port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# wait_http URL SECONDS: waits until URL answers (any HTTP status).
+wait_http() {
+    local url=$1 seconds=$2
+    python3 - "$url" "$seconds" <<'PY'
+import sys, time, urllib.request, urllib.error
+url, deadline = sys.argv[1], time.time() + float(sys.argv[2])
+while time.time() < deadline:
+    try:
+        urllib.request.urlopen(url, timeout=1)
+        sys.exit(0)
+    except urllib.error.HTTPError:
+        sys.exit(0)
+    except Exception:
+        time.sleep(0.2)
+sys.exit(f"{url} did not answer within {sys.argv[2]} s")
+PY
+}
