@@ -11,9 +11,12 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # Real servers for the backend tests, stopped whatever happens.
 source scripts/lib/openbao.sh
-trap stop_openbao EXIT
+source scripts/lib/moto.sh
+trap 'stop_openbao; stop_moto' EXIT
 step "start OpenBao (Vault Transit)"
 start_openbao
+step "start moto (AWS KMS)"
+start_moto
 
 step "cargo fmt --check"
 cargo fmt --all --check

@@ -5,6 +5,10 @@ pub use envelope_core::*;
 
 mod uri;
 
+/// The AWS KMS backend (feature `aws`).
+#[cfg(feature = "aws")]
+pub use envelope_kms_aws as aws;
+
 /// The Vault / OpenBao Transit backend (feature `vault`).
 #[cfg(feature = "vault")]
 pub use envelope_kms_vault as vault;

@@ -21,6 +21,12 @@ pub fn kms_from_uri(uri: &str) -> Result<(Arc<dyn Kms>, String)> {
             let (kms, key_id) = LocalKms::from_uri(uri)?;
             Ok((Arc::new(kms), key_id))
         }
+        #[cfg(feature = "aws")]
+        "aws-kms" => {
+            let (builder, key_id) = envelope_kms_aws::AwsKmsBuilder::from_env().with_url(uri)?;
+            Ok((Arc::new(builder.build()?), key_id))
+        }
+        #[cfg(not(feature = "aws"))]
         "aws-kms" => Err(not_enabled(scheme, "aws")),
         "gcp-kms" => Err(not_enabled(scheme, "gcp")),
         #[cfg(feature = "vault")]
@@ -64,13 +70,13 @@ mod tests {
     #[test]
     fn dispatches_and_names_missing_features() {
         assert!(kms_from_uri("local:///tmp/x.json").is_ok());
-        let mut missing = vec![
-            ("aws-kms://arn:aws:kms:us-east-1:111122223333:key/k", "aws"),
-            (
-                "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
-                "gcp",
-            ),
-        ];
+        let mut missing = vec![(
+            "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+            "gcp",
+        )];
+        if cfg!(not(feature = "aws")) {
+            missing.push(("aws-kms://arn:aws:kms:us-east-1:111122223333:key/k", "aws"));
+        }
         if cfg!(not(feature = "vault")) {
             missing.push(("vault://127.0.0.1:8200/transit/keys/k", "vault"));
         }
@@ -86,6 +92,13 @@ mod tests {
                 .expect_err("plain http to a non-loopback host");
             assert_eq!(err.kind(), ErrorKind::InvalidConfig);
             assert!(err.to_string().contains("only loopback"), "{err}");
+        }
+        #[cfg(feature = "aws")]
+        {
+            let err = kms_from_uri("aws-kms://arn:aws:kms:us-east-1:111122223333:grant/x")
+                .expect_err("not a key ARN");
+            assert_eq!(err.kind(), ErrorKind::InvalidKeyUri);
+            assert!(kms_from_uri("aws-kms://arn:aws:kms:us-east-1:111122223333:key/k").is_ok());
         }
         let err = kms_from_uri("s3://bucket/key").expect_err("unknown");
         assert_eq!(err.kind(), ErrorKind::InvalidKeyUri);
