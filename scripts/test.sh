@@ -27,6 +27,9 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --all-features --locked
 
+step "C ABI: header drift (in cargo test), C program under valgrind"
+scripts/test-ffi.sh
+
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
 

@@ -1,0 +1,192 @@
+//! Batch encrypt and decrypt: many small fields in one call (one boundary crossing, one
+//! output allocation), with a status per item.
+
+use envelope::BlockingEnvelope;
+
+use crate::boundary::{FfiError, boundary, set_last_error};
+use crate::status::envelope_status;
+use crate::{array, client_ref, envelope_client, give, input, non_null};
+
+/// One item's operation: the client, the item, its AAD.
+type ItemOp = fn(&BlockingEnvelope, &[u8], &[u8]) -> envelope::Result<Vec<u8>>;
+
+/// Splits `buf` at `offsets` (`count + 1` non-decreasing offsets ending within `buf`).
+fn split<'a>(buf: &'a [u8], offsets: &[usize], name: &str) -> Result<Vec<&'a [u8]>, FfiError> {
+    let mut items = Vec::with_capacity(offsets.len().saturating_sub(1));
+    for w in offsets.windows(2) {
+        let (start, end) = (w[0], w[1]);
+        if start > end || end > buf.len() {
+            return Err(FfiError::Invalid(format!(
+                "{name} offsets must be non-decreasing and within the buffer ({start}..{end} of {})",
+                buf.len()
+            )));
+        }
+        items.push(&buf[start..end]);
+    }
+    Ok(items)
+}
+
+/// Shared body of the batch functions.
+///
+/// # Safety
+/// As documented on `envelope_encrypt_batch`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn batch(
+    client_ptr: *const envelope_client,
+    count: usize,
+    data: *const u8,
+    data_len: usize,
+    data_offsets: *const usize,
+    aad: *const u8,
+    aad_len: usize,
+    aad_offsets: *const usize,
+    statuses: *mut u32,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+    out_offsets: *mut usize,
+    op: ItemOp,
+) -> envelope_status {
+    boundary(|| {
+        let out = non_null(out, "out")?;
+        let out_len = non_null(out_len, "out_len")?;
+        let statuses = non_null(statuses, "statuses")?;
+        let out_offsets = non_null(out_offsets, "out_offsets")?;
+        // SAFETY: per the public functions' contracts: `count + 1` offsets each.
+        let (c, data, data_offsets) = unsafe {
+            (
+                client_ref(client_ptr)?,
+                input(data, data_len, "data")?,
+                array(data_offsets, count + 1, "data_offsets")?,
+            )
+        };
+        let items = split(data, data_offsets, "data")?;
+        let aads = if aad_offsets.is_null() {
+            vec![&[][..]; count]
+        } else {
+            // SAFETY: per the contract, `count + 1` offsets into `aad_len` bytes.
+            let (aad, aad_offsets) = unsafe {
+                (
+                    input(aad, aad_len, "aad")?,
+                    array(aad_offsets, count + 1, "aad_offsets")?,
+                )
+            };
+            split(aad, aad_offsets, "aad")?
+        };
+        let mut output = Vec::new();
+        let mut offsets = Vec::with_capacity(count + 1);
+        let mut codes = Vec::with_capacity(count);
+        offsets.push(0usize);
+        let mut first_failure: Option<String> = None;
+        for (item, aad) in items.iter().zip(&aads) {
+            match op(&c.envelope, item, aad) {
+                Ok(bytes) => {
+                    output.extend_from_slice(&bytes);
+                    codes.push(envelope_status::ENVELOPE_OK as u32);
+                }
+                Err(e) => {
+                    codes.push(envelope_status::of(&e) as u32);
+                    first_failure.get_or_insert_with(|| format!("item {}: {e}", codes.len() - 1));
+                }
+            }
+            offsets.push(output.len());
+        }
+        // SAFETY: all output pointers were checked non-null; the caller guarantees `count`
+        // statuses and `count + 1` offsets of writable space.
+        unsafe {
+            std::ptr::copy_nonoverlapping(codes.as_ptr(), statuses, count);
+            std::ptr::copy_nonoverlapping(offsets.as_ptr(), out_offsets, count + 1);
+            give(out, out_len, output);
+        }
+        if let Some(message) = first_failure {
+            set_last_error(message);
+        }
+        Ok(())
+    })
+}
+
+/// Encrypts `count` plaintexts in one call.
+///
+/// Item `i` is `data[data_offsets[i] .. data_offsets[i + 1]]`, its AAD likewise in `aad`
+/// (`aad_offsets` NULL means an empty AAD for every item). On return `statuses[i]` is item
+/// `i`'s status, and its ciphertext is `out[out_offsets[i] .. out_offsets[i + 1]]` (empty
+/// when it failed). The call returns `ENVELOPE_OK` when the batch ran, even if items failed;
+/// `envelope_last_error_message` then names the first failed item.
+///
+/// # Safety
+/// `data` valid for `data_len` bytes, `data_offsets` for `count + 1` elements, likewise the
+/// AAD pair (or `aad_offsets` NULL); `statuses` writable for `count` elements,
+/// `out_offsets` for `count + 1`; `out`/`out_len` writable. Free `out` with
+/// `envelope_bytes_free`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envelope_encrypt_batch(
+    client: *const envelope_client,
+    count: usize,
+    data: *const u8,
+    data_len: usize,
+    data_offsets: *const usize,
+    aad: *const u8,
+    aad_len: usize,
+    aad_offsets: *const usize,
+    statuses: *mut u32,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+    out_offsets: *mut usize,
+) -> envelope_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        batch(
+            client,
+            count,
+            data,
+            data_len,
+            data_offsets,
+            aad,
+            aad_len,
+            aad_offsets,
+            statuses,
+            out,
+            out_len,
+            out_offsets,
+            |e, pt, aad| e.encrypt(pt, aad),
+        )
+    }
+}
+
+/// Decrypts `count` binary ciphertexts in one call; the layout is `envelope_encrypt_batch`'s.
+///
+/// # Safety
+/// As `envelope_encrypt_batch`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envelope_decrypt_batch(
+    client: *const envelope_client,
+    count: usize,
+    data: *const u8,
+    data_len: usize,
+    data_offsets: *const usize,
+    aad: *const u8,
+    aad_len: usize,
+    aad_offsets: *const usize,
+    statuses: *mut u32,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+    out_offsets: *mut usize,
+) -> envelope_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        batch(
+            client,
+            count,
+            data,
+            data_len,
+            data_offsets,
+            aad,
+            aad_len,
+            aad_offsets,
+            statuses,
+            out,
+            out_len,
+            out_offsets,
+            |e, ct, aad| e.decrypt(ct, aad),
+        )
+    }
+}

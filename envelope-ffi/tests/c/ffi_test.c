@@ -1,0 +1,331 @@
+/*
+ * Exercises every function of the envelope C ABI, including its error paths. Built and run
+ * by scripts/test-ffi.sh under valgrind (leaks and memory errors fail the run).
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "envelope.h"
+
+static int failures = 0;
+static int checks = 0;
+
+#define CHECK(cond, ...)                                                   \
+    do {                                                                   \
+        checks++;                                                          \
+        if (!(cond)) {                                                     \
+            failures++;                                                    \
+            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);           \
+            fprintf(stderr, __VA_ARGS__);                                  \
+            fprintf(stderr, " (last error: %s)\n", last_error());          \
+        }                                                                  \
+    } while (0)
+
+#define STATUS(expr, expected) \
+    CHECK((expr) == (expected), "%s returned %u, expected %u", #expr, (unsigned)(expr), (unsigned)(expected))
+
+static const char *last_error(void) {
+    static char buf[512];
+    size_t len = 0;
+    envelope_last_error_message((uint8_t *)buf, sizeof buf, &len);
+    return buf;
+}
+
+#define S(str) (const uint8_t *)(str), strlen(str)
+
+static char keyring_path[256];
+static char uri[300];
+
+static envelope_client *new_client(const struct envelope_client_options *options) {
+    envelope_client *client = NULL;
+    envelope_status st = envelope_client_new(S(uri), options, &client);
+    CHECK(st == ENVELOPE_OK && client != NULL, "client_new: %u", (unsigned)st);
+    return client;
+}
+
+static void test_basics(void) {
+    CHECK(strlen(envelope_version()) > 0, "version");
+    CHECK(strstr(envelope_status_message(ENVELOPE_DECRYPTION_FAILED), "decryption failed") != NULL,
+          "status message");
+    CHECK(strcmp(envelope_status_message(12345), "unknown status code") == 0, "unknown status");
+    STATUS(envelope_client_options_default(NULL), ENVELOPE_NULL_ARGUMENT);
+
+    envelope_client *client = NULL;
+    STATUS(envelope_client_new(S("s3://nope"), NULL, &client), ENVELOPE_INVALID_KEY_URI);
+    CHECK(client == NULL, "out untouched on failure");
+    CHECK(strstr(last_error(), "unknown scheme") != NULL, "detailed last error");
+    STATUS(envelope_client_new(S("gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k"), NULL, &client),
+           ENVELOPE_FEATURE_NOT_ENABLED);
+    STATUS(envelope_client_new(S(uri), NULL, NULL), ENVELOPE_NULL_ARGUMENT);
+    STATUS(envelope_client_new(NULL, 5, NULL, &client), ENVELOPE_NULL_ARGUMENT);
+    STATUS(envelope_client_new((const uint8_t *)"\xff\xfe", 2, NULL, &client), ENVELOPE_INVALID_ARGUMENT);
+
+    struct envelope_client_options options;
+    STATUS(envelope_client_options_default(&options), ENVELOPE_OK);
+    options.suite = 77;
+    STATUS(envelope_client_new(S(uri), &options, &client), ENVELOPE_INVALID_ARGUMENT);
+    envelope_client_options_default(&options);
+    options.max_messages = (1ULL << 32) + 1;
+    STATUS(envelope_client_new(S(uri), &options, &client), ENVELOPE_INVALID_CONFIG);
+    envelope_client_options_default(&options);
+    options.encryption_context_json = (const uint8_t *)"[1,2]";
+    options.encryption_context_json_len = 5;
+    STATUS(envelope_client_new(S(uri), &options, &client), ENVELOPE_INVALID_ARGUMENT);
+
+    envelope_client_free(NULL);
+    envelope_bytes_free(NULL, 0);
+}
+
+static void test_round_trips(void) {
+    envelope_client *client = new_client(NULL);
+    const char *aad = "patients.ssn#1";
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    STATUS(envelope_encrypt(client, S("123-45-6789"), S(aad), &ct, &ct_len), ENVELOPE_OK);
+    CHECK(ct_len == 11 + 138, "ciphertext length %zu", ct_len);
+
+    uint8_t *pt = NULL;
+    size_t pt_len = 0;
+    STATUS(envelope_decrypt(client, ct, ct_len, S(aad), &pt, &pt_len), ENVELOPE_OK);
+    CHECK(pt_len == 11 && memcmp(pt, "123-45-6789", 11) == 0, "plaintext");
+    envelope_bytes_free(pt, pt_len);
+
+    pt = NULL;
+    STATUS(envelope_decrypt(client, ct, ct_len, S("patients.ssn#2"), &pt, &pt_len), ENVELOPE_DECRYPTION_FAILED);
+    CHECK(pt == NULL, "no output on failure");
+    STATUS(envelope_decrypt(client, ct, ct_len - 3, S(aad), &pt, &pt_len), ENVELOPE_DECRYPTION_FAILED);
+    STATUS(envelope_decrypt(client, ct, 10, S(aad), &pt, &pt_len), ENVELOPE_MALFORMED);
+    STATUS(envelope_decrypt(NULL, ct, ct_len, S(aad), &pt, &pt_len), ENVELOPE_NULL_ARGUMENT);
+    STATUS(envelope_decrypt(client, NULL, 4, S(aad), &pt, &pt_len), ENVELOPE_NULL_ARGUMENT);
+    STATUS(envelope_decrypt(client, ct, ct_len, S(aad), NULL, &pt_len), ENVELOPE_NULL_ARGUMENT);
+    STATUS(envelope_decrypt(client, ct, ct_len, S(aad), &pt, NULL), ENVELOPE_NULL_ARGUMENT);
+
+    /* Empty plaintext and AAD as NULL with length 0. */
+    uint8_t *empty = NULL;
+    size_t empty_len = 0;
+    STATUS(envelope_encrypt(client, NULL, 0, NULL, 0, &empty, &empty_len), ENVELOPE_OK);
+    STATUS(envelope_decrypt(client, empty, empty_len, NULL, 0, &pt, &pt_len), ENVELOPE_OK);
+    CHECK(pt_len == 0, "empty plaintext");
+    envelope_bytes_free(pt, pt_len);
+    envelope_bytes_free(empty, empty_len);
+
+    uint8_t *text = NULL;
+    size_t text_len = 0;
+    STATUS(envelope_encrypt_text(client, S("ada@example.org"), S(aad), &text, &text_len), ENVELOPE_OK);
+    CHECK(text_len > 4 && memcmp(text, "ev1:", 4) == 0, "text prefix");
+    STATUS(envelope_decrypt_text(client, text, text_len, S(aad), &pt, &pt_len), ENVELOPE_OK);
+    CHECK(pt_len == 15 && memcmp(pt, "ada@example.org", 15) == 0, "text plaintext");
+    envelope_bytes_free(pt, pt_len);
+    STATUS(envelope_decrypt_text(client, (const uint8_t *)"ev1:\xff", 5, S(aad), &pt, &pt_len), ENVELOPE_INVALID_ARGUMENT);
+    STATUS(envelope_decrypt_text(client, S("ev9:AAAA"), S(aad), &pt, &pt_len), ENVELOPE_UNSUPPORTED_FORMAT_VERSION);
+
+    uint8_t *json = NULL;
+    size_t json_len = 0;
+    STATUS(envelope_inspect_json(ct, ct_len, &json, &json_len), ENVELOPE_OK);
+    CHECK(json_len > 0 && strstr((const char *)json, "\"key_version\":\"1\"") != NULL, "inspect json");
+    envelope_bytes_free(json, json_len);
+    STATUS(envelope_inspect_json(text, text_len, &json, &json_len), ENVELOPE_OK);
+    envelope_bytes_free(json, json_len);
+    STATUS(envelope_inspect_json(S("garbage"), &json, &json_len), ENVELOPE_MALFORMED);
+    uint8_t bad_version[4] = {'E', 'V', 7, 1};
+    STATUS(envelope_inspect_json(bad_version, 4, &json, &json_len), ENVELOPE_UNSUPPORTED_FORMAT_VERSION);
+
+    STATUS(envelope_client_stats_json(client, &json, &json_len), ENVELOPE_OK);
+    CHECK(strstr((const char *)json, "\"kms_generate_calls\":1") != NULL, "one DEK for all encrypts");
+    envelope_bytes_free(json, json_len);
+    STATUS(envelope_client_stats_json(NULL, &json, &json_len), ENVELOPE_NULL_ARGUMENT);
+
+    uint8_t *again = NULL;
+    size_t again_len = 0;
+    STATUS(envelope_reencrypt(client, ct, ct_len, S(aad), &again, &again_len), ENVELOPE_OK);
+    CHECK(again_len == ct_len && memcmp(again, ct, ct_len) != 0, "reencrypted");
+    STATUS(envelope_reencrypt(client, ct, ct_len, S("other"), &again, &again_len), ENVELOPE_DECRYPTION_FAILED);
+    envelope_bytes_free(again, again_len);
+
+    envelope_bytes_free(text, text_len);
+    envelope_bytes_free(ct, ct_len);
+    envelope_client_free(client);
+}
+
+static void test_rotation(void) {
+    envelope_client *client = new_client(NULL);
+    uint8_t *ct = NULL, *text = NULL, *out = NULL;
+    size_t ct_len = 0, text_len = 0, out_len = 0;
+    bool changed = true;
+    STATUS(envelope_encrypt(client, S("alpha"), S("a"), &ct, &ct_len), ENVELOPE_OK);
+    STATUS(envelope_encrypt_text(client, S("bravo"), S("b"), &text, &text_len), ENVELOPE_OK);
+    STATUS(envelope_rewrap(client, ct, ct_len, &out, &out_len, &changed), ENVELOPE_OK);
+    CHECK(!changed && out_len == ct_len && memcmp(out, ct, ct_len) == 0, "no-op rewrap");
+    envelope_bytes_free(out, out_len);
+
+    uint32_t version = 0;
+    STATUS(envelope_local_keyring_rotate(S(keyring_path), S("default"), &version), ENVELOPE_OK);
+    CHECK(version == 2, "rotated to %u", version);
+    STATUS(envelope_local_keyring_rotate(S(keyring_path), S("default"), NULL), ENVELOPE_NULL_ARGUMENT);
+    envelope_client_free(client);
+    client = new_client(NULL); /* a fresh client sees the rotation at once */
+
+    STATUS(envelope_rewrap(client, ct, ct_len, &out, &out_len, &changed), ENVELOPE_OK);
+    CHECK(changed, "rewrap changed the header");
+    /* Body bytes (the last 5 + 16) identical. */
+    CHECK(memcmp(out + out_len - 21, ct + ct_len - 21, 21) == 0, "body unchanged");
+    uint8_t *text_out = NULL;
+    size_t text_out_len = 0;
+    STATUS(envelope_rewrap(client, text, text_len, &text_out, &text_out_len, &changed), ENVELOPE_OK);
+    CHECK(changed && memcmp(text_out, "ev1:", 4) == 0, "text rewrap keeps the text form");
+    STATUS(envelope_rewrap(client, ct, ct_len, &out, &out_len, NULL), ENVELOPE_NULL_ARGUMENT);
+
+    STATUS(envelope_local_keyring_destroy_version(S(keyring_path), S("default"), 1), ENVELOPE_OK);
+    envelope_client *reader = new_client(NULL);
+    uint8_t *pt = NULL;
+    size_t pt_len = 0;
+    STATUS(envelope_decrypt(reader, ct, ct_len, S("a"), &pt, &pt_len), ENVELOPE_KEY_VERSION_DESTROYED);
+    STATUS(envelope_decrypt(reader, out, out_len, S("a"), &pt, &pt_len), ENVELOPE_OK);
+    CHECK(pt_len == 5 && memcmp(pt, "alpha", 5) == 0, "rewrapped decrypts");
+    envelope_bytes_free(pt, pt_len);
+    STATUS(envelope_decrypt_text(reader, text_out, text_out_len, S("b"), &pt, &pt_len), ENVELOPE_OK);
+    envelope_bytes_free(pt, pt_len);
+    STATUS(envelope_local_keyring_destroy_version(S(keyring_path), S("default"), 2), ENVELOPE_INVALID_CONFIG);
+    STATUS(envelope_local_keyring_create(S(keyring_path), S("default")), ENVELOPE_KEYRING_ERROR);
+
+    envelope_bytes_free(text_out, text_out_len);
+    envelope_bytes_free(out, out_len);
+    envelope_bytes_free(text, text_len);
+    envelope_bytes_free(ct, ct_len);
+    envelope_client_free(reader);
+    envelope_client_free(client);
+}
+
+static void test_batches(void) {
+    struct envelope_client_options options;
+    envelope_client_options_default(&options);
+    options.suite = ENVELOPE_SUITE_XCHACHA20_POLY1305;
+    options.encryption_context_json = (const uint8_t *)"{\"app\":\"billing\"}";
+    options.encryption_context_json_len = strlen("{\"app\":\"billing\"}");
+    envelope_client *client = new_client(&options);
+
+    const char *data = "onetwothree";
+    size_t data_offsets[4] = {0, 3, 6, 11};
+    const char *aads = "r1r2r3";
+    size_t aad_offsets[4] = {0, 2, 4, 6};
+    uint32_t statuses[3] = {99, 99, 99};
+    size_t out_offsets[4];
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    STATUS(envelope_encrypt_batch(client, 3, (const uint8_t *)data, 11, data_offsets, (const uint8_t *)aads, 6,
+                                  aad_offsets, statuses, &out, &out_len, out_offsets),
+           ENVELOPE_OK);
+    CHECK(statuses[0] == 0 && statuses[1] == 0 && statuses[2] == 0, "batch statuses");
+    CHECK(out_offsets[3] == out_len, "offsets cover the output");
+
+    /* Decrypt them back, with item 1 tampered. */
+    out[out_offsets[2] - 1] ^= 1;
+    uint8_t *pts = NULL;
+    size_t pts_len = 0;
+    size_t pt_offsets[4];
+    STATUS(envelope_decrypt_batch(client, 3, out, out_len, out_offsets, (const uint8_t *)aads, 6, aad_offsets,
+                                  statuses, &pts, &pts_len, pt_offsets),
+           ENVELOPE_OK);
+    CHECK(statuses[0] == ENVELOPE_OK && statuses[1] == ENVELOPE_DECRYPTION_FAILED && statuses[2] == ENVELOPE_OK,
+          "per-item statuses %u %u %u", statuses[0], statuses[1], statuses[2]);
+    CHECK(pt_offsets[1] - pt_offsets[0] == 3 && memcmp(pts, "one", 3) == 0, "item 0");
+    CHECK(pt_offsets[2] == pt_offsets[1], "failed item is empty");
+    CHECK(memcmp(pts + pt_offsets[2], "three", 5) == 0, "item 2");
+    CHECK(strstr(last_error(), "item 1") != NULL, "first failure named");
+    envelope_bytes_free(pts, pts_len);
+
+    size_t bad_offsets[4] = {0, 5, 3, 11};
+    STATUS(envelope_encrypt_batch(client, 3, (const uint8_t *)data, 11, bad_offsets, NULL, 0, NULL, statuses, &pts,
+                                  &pts_len, pt_offsets),
+           ENVELOPE_INVALID_ARGUMENT);
+    size_t too_far[4] = {0, 3, 6, 12};
+    STATUS(envelope_encrypt_batch(client, 3, (const uint8_t *)data, 11, too_far, NULL, 0, NULL, statuses, &pts,
+                                  &pts_len, pt_offsets),
+           ENVELOPE_INVALID_ARGUMENT);
+    STATUS(envelope_encrypt_batch(client, 3, (const uint8_t *)data, 11, data_offsets, NULL, 0, NULL, NULL, &pts,
+                                  &pts_len, pt_offsets),
+           ENVELOPE_NULL_ARGUMENT);
+    /* No AAD at all, and an empty batch. */
+    STATUS(envelope_encrypt_batch(client, 3, (const uint8_t *)data, 11, data_offsets, NULL, 0, NULL, statuses, &pts,
+                                  &pts_len, pt_offsets),
+           ENVELOPE_OK);
+    envelope_bytes_free(pts, pts_len);
+    size_t zero[1] = {0};
+    STATUS(envelope_encrypt_batch(client, 0, NULL, 0, zero, NULL, 0, NULL, statuses, &pts, &pts_len, pt_offsets),
+           ENVELOPE_OK);
+    envelope_bytes_free(pts, pts_len);
+
+    envelope_bytes_free(out, out_len);
+    envelope_client_free(client);
+
+    envelope_client_options_default(&options);
+    options.cache_enabled = false;
+    client = new_client(&options);
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    for (int i = 0; i < 3; i++) {
+        STATUS(envelope_encrypt(client, S("x"), NULL, 0, &ct, &ct_len), ENVELOPE_OK);
+        envelope_bytes_free(ct, ct_len);
+    }
+    uint8_t *json = NULL;
+    size_t json_len = 0;
+    envelope_client_stats_json(client, &json, &json_len);
+    CHECK(strstr((const char *)json, "\"kms_generate_calls\":3") != NULL, "cache disabled: a DEK per call");
+    envelope_bytes_free(json, json_len);
+    envelope_client_free(client);
+}
+
+static envelope_client *shared;
+
+static void *worker(void *arg) {
+    long id = (long)arg;
+    char aad[32];
+    snprintf(aad, sizeof aad, "thread-%ld", id);
+    for (int i = 0; i < 200; i++) {
+        uint8_t *ct = NULL, *pt = NULL;
+        size_t ct_len = 0, pt_len = 0;
+        if (envelope_encrypt(shared, S("concurrent"), S(aad), &ct, &ct_len) != ENVELOPE_OK ||
+            envelope_decrypt(shared, ct, ct_len, S(aad), &pt, &pt_len) != ENVELOPE_OK || pt_len != 10) {
+            return (void *)1;
+        }
+        envelope_bytes_free(pt, pt_len);
+        envelope_bytes_free(ct, ct_len);
+    }
+    return NULL;
+}
+
+static void test_threads(void) {
+    shared = new_client(NULL);
+    pthread_t threads[4];
+    for (long i = 0; i < 4; i++) pthread_create(&threads[i], NULL, worker, (void *)i);
+    for (int i = 0; i < 4; i++) {
+        void *result = NULL;
+        pthread_join(threads[i], &result);
+        CHECK(result == NULL, "thread %d", i);
+    }
+    envelope_client_free(shared);
+}
+
+int main(void) {
+    char dir[] = "/tmp/envelope-ffi-test-XXXXXX";
+    if (mkdtemp(dir) == NULL) return 2;
+    snprintf(keyring_path, sizeof keyring_path, "%s/keyring.json", dir);
+    snprintf(uri, sizeof uri, "local://%s", keyring_path);
+    STATUS(envelope_local_keyring_create(S(keyring_path), S("default")), ENVELOPE_OK);
+    STATUS(envelope_local_keyring_create(S(keyring_path), S("bad key id")), ENVELOPE_INVALID_CONFIG);
+
+    test_basics();
+    test_round_trips();
+    test_threads();
+    test_batches();
+    test_rotation();
+
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    printf("%d passed, %d failed\n", checks - failures, failures);
+    return failures == 0 ? 0 : 1;
+}
