@@ -72,6 +72,25 @@ impl BlockingEnvelope {
         self.block_on(self.envelope.encrypt(plaintext, aad))
     }
 
+    /// See [`Envelope::encrypt_append`].
+    pub fn encrypt_append(&self, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if let Some(sealed) = self.envelope.try_encrypt_append_cached(plaintext, aad, out) {
+            return sealed;
+        }
+        self.block_on(self.envelope.encrypt_append(plaintext, aad, out))
+    }
+
+    /// See [`Envelope::decrypt_append`].
+    pub fn decrypt_append(&self, ciphertext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if let Some(opened) = self
+            .envelope
+            .try_decrypt_append_cached(ciphertext, aad, out)
+        {
+            return opened;
+        }
+        self.block_on(self.envelope.decrypt_append(ciphertext, aad, out))
+    }
+
     /// See [`Envelope::encrypt_to_text`].
     pub fn encrypt_to_text(&self, plaintext: &[u8], aad: &[u8]) -> Result<String> {
         self.encrypt(plaintext, aad)

@@ -164,11 +164,24 @@ impl Envelope {
     /// Encrypts `plaintext`, binding `aad` (for example table, column and row id), into
     /// the binary form.
     pub async fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        if let Some(sealed) = self.try_encrypt_cached(plaintext, aad) {
+        let mut out = Vec::new();
+        self.encrypt_append(plaintext, aad, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Appends the binary ciphertext of `plaintext` to `out` (the allocation-free form of
+    /// [`Envelope::encrypt`], for batches). `out` is unchanged on error.
+    pub async fn encrypt_append(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        if let Some(sealed) = self.try_encrypt_append_cached(plaintext, aad, out) {
             return sealed;
         }
         let active = self.inner.refresh_active(plaintext.len()).await?;
-        self.inner.seal(&active, plaintext, aad)
+        self.inner.seal_append(&active, plaintext, aad, out)
     }
 
     /// Encrypts into the text form (`ev1:` + base64url), for text columns.
@@ -178,12 +191,25 @@ impl Envelope {
 
     /// Decrypts a binary ciphertext; `aad` must equal the encryption's.
     pub async fn decrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.decrypt_append(ciphertext, aad, &mut out).await?;
+        Ok(out)
+    }
+
+    /// Appends the plaintext of a binary ciphertext to `out` (the allocation-free form of
+    /// [`Envelope::decrypt`]). `out` is unchanged on error.
+    pub async fn decrypt_append(
+        &self,
+        ciphertext: &[u8],
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let parsed = format::parse(ciphertext)?;
-        if let Some(opened) = self.inner.open_cached(&parsed, aad) {
+        if let Some(opened) = self.inner.open_cached_append(&parsed, aad, out) {
             return opened;
         }
         let key = self.inner.load_data_key(&parsed).await?;
-        format::open(&key.key, &parsed, aad)
+        format::open_append(&key.key, &parsed, aad, out)
     }
 
     /// Decrypts a text-form ciphertext.
@@ -321,6 +347,18 @@ impl Envelope {
         plaintext: &[u8],
         aad: &[u8],
     ) -> Option<Result<Vec<u8>>> {
+        let mut out = Vec::new();
+        self.try_encrypt_append_cached(plaintext, aad, &mut out)
+            .map(|sealed| sealed.map(|()| out))
+    }
+
+    /// [`Envelope::try_encrypt_cached`], appending to `out`.
+    pub(crate) fn try_encrypt_append_cached(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<Result<()>> {
         let inner = &self.inner;
         if !inner.policy.is_enabled() {
             return None;
@@ -328,10 +366,24 @@ impl Envelope {
         let sealed = inner
             .active
             .with_reserved(&inner.policy, plaintext.len(), |active| {
-                inner.seal(active, plaintext, aad)
+                inner.seal_append(active, plaintext, aad, out)
             })?;
         Counters::bump(&inner.counters.encrypt_hits);
         Some(sealed)
+    }
+
+    /// [`Envelope::try_decrypt_cached`], appending to `out`.
+    pub(crate) fn try_decrypt_append_cached(
+        &self,
+        ciphertext: &[u8],
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<Result<()>> {
+        let parsed = match format::parse(ciphertext) {
+            Ok(parsed) => parsed,
+            Err(e) => return Some(Err(e)),
+        };
+        self.inner.open_cached_append(&parsed, aad, out)
     }
 
     /// Decrypts with a cached DEK if there is one, without awaiting anything; `None` means
@@ -341,21 +393,25 @@ impl Envelope {
         ciphertext: &[u8],
         aad: &[u8],
     ) -> Option<Result<Vec<u8>>> {
-        let parsed = match format::parse(ciphertext) {
-            Ok(parsed) => parsed,
-            Err(e) => return Some(Err(e)),
-        };
-        self.inner.open_cached(&parsed, aad)
+        let mut out = Vec::new();
+        self.try_decrypt_append_cached(ciphertext, aad, &mut out)
+            .map(|opened| opened.map(|()| out))
     }
 }
 
 impl Inner {
-    fn seal(&self, active: &ActiveDek, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+    fn seal_append(
+        &self,
+        active: &ActiveDek,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let mut nonce = [0u8; MAX_NONCE_LEN];
         let key = active.data_key();
         let nonce = &mut nonce[..key.suite().nonce_len()];
         rand::thread_rng().fill_bytes(nonce);
-        format::seal(key, &active.kek_ref, nonce, plaintext, aad)
+        format::seal_append(key, &active.kek_ref, nonce, plaintext, aad, out)
     }
 
     /// Gets a usable active DEK with one message reserved, generating a new DEK when needed.
@@ -410,17 +466,21 @@ impl Inner {
         ))
     }
 
-    /// Decrypts with a cached DEK (the lock-free front first, then moka); `None` when the
-    /// DEK must be unwrapped.
+    /// Decrypts with a cached DEK (the lock-free front first, then moka), appending the
+    /// plaintext to `out`; `None` when the DEK must be unwrapped.
     #[inline]
-    fn open_cached(&self, parsed: &Parsed<'_>, aad: &[u8]) -> Option<Result<Vec<u8>>> {
+    fn open_cached_append(
+        &self,
+        parsed: &Parsed<'_>,
+        aad: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<Result<()>> {
         if !self.policy.is_enabled() {
             return None;
         }
-        let opened = match self
-            .hot
-            .with(parsed.kek_ref, |key| format::open(key, parsed, aad))
-        {
+        let opened = match self.hot.with(parsed.kek_ref, |key| {
+            format::open_append(key, parsed, aad, out)
+        }) {
             Some(opened) => opened,
             None => {
                 let cached = self.unwrapped.get(parsed.kek_ref)?;
@@ -428,7 +488,7 @@ impl Inner {
                     return None;
                 }
                 self.hot.insert(parsed.kek_ref, cached.clone());
-                format::open(&cached.key, parsed, aad)
+                format::open_append(&cached.key, parsed, aad, out)
             }
         };
         Counters::bump(&self.counters.decrypt_hits);

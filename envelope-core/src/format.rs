@@ -231,7 +231,9 @@ fn with_associated_data<R>(stable: &[u8], aad: &[u8], f: impl FnOnce(&[u8]) -> R
     }
 }
 
-/// Encrypts one message under a prepared DEK with the given nonce.
+/// Encrypts one message under a prepared DEK with the given nonce (the test vectors'
+/// deterministic path; the SDK appends with [`seal_append`]).
+#[cfg(any(test, feature = "testing"))]
 pub(crate) fn seal(
     key: &DataKey,
     kek_ref: &[u8],
@@ -239,6 +241,21 @@ pub(crate) fn seal(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>> {
+    let mut out =
+        Vec::with_capacity(stable_len(key.suite()) + kek_ref.len() + plaintext.len() + TAG_LEN);
+    seal_append(key, kek_ref, nonce, plaintext, aad, &mut out)?;
+    Ok(out)
+}
+
+/// Appends one message's ciphertext to `out` (left as it was on error).
+pub(crate) fn seal_append(
+    key: &DataKey,
+    kek_ref: &[u8],
+    nonce: &[u8],
+    plaintext: &[u8],
+    aad: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let suite = key.suite();
     debug_assert_eq!(nonce.len(), suite.nonce_len());
     if plaintext.len() as u64 > suite.max_plaintext_len() {
@@ -247,36 +264,56 @@ pub(crate) fn seal(
             max: suite.max_plaintext_len(),
         });
     }
+    let start = out.len();
     let stable = stable_len(suite);
-    let body_start = stable + kek_ref.len();
-    let mut out = Vec::with_capacity(body_start + plaintext.len() + TAG_LEN);
+    out.reserve(stable + kek_ref.len() + plaintext.len() + TAG_LEN);
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT_VERSION);
     out.push(suite.id());
     out.extend_from_slice(nonce);
     out.extend_from_slice(key.commitment());
     out.extend_from_slice(kek_ref);
+    let body_start = out.len();
     out.extend_from_slice(plaintext);
-    let (header, body) = out.split_at_mut(body_start);
-    let tag = with_associated_data(&header[..stable], aad, |ad| {
+    let (header, body) = out[start..].split_at_mut(body_start - start);
+    let sealed = with_associated_data(&header[..stable], aad, |ad| {
         key.seal_in_place(nonce, ad, body)
-    })?;
-    out.extend_from_slice(&tag);
-    Ok(out)
+    });
+    match sealed {
+        Ok(tag) => {
+            out.extend_from_slice(&tag);
+            Ok(())
+        }
+        Err(e) => {
+            zeroize::Zeroize::zeroize(&mut out[body_start..]);
+            out.truncate(start);
+            Err(e)
+        }
+    }
 }
 
-/// Checks the commitment, then authenticates and decrypts the body.
-pub(crate) fn open(key: &DataKey, parsed: &Parsed<'_>, aad: &[u8]) -> Result<Vec<u8>> {
+/// Appends the plaintext to `out` after checking the commitment and the tag (`out` is left
+/// as it was, with no plaintext residue, on error).
+pub(crate) fn open_append(
+    key: &DataKey,
+    parsed: &Parsed<'_>,
+    aad: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<()> {
     if key.suite() != parsed.suite || !key.commitment_matches(parsed.commitment) {
         return Err(Error::DecryptionFailed);
     }
     let (ct, tag) = parsed.body.split_at(parsed.body.len() - TAG_LEN);
-    let mut plaintext = ct.to_vec();
-    with_associated_data(parsed.stable, aad, |ad| {
-        key.open_in_place(parsed.nonce, ad, &mut plaintext, tag)
-    })
-    .inspect_err(|_| zeroize::Zeroize::zeroize(&mut plaintext))?;
-    Ok(plaintext)
+    let start = out.len();
+    out.extend_from_slice(ct);
+    let opened = with_associated_data(parsed.stable, aad, |ad| {
+        key.open_in_place(parsed.nonce, ad, &mut out[start..], tag)
+    });
+    if opened.is_err() {
+        zeroize::Zeroize::zeroize(&mut out[start..]);
+        out.truncate(start);
+    }
+    opened
 }
 
 /// The ciphertext with its KEK reference replaced; the stable part and body are copied

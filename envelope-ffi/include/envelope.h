@@ -28,6 +28,8 @@ enum envelope_status
   ENVELOPE_INVALID_ARGUMENT = 2,
   // The library panicked; the call had no effect on the client's state.
   ENVELOPE_PANIC = 3,
+  // The caller's output buffer is too small; the required length was written.
+  ENVELOPE_BUFFER_TOO_SMALL = 4,
   // Authentication failed: tampered data, wrong AAD or a foreign wrapped data key.
   ENVELOPE_DECRYPTION_FAILED = 100,
   // The input is not a well-formed envelope ciphertext.
@@ -151,6 +153,39 @@ void envelope_client_free(struct envelope_client *client);
 // `ptr` and `len` must be exactly a pair returned by this library, not freed before.
 void envelope_bytes_free(uint8_t *ptr, size_t len);
 
+// Encrypts into the caller's buffer `out_buf` of `out_cap` bytes (the fast path for
+// bindings: no library-owned allocation to free). `*out_len` receives the ciphertext's
+// length; when it exceeds `out_cap` the call returns `ENVELOPE_BUFFER_TOO_SMALL`, writes
+// nothing into `out_buf`, and the message's DEK use is spent (call again with a larger
+// buffer, or `envelope_encrypt`). A ciphertext is the plaintext plus the header and tag
+// (`envelope_inspect_json`'s `overhead`).
+//
+// # Safety
+// `client` live; inputs valid for their lengths; `out_buf` writable for `out_cap` bytes
+// (NULL only with `out_cap` 0); `out_len` writable.
+envelope_status envelope_encrypt_into(const struct envelope_client *client,
+                                      const uint8_t *plaintext,
+                                      size_t plaintext_len,
+                                      const uint8_t *aad,
+                                      size_t aad_len,
+                                      uint8_t *out_buf,
+                                      size_t out_cap,
+                                      size_t *out_len);
+
+// Decrypts into the caller's buffer; as `envelope_encrypt_into` (the plaintext is never
+// longer than the ciphertext, so a buffer of the ciphertext's length always fits).
+//
+// # Safety
+// As `envelope_encrypt_into`.
+envelope_status envelope_decrypt_into(const struct envelope_client *client,
+                                      const uint8_t *ciphertext,
+                                      size_t ciphertext_len,
+                                      const uint8_t *aad,
+                                      size_t aad_len,
+                                      uint8_t *out_buf,
+                                      size_t out_cap,
+                                      size_t *out_len);
+
 // Encrypts `plaintext` bound to `aad` into the binary form.
 //
 // # Safety
@@ -247,15 +282,15 @@ envelope_status envelope_client_stats_json(const struct envelope_client *client_
 
 // Encrypts `count` plaintexts in one call.
 //
-// Item `i` is `data[data_offsets[i] .. data_offsets[i + 1]]`, its AAD likewise in `aad`
-// (`aad_offsets` NULL means an empty AAD for every item). On return `statuses[i]` is item
+// Item `i` is `data[data_offsets[i] .. data_offsets[i + 1]]`, its AAD likewise in `aad`;
+// with `aad_offsets` NULL, all of `aad` (possibly empty) is every item's AAD. On return `statuses[i]` is item
 // `i`'s status, and its ciphertext is `out[out_offsets[i] .. out_offsets[i + 1]]` (empty
 // when it failed). The call returns `ENVELOPE_OK` when the batch ran, even if items failed;
 // `envelope_last_error_message` then names the first failed item.
 //
 // # Safety
-// `data` valid for `data_len` bytes, `data_offsets` for `count + 1` elements, likewise the
-// AAD pair (or `aad_offsets` NULL); `statuses` writable for `count` elements,
+// `data` valid for `data_len` bytes, `data_offsets` for `count + 1` elements, `aad` for
+// `aad_len` bytes and `aad_offsets` for `count + 1` elements (or NULL); `statuses` writable for `count` elements,
 // `out_offsets` for `count + 1`; `out`/`out_len` writable. Free `out` with
 // `envelope_bytes_free`.
 envelope_status envelope_encrypt_batch(const struct envelope_client *client,

@@ -8,7 +8,7 @@ use crate::status::envelope_status;
 use crate::{array, client_ref, envelope_client, give, input, non_null};
 
 /// One item's operation: the client, the item, its AAD.
-type ItemOp = fn(&BlockingEnvelope, &[u8], &[u8]) -> envelope::Result<Vec<u8>>;
+type ItemOp = fn(&BlockingEnvelope, &[u8], &[u8], &mut Vec<u8>) -> envelope::Result<()>;
 
 /// Splits `buf` at `offsets` (`count + 1` non-decreasing offsets ending within `buf`).
 fn split<'a>(buf: &'a [u8], offsets: &[usize], name: &str) -> Result<Vec<&'a [u8]>, FfiError> {
@@ -61,7 +61,10 @@ unsafe fn batch(
         };
         let items = split(data, data_offsets, "data")?;
         let aads = if aad_offsets.is_null() {
-            vec![&[][..]; count]
+            // One AAD shared by every item (a column-level AAD), or none.
+            // SAFETY: per the contract, `aad` is valid for `aad_len` bytes.
+            let shared = unsafe { input(aad, aad_len, "aad")? };
+            vec![shared; count]
         } else {
             // SAFETY: per the contract, `count + 1` offsets into `aad_len` bytes.
             let (aad, aad_offsets) = unsafe {
@@ -72,17 +75,18 @@ unsafe fn batch(
             };
             split(aad, aad_offsets, "aad")?
         };
-        let mut output = Vec::new();
+        // Ciphertexts are their plaintext plus a header and tag of a few hundred bytes at
+        // most; reserving that up front avoids regrowing a large output many times.
+        let mut output = Vec::with_capacity(data.len() + count.saturating_mul(256));
         let mut offsets = Vec::with_capacity(count + 1);
         let mut codes = Vec::with_capacity(count);
         offsets.push(0usize);
         let mut first_failure: Option<String> = None;
         for (item, aad) in items.iter().zip(&aads) {
-            match op(&c.envelope, item, aad) {
-                Ok(bytes) => {
-                    output.extend_from_slice(&bytes);
-                    codes.push(envelope_status::ENVELOPE_OK as u32);
-                }
+            // Each item appends straight into the one output buffer (left as it was when the
+            // item fails).
+            match op(&c.envelope, item, aad, &mut output) {
+                Ok(()) => codes.push(envelope_status::ENVELOPE_OK as u32),
                 Err(e) => {
                     codes.push(envelope_status::of(&e) as u32);
                     first_failure.get_or_insert_with(|| format!("item {}: {e}", codes.len() - 1));
@@ -106,15 +110,15 @@ unsafe fn batch(
 
 /// Encrypts `count` plaintexts in one call.
 ///
-/// Item `i` is `data[data_offsets[i] .. data_offsets[i + 1]]`, its AAD likewise in `aad`
-/// (`aad_offsets` NULL means an empty AAD for every item). On return `statuses[i]` is item
+/// Item `i` is `data[data_offsets[i] .. data_offsets[i + 1]]`, its AAD likewise in `aad`;
+/// with `aad_offsets` NULL, all of `aad` (possibly empty) is every item's AAD. On return `statuses[i]` is item
 /// `i`'s status, and its ciphertext is `out[out_offsets[i] .. out_offsets[i + 1]]` (empty
 /// when it failed). The call returns `ENVELOPE_OK` when the batch ran, even if items failed;
 /// `envelope_last_error_message` then names the first failed item.
 ///
 /// # Safety
-/// `data` valid for `data_len` bytes, `data_offsets` for `count + 1` elements, likewise the
-/// AAD pair (or `aad_offsets` NULL); `statuses` writable for `count` elements,
+/// `data` valid for `data_len` bytes, `data_offsets` for `count + 1` elements, `aad` for
+/// `aad_len` bytes and `aad_offsets` for `count + 1` elements (or NULL); `statuses` writable for `count` elements,
 /// `out_offsets` for `count + 1`; `out`/`out_len` writable. Free `out` with
 /// `envelope_bytes_free`.
 #[unsafe(no_mangle)]
@@ -147,7 +151,7 @@ pub unsafe extern "C" fn envelope_encrypt_batch(
             out,
             out_len,
             out_offsets,
-            |e, pt, aad| e.encrypt(pt, aad),
+            |e, pt, aad, out| e.encrypt_append(pt, aad, out),
         )
     }
 }
@@ -186,7 +190,7 @@ pub unsafe extern "C" fn envelope_decrypt_batch(
             out,
             out_len,
             out_offsets,
-            |e, ct, aad| e.decrypt(ct, aad),
+            |e, ct, aad, out| e.decrypt_append(ct, aad, out),
         )
     }
 }

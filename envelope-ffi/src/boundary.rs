@@ -11,6 +11,8 @@ pub(crate) enum FfiError {
     Null(&'static str),
     /// An argument was invalid.
     Invalid(String),
+    /// The caller's buffer is too small; the required length was reported.
+    BufferTooSmall { needed: usize, capacity: usize },
     /// The SDK failed.
     Envelope(envelope::Error),
 }
@@ -26,6 +28,7 @@ impl FfiError {
         match self {
             FfiError::Null(_) => envelope_status::ENVELOPE_NULL_ARGUMENT,
             FfiError::Invalid(_) => envelope_status::ENVELOPE_INVALID_ARGUMENT,
+            FfiError::BufferTooSmall { .. } => envelope_status::ENVELOPE_BUFFER_TOO_SMALL,
             FfiError::Envelope(e) => envelope_status::of(e),
         }
     }
@@ -34,6 +37,9 @@ impl FfiError {
         match self {
             FfiError::Null(arg) => format!("argument `{arg}` must not be NULL"),
             FfiError::Invalid(why) => why.clone(),
+            FfiError::BufferTooSmall { needed, capacity } => {
+                format!("the output needs {needed} bytes, the buffer holds {capacity}")
+            }
             FfiError::Envelope(e) => {
                 // The SDK's messages never contain key material or plaintext.
                 let mut text = e.to_string();

@@ -65,6 +65,15 @@ pub struct envelope_client_options {
     pub encryption_context_json_len: usize,
 }
 
+/// Zeroes a buffer that may hold plaintext before it is freed: one `memset`, then an
+/// optimization barrier so the stores cannot be removed as dead (a byte-wise volatile loop
+/// costs a cycle per byte, a third of a 64-byte field's whole encryption).
+fn wipe(bytes: &mut [u8]) {
+    bytes.fill(0);
+    std::hint::black_box(&mut *bytes);
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+}
+
 /// Reads a caller's buffer; NULL is allowed only with length 0.
 ///
 /// # Safety
@@ -343,11 +352,7 @@ pub unsafe extern "C" fn envelope_bytes_free(ptr: *mut u8, len: usize) {
         if !ptr.is_null() {
             // SAFETY: `ptr`/`len` came from `Box::<[u8]>::into_raw` in `give`.
             let mut boxed = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) };
-            for b in boxed.iter_mut() {
-                // SAFETY: `b` is a valid, aligned, exclusive reference to a byte; a volatile
-                // write keeps the zeroing from being optimized away.
-                unsafe { std::ptr::write_volatile(b, 0) };
-            }
+            wipe(&mut boxed);
             drop(boxed);
         }
         Ok(())
@@ -385,6 +390,126 @@ unsafe fn single(
         unsafe { give(out, out_len, bytes) };
         Ok(())
     })
+}
+
+/// Shared shape of the `_into` operations: the output goes into the caller's buffer.
+///
+/// # Safety
+/// Pointers as documented on the public functions.
+#[allow(clippy::too_many_arguments)]
+unsafe fn single_into(
+    client_ptr: *const envelope_client,
+    data: *const u8,
+    data_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out_buf: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+    op: impl FnOnce(&BlockingEnvelope, &[u8], &[u8]) -> Result<Vec<u8>, FfiError>,
+) -> envelope_status {
+    boundary(|| {
+        let out_len = non_null(out_len, "out_len")?;
+        if out_buf.is_null() && out_cap > 0 {
+            return Err(FfiError::Null("out_buf"));
+        }
+        // SAFETY: per the public functions' contracts.
+        let (c, data, aad) = unsafe {
+            (
+                client_ref(client_ptr)?,
+                input(data, data_len, "data")?,
+                input(aad, aad_len, "aad")?,
+            )
+        };
+        let mut bytes = op(&c.envelope, data, aad)?;
+        let n = bytes.len();
+        // SAFETY: checked non-null; the caller guarantees it is writable.
+        unsafe { *out_len = n };
+        let fits = n <= out_cap;
+        if fits && n > 0 {
+            // SAFETY: `out_buf` is valid for `out_cap >= n` bytes per the contract.
+            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out_buf, n) };
+        }
+        // The intermediate copy may be plaintext.
+        wipe(&mut bytes);
+        if fits {
+            Ok(())
+        } else {
+            Err(FfiError::BufferTooSmall {
+                needed: n,
+                capacity: out_cap,
+            })
+        }
+    })
+}
+
+/// Encrypts into the caller's buffer `out_buf` of `out_cap` bytes (the fast path for
+/// bindings: no library-owned allocation to free). `*out_len` receives the ciphertext's
+/// length; when it exceeds `out_cap` the call returns `ENVELOPE_BUFFER_TOO_SMALL`, writes
+/// nothing into `out_buf`, and the message's DEK use is spent (call again with a larger
+/// buffer, or `envelope_encrypt`). A ciphertext is the plaintext plus the header and tag
+/// (`envelope_inspect_json`'s `overhead`).
+///
+/// # Safety
+/// `client` live; inputs valid for their lengths; `out_buf` writable for `out_cap` bytes
+/// (NULL only with `out_cap` 0); `out_len` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envelope_encrypt_into(
+    client: *const envelope_client,
+    plaintext: *const u8,
+    plaintext_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out_buf: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> envelope_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        single_into(
+            client,
+            plaintext,
+            plaintext_len,
+            aad,
+            aad_len,
+            out_buf,
+            out_cap,
+            out_len,
+            |e, pt, aad| Ok(e.encrypt(pt, aad)?),
+        )
+    }
+}
+
+/// Decrypts into the caller's buffer; as `envelope_encrypt_into` (the plaintext is never
+/// longer than the ciphertext, so a buffer of the ciphertext's length always fits).
+///
+/// # Safety
+/// As `envelope_encrypt_into`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envelope_decrypt_into(
+    client: *const envelope_client,
+    ciphertext: *const u8,
+    ciphertext_len: usize,
+    aad: *const u8,
+    aad_len: usize,
+    out_buf: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+) -> envelope_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        single_into(
+            client,
+            ciphertext,
+            ciphertext_len,
+            aad,
+            aad_len,
+            out_buf,
+            out_cap,
+            out_len,
+            |e, ct, aad| Ok(e.decrypt(ct, aad)?),
+        )
+    }
 }
 
 /// Encrypts `plaintext` bound to `aad` into the binary form.

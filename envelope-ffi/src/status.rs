@@ -16,6 +16,8 @@ pub enum envelope_status {
     ENVELOPE_INVALID_ARGUMENT = 2,
     /// The library panicked; the call had no effect on the client's state.
     ENVELOPE_PANIC = 3,
+    /// The caller's output buffer is too small; the required length was written.
+    ENVELOPE_BUFFER_TOO_SMALL = 4,
     /// Authentication failed: tampered data, wrong AAD or a foreign wrapped data key.
     ENVELOPE_DECRYPTION_FAILED = 100,
     /// The input is not a well-formed envelope ciphertext.
@@ -97,6 +99,7 @@ impl envelope_status {
             ENVELOPE_NULL_ARGUMENT => b"a required pointer argument was NULL\0",
             ENVELOPE_INVALID_ARGUMENT => b"invalid argument\0",
             ENVELOPE_PANIC => b"internal error (panic) in the envelope library\0",
+            ENVELOPE_BUFFER_TOO_SMALL => b"output buffer too small\0",
             ENVELOPE_DECRYPTION_FAILED => {
                 b"decryption failed: the ciphertext, its AAD or its wrapped data key is not authentic\0"
             }
@@ -127,13 +130,14 @@ impl envelope_status {
 
     /// Every status, for tests and generated binding tables.
     #[cfg(test)]
-    pub(crate) const ALL: [envelope_status; 26] = {
+    pub(crate) const ALL: [envelope_status; 27] = {
         use envelope_status::*;
         [
             ENVELOPE_OK,
             ENVELOPE_NULL_ARGUMENT,
             ENVELOPE_INVALID_ARGUMENT,
             ENVELOPE_PANIC,
+            ENVELOPE_BUFFER_TOO_SMALL,
             ENVELOPE_DECRYPTION_FAILED,
             ENVELOPE_MALFORMED,
             ENVELOPE_UNSUPPORTED_FORMAT_VERSION,
@@ -173,6 +177,6 @@ mod tests {
             assert!(!m[..m.len() - 1].contains(&0));
             seen.insert(s as u32);
         }
-        assert_eq!(seen.len(), 25);
+        assert_eq!(seen.len(), 26);
     }
 }

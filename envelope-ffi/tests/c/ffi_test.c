@@ -122,6 +122,23 @@ static void test_round_trips(void) {
     STATUS(envelope_decrypt_text(client, (const uint8_t *)"ev1:\xff", 5, S(aad), &pt, &pt_len), ENVELOPE_INVALID_ARGUMENT);
     STATUS(envelope_decrypt_text(client, S("ev9:AAAA"), S(aad), &pt, &pt_len), ENVELOPE_UNSUPPORTED_FORMAT_VERSION);
 
+    /* Caller-buffer variants: fits, too small (required length reported), decrypt. */
+    uint8_t buf[512];
+    size_t need = 0;
+    STATUS(envelope_encrypt_into(client, S("into"), S(aad), buf, sizeof buf, &need), ENVELOPE_OK);
+    CHECK(need == 4 + 138, "encrypt_into length %zu", need);
+    uint8_t small[8];
+    size_t small_len = 0;
+    STATUS(envelope_encrypt_into(client, S("into"), S(aad), small, sizeof small, &small_len), ENVELOPE_BUFFER_TOO_SMALL);
+    CHECK(small_len == need, "required length reported");
+    uint8_t plain[512];
+    size_t plain_len = 0;
+    STATUS(envelope_decrypt_into(client, buf, need, S(aad), plain, sizeof plain, &plain_len), ENVELOPE_OK);
+    CHECK(plain_len == 4 && memcmp(plain, "into", 4) == 0, "decrypt_into");
+    STATUS(envelope_decrypt_into(client, buf, need, S("wrong"), plain, sizeof plain, &plain_len), ENVELOPE_DECRYPTION_FAILED);
+    STATUS(envelope_decrypt_into(client, buf, need, S(aad), NULL, 16, &plain_len), ENVELOPE_NULL_ARGUMENT);
+    STATUS(envelope_encrypt_into(client, S("into"), S(aad), buf, sizeof buf, NULL), ENVELOPE_NULL_ARGUMENT);
+
     uint8_t *json = NULL;
     size_t json_len = 0;
     STATUS(envelope_inspect_json(ct, ct_len, &json, &json_len), ENVELOPE_OK);
@@ -248,11 +265,26 @@ static void test_batches(void) {
     STATUS(envelope_encrypt_batch(client, 3, (const uint8_t *)data, 11, data_offsets, NULL, 0, NULL, NULL, &pts,
                                   &pts_len, pt_offsets),
            ENVELOPE_NULL_ARGUMENT);
-    /* No AAD at all, and an empty batch. */
+    /* No AAD at all, a shared column AAD, and an empty batch. */
     STATUS(envelope_encrypt_batch(client, 3, (const uint8_t *)data, 11, data_offsets, NULL, 0, NULL, statuses, &pts,
                                   &pts_len, pt_offsets),
            ENVELOPE_OK);
     envelope_bytes_free(pts, pts_len);
+    uint8_t *column = NULL;
+    size_t column_len = 0, column_offsets[4];
+    STATUS(envelope_encrypt_batch(client, 3, (const uint8_t *)data, 11, data_offsets, S("patients.ssn"), NULL,
+                                  statuses, &column, &column_len, column_offsets),
+           ENVELOPE_OK);
+    uint8_t *single = NULL;
+    size_t single_len = 0;
+    STATUS(envelope_decrypt(client, column + column_offsets[2], column_offsets[3] - column_offsets[2],
+                            S("patients.ssn"), &single, &single_len),
+           ENVELOPE_OK);
+    CHECK(single_len == 5 && memcmp(single, "three", 5) == 0, "shared AAD applied to each item");
+    envelope_bytes_free(single, single_len);
+    STATUS(envelope_decrypt(client, column, column_offsets[1], NULL, 0, &single, &single_len),
+           ENVELOPE_DECRYPTION_FAILED);
+    envelope_bytes_free(column, column_len);
     size_t zero[1] = {0};
     STATUS(envelope_encrypt_batch(client, 0, NULL, 0, zero, NULL, 0, NULL, statuses, &pts, &pts_len, pt_offsets),
            ENVELOPE_OK);

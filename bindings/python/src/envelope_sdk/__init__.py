@@ -1,0 +1,54 @@
+"""envelope_sdk: envelope encryption for Python over the envelope C ABI.
+
+AES-256-GCM data keys, wrapped by a KMS (local keyring, AWS KMS, Vault/OpenBao Transit),
+cached so that millions of fields cost a handful of KMS calls; header-only rewrap after a key
+rotation. See :class:`Client`.
+"""
+
+from .client import (
+    Client,
+    HeaderInfo,
+    create_local_keyring,
+    destroy_local_key_version,
+    from_text,
+    native_version,
+    rotate_local_key,
+    to_text,
+)
+from .errors import (
+    BatchError,
+    DecryptionFailed,
+    EnvelopeError,
+    FeatureNotEnabled,
+    InternalError,
+    InvalidArgument,
+    InvalidConfig,
+    InvalidKeyUri,
+    KeyNotFound,
+    KeyNotOwned,
+    KeyringError,
+    KeyVersionDestroyed,
+    KeyVersionDisabled,
+    KeyVersionNotFound,
+    KeyVersionTooOld,
+    KmsError,
+    MalformedCiphertext,
+    MessageTooLarge,
+    PermissionDenied,
+    Throttled,
+    Unavailable,
+    UnsupportedFormatVersion,
+    UnsupportedProvider,
+    UnsupportedSuite,
+)
+
+__all__ = [
+    "BatchError", "Client", "DecryptionFailed", "EnvelopeError", "FeatureNotEnabled",
+    "HeaderInfo", "InternalError", "InvalidArgument", "InvalidConfig", "InvalidKeyUri",
+    "KeyNotFound", "KeyNotOwned", "KeyringError", "KeyVersionDestroyed", "KeyVersionDisabled",
+    "KeyVersionNotFound", "KeyVersionTooOld", "KmsError", "MalformedCiphertext",
+    "MessageTooLarge", "PermissionDenied", "Throttled", "Unavailable",
+    "UnsupportedFormatVersion", "UnsupportedProvider", "UnsupportedSuite",
+    "create_local_keyring", "destroy_local_key_version", "from_text", "native_version",
+    "rotate_local_key", "to_text",
+]

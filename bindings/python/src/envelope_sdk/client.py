@@ -1,0 +1,378 @@
+"""The envelope client: encrypt, decrypt, rewrap, re-encrypt and inspect, over the C ABI."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from array import array
+from dataclasses import dataclass
+from itertools import accumulate, islice
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+from ._native import ffi, lib
+from .errors import BatchError, EnvelopeError, InvalidArgument, error_for
+
+TEXT_PREFIX = "ev1:"
+SUITES = {"AES-256-GCM": 1, "XChaCha20-Poly1305": 2}
+_OK = 0
+_BUFFER_TOO_SMALL = 4
+_NULL_ARGUMENT = 1
+# Per-thread scratch for single-value results: values that fit are returned with one native
+# call and one copy; larger ones take the allocating path.
+_SCRATCH = 64 * 1024
+# Room left for the header when choosing the scratch path for an encryption.
+_HEADER_ROOM = 4096
+_encrypt_into = lib.envelope_encrypt_into
+_decrypt_into = lib.envelope_decrypt_into
+_unpack = ffi.unpack
+_memmove = ffi.memmove
+_ZEROS = bytes(_SCRATCH)
+
+BytesLike = Union[bytes, bytearray, memoryview]
+
+
+# An array typecode as wide as size_t, for zero-copy offset arrays.
+_SIZE_T = next(code for code in ("Q", "L", "I") if array(code).itemsize == ffi.sizeof("size_t"))
+_SIZE_T_BYTES = ffi.sizeof("size_t")
+
+
+def _join(values: Sequence[BytesLike], name: str) -> bytes:
+    try:
+        return b"".join(values)
+    except TypeError:
+        bad = next(type(v).__name__ for v in values if not isinstance(v, (bytes, bytearray, memoryview)))
+        raise TypeError(f"every element of {name} must be bytes, not {bad}") from None
+
+
+def _last_error() -> str:
+    buf = ffi.new("char[1024]")
+    lib.envelope_last_error_message(buf, 1024, ffi.NULL)
+    return ffi.string(buf).decode("utf-8", "replace")
+
+
+def _check(status: int) -> None:
+    if status != _OK:
+        detail = _last_error() or ffi.string(lib.envelope_status_message(status)).decode()
+        raise error_for(status, detail)
+
+
+def _bytes(value: BytesLike, name: str) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        return bytes(value)
+    raise TypeError(f"{name} must be bytes, not {type(value).__name__}")
+
+
+class _Out(threading.local):
+    """Per-thread out-pointers, reused across calls (allocating them costs more than AES)."""
+
+    def __init__(self) -> None:
+        self.ptr = ffi.new("char **")
+        self.len = ffi.new("size_t *")
+        self.changed = ffi.new("bool *")
+        self.buf = ffi.new("char[]", _SCRATCH)
+
+
+def _take(out: _Out) -> bytes:
+    ptr, n = out.ptr[0], out.len[0]
+    try:
+        return ffi.unpack(ptr, n)
+    finally:
+        lib.envelope_bytes_free(ptr, n)
+
+
+@dataclass(frozen=True)
+class HeaderInfo:
+    """Header facts of a ciphertext, read without any key."""
+
+    format_version: int
+    suite: str
+    provider: str
+    key_id: str
+    key_version: str
+    wrapped_dek_len: int
+    header_len: int
+    plaintext_len: int
+    overhead: int
+
+
+class Client:
+    """Envelope encryption under one KEK, named by a key URI.
+
+    ``local:///path/keyring.json[#KEY]``, ``aws-kms://arn:aws:kms:…``,
+    ``vault://HOST:PORT/MOUNT/keys/NAME``. The client caches data keys (see the cache
+    arguments), is safe to share between threads, and releases the GIL during every native
+    call. Close it (or use it as a context manager) to zeroize its cached keys at once.
+    """
+
+    def __init__(
+        self,
+        key_uri: str,
+        *,
+        suite: str = "AES-256-GCM",
+        cache: bool = True,
+        max_age: Optional[float] = None,
+        max_messages: Optional[int] = None,
+        max_bytes: Optional[int] = None,
+        decrypt_ttl: Optional[float] = None,
+        decrypt_capacity: Optional[int] = None,
+        encryption_context: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        if suite not in SUITES:
+            raise InvalidArgument(f"unknown suite {suite!r}: expected one of {sorted(SUITES)}")
+        options = ffi.new("envelope_client_options *")
+        _check(lib.envelope_client_options_default(options))
+        options.suite = SUITES[suite]
+        options.cache_enabled = cache
+        if max_age is not None:
+            options.max_age_ms = int(max_age * 1000)
+        if max_messages is not None:
+            options.max_messages = max_messages
+        if max_bytes is not None:
+            options.max_bytes = max_bytes
+        if decrypt_ttl is not None:
+            options.decrypt_ttl_ms = int(decrypt_ttl * 1000)
+        if decrypt_capacity is not None:
+            options.decrypt_capacity = decrypt_capacity
+        context = b""
+        if encryption_context:
+            context = json.dumps(dict(encryption_context)).encode()
+            options.encryption_context_json = context
+            options.encryption_context_json_len = len(context)
+        uri = key_uri.encode()
+        out = ffi.new("envelope_client **")
+        _check(lib.envelope_client_new(uri, len(uri), options, out))
+        self._ptr = out[0]
+        self._out = _Out()
+        self.key_uri = key_uri
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Releases the native client and zeroizes its cached keys. Idempotent."""
+        ptr, self._ptr = getattr(self, "_ptr", ffi.NULL), ffi.NULL
+        if ptr != ffi.NULL:
+            lib.envelope_client_free(ptr)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _raise(self, status: int) -> None:
+        if status == _NULL_ARGUMENT and self._ptr == ffi.NULL:
+            raise EnvelopeError("the client is closed")
+        _check(status)
+
+    def _client(self):
+        if self._ptr == ffi.NULL:
+            raise EnvelopeError("the client is closed")
+        return self._ptr
+
+    def __repr__(self) -> str:
+        return f"Client({self.key_uri!r})"
+
+    # -- single values ---------------------------------------------------------------
+
+    def encrypt(self, plaintext: BytesLike, aad: BytesLike = b"") -> bytes:
+        """Encrypts into the binary form (for bytes / BLOB / bytea columns)."""
+        if type(plaintext) is not bytes:
+            plaintext = _bytes(plaintext, "plaintext")
+        if type(aad) is not bytes:
+            aad = _bytes(aad, "aad")
+        out = self._out
+        n = len(plaintext)
+        if n + _HEADER_ROOM <= _SCRATCH:
+            status = _encrypt_into(self._ptr, plaintext, n, aad, len(aad), out.buf, _SCRATCH, out.len)
+            if status == _OK:
+                return _unpack(out.buf, out.len[0])
+            if status != _BUFFER_TOO_SMALL:
+                self._raise(status)
+        _check(lib.envelope_encrypt(self._client(), plaintext, n, aad, len(aad), out.ptr, out.len))
+        return _take(out)
+
+    def encrypt_text(self, plaintext: Union[str, BytesLike], aad: BytesLike = b"") -> str:
+        """Encrypts into the text form ``ev1:…`` (for text columns). ``str`` is UTF-8 encoded."""
+        if isinstance(plaintext, str):
+            plaintext = plaintext.encode()
+        plaintext, aad = _bytes(plaintext, "plaintext"), _bytes(aad, "aad")
+        out = self._out
+        _check(lib.envelope_encrypt_text(self._client(), plaintext, len(plaintext), aad, len(aad), out.ptr, out.len))
+        return _take(out).decode("ascii")
+
+    def decrypt(self, ciphertext: BytesLike, aad: BytesLike = b"") -> bytes:
+        """Decrypts the binary form; ``aad`` must equal the encryption's."""
+        if type(ciphertext) is not bytes:
+            ciphertext = _bytes(ciphertext, "ciphertext")
+        if type(aad) is not bytes:
+            aad = _bytes(aad, "aad")
+        out = self._out
+        n = len(ciphertext)
+        if n <= _SCRATCH:
+            status = _decrypt_into(self._ptr, ciphertext, n, aad, len(aad), out.buf, _SCRATCH, out.len)
+            if status != _OK:
+                self._raise(status)
+            size = out.len[0]
+            plaintext = _unpack(out.buf, size)
+            _memmove(out.buf, _ZEROS, size)  # no plaintext left behind in the scratch buffer
+            return plaintext
+        _check(lib.envelope_decrypt(self._client(), ciphertext, n, aad, len(aad), out.ptr, out.len))
+        return _take(out)
+
+    def decrypt_text(self, ciphertext: str, aad: BytesLike = b"") -> bytes:
+        """Decrypts the text form."""
+        text, aad = ciphertext.encode("ascii", "strict"), _bytes(aad, "aad")
+        out = self._out
+        _check(lib.envelope_decrypt_text(self._client(), text, len(text), aad, len(aad), out.ptr, out.len))
+        return _take(out)
+
+    def reencrypt(self, ciphertext: BytesLike, aad: BytesLike = b"") -> bytes:
+        """Decrypts and encrypts again under a new data key (after a suspected exposure)."""
+        ciphertext, aad = _bytes(ciphertext, "ciphertext"), _bytes(aad, "aad")
+        out = self._out
+        _check(lib.envelope_reencrypt(self._client(), ciphertext, len(ciphertext), aad, len(aad), out.ptr, out.len))
+        return _take(out)
+
+    def rewrap(self, ciphertext: Union[str, BytesLike]) -> Tuple[Union[str, bytes], bool]:
+        """Moves a ciphertext to the KEK's current version, header only.
+
+        Returns the ciphertext in the form it was given (text or binary) and whether the
+        header changed (``False``: already current, the input comes back).
+        """
+        is_text = isinstance(ciphertext, str)
+        data = ciphertext.encode("ascii") if is_text else _bytes(ciphertext, "ciphertext")
+        out = self._out
+        _check(lib.envelope_rewrap(self._client(), data, len(data), out.ptr, out.len, out.changed))
+        changed = bool(out.changed[0])
+        result = _take(out)
+        return (result.decode("ascii") if is_text else result), changed
+
+    # -- batches ---------------------------------------------------------------------
+
+    def _batch(self, fn, items: Sequence[BytesLike], aads: "Optional[Union[BytesLike, Sequence[BytesLike]]]") -> List[bytes]:
+        # One buffer plus offsets in, one buffer plus offsets out: per-item work stays in C
+        # (join, accumulate, array) instead of per-item cffi conversions.
+        count = len(items)
+        data = _join(items, "items")
+        data_offsets = array(_SIZE_T, [0])
+        data_offsets.extend(accumulate(map(len, items)))
+        if aads is None:
+            aad, aad_len, aad_offsets = ffi.NULL, 0, ffi.NULL
+        elif isinstance(aads, (bytes, bytearray, memoryview)):
+            aad = bytes(aads)  # one AAD shared by every item (a column-level AAD)
+            aad_len, aad_offsets = len(aad), ffi.NULL
+        else:
+            if len(aads) != count:
+                raise InvalidArgument(f"{count} items but {len(aads)} AADs")
+            aad = _join(aads, "aads")
+            aad_len = len(aad)
+            offsets = array(_SIZE_T, [0])
+            offsets.extend(accumulate(map(len, aads)))
+            aad_offsets = ffi.from_buffer("size_t[]", offsets)
+        statuses = array("I", bytes(4 * count))
+        out_offsets = array(_SIZE_T, bytes(_SIZE_T_BYTES * (count + 1)))
+        out = self._out
+        _check(
+            fn(self._client(), count, data, len(data), ffi.from_buffer("size_t[]", data_offsets),
+               aad, aad_len, aad_offsets, ffi.from_buffer("uint32_t[]", statuses) if count else ffi.NULL,
+               out.ptr, out.len, ffi.from_buffer("size_t[]", out_offsets))
+        )
+        failure_detail = _last_error() if any(statuses) else ""
+        blob = _take(out)
+        results: list = [blob[a:b] for a, b in zip(out_offsets, islice(out_offsets, 1, None))]
+        if failure_detail:
+            failed = 0
+            for i, status in enumerate(statuses):
+                if status != _OK:
+                    failed += 1
+                    message = ffi.string(lib.envelope_status_message(status)).decode()
+                    results[i] = error_for(status, message)
+            raise BatchError(f"{failed} of {count} items failed; {failure_detail}", results)
+        return results
+
+    def encrypt_batch(self, plaintexts: Sequence[BytesLike], aads: "Optional[Union[BytesLike, Sequence[BytesLike]]]" = None) -> List[bytes]:
+        """Encrypts many values in one native call (binary form).
+
+        ``aads`` is one AAD per value, or a single ``bytes`` shared by all of them (a
+        column-level AAD), or ``None``. Raises :class:`BatchError` (with every item's
+        result) if any item fails.
+        """
+        return self._batch(lib.envelope_encrypt_batch, plaintexts, aads)
+
+    def decrypt_batch(self, ciphertexts: Sequence[BytesLike], aads: "Optional[Union[BytesLike, Sequence[BytesLike]]]" = None) -> List[bytes]:
+        """Decrypts many binary-form values in one native call (``aads`` as for
+        :meth:`encrypt_batch`)."""
+        return self._batch(lib.envelope_decrypt_batch, ciphertexts, aads)
+
+    def encrypt_text_batch(self, plaintexts: Sequence[Union[str, BytesLike]], aads: "Optional[Union[BytesLike, Sequence[BytesLike]]]" = None) -> List[str]:
+        """Encrypts many values into the text form in one native call."""
+        items = [p.encode() if isinstance(p, str) else p for p in plaintexts]
+        return [to_text(c) for c in self.encrypt_batch(items, aads)]
+
+    def decrypt_text_batch(self, ciphertexts: Sequence[str], aads: "Optional[Union[BytesLike, Sequence[BytesLike]]]" = None) -> List[bytes]:
+        """Decrypts many text-form values in one native call."""
+        return self.decrypt_batch([from_text(c) for c in ciphertexts], aads)
+
+    # -- facts -----------------------------------------------------------------------
+
+    @staticmethod
+    def inspect(ciphertext: Union[str, BytesLike]) -> HeaderInfo:
+        """Header facts (suite, KMS, key id and version, sizes) without any key."""
+        data = ciphertext.encode("ascii") if isinstance(ciphertext, str) else _bytes(ciphertext, "ciphertext")
+        out = _Out()
+        _check(lib.envelope_inspect_json(data, len(data), out.ptr, out.len))
+        return HeaderInfo(**json.loads(_take(out)))
+
+    def stats(self) -> Dict[str, object]:
+        """Counters: KMS calls by operation, cache hits and misses, DEKs created, active DEK."""
+        out = self._out
+        _check(lib.envelope_client_stats_json(self._client(), out.ptr, out.len))
+        return json.loads(_take(out))
+
+
+def to_text(ciphertext: BytesLike) -> str:
+    """The text form of a binary ciphertext (``ev1:`` + base64url without padding)."""
+    return TEXT_PREFIX + base64.urlsafe_b64encode(bytes(ciphertext)).rstrip(b"=").decode("ascii")
+
+
+def from_text(text: str) -> bytes:
+    """The binary form of a text ciphertext (the library validates it when used)."""
+    if not text.startswith(TEXT_PREFIX):
+        # Let the native parser produce the precise error (version or malformed).
+        return text.encode("ascii", "replace")
+    body = text[len(TEXT_PREFIX):]
+    try:
+        return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except (ValueError, TypeError) as e:
+        raise error_for(101, f"malformed ciphertext: text form: invalid base64url: {e}") from None
+
+
+def create_local_keyring(path: str, key_id: str = "default") -> None:
+    """Creates a local keyring file (mode 0600) with ``key_id`` at version 1 (development KMS)."""
+    p, k = str(path).encode(), key_id.encode()
+    _check(lib.envelope_local_keyring_create(p, len(p), k, len(k)))
+
+
+def rotate_local_key(path: str, key_id: str = "default") -> int:
+    """Rotates a local keyring key; returns the new primary version."""
+    p, k = str(path).encode(), key_id.encode()
+    version = ffi.new("uint32_t *")
+    _check(lib.envelope_local_keyring_rotate(p, len(p), k, len(k), version))
+    return int(version[0])
+
+
+def destroy_local_key_version(path: str, key_id: str, version: int) -> None:
+    """Destroys a non-primary version of a local key (crypto-shredding)."""
+    p, k = str(path).encode(), key_id.encode()
+    _check(lib.envelope_local_keyring_destroy_version(p, len(p), k, len(k), version))
+
+
+def native_version() -> str:
+    """The version of the bundled native library."""
+    return ffi.string(lib.envelope_version()).decode()
