@@ -49,7 +49,10 @@ unsafe fn batch(
     boundary(|| {
         let out = non_null(out, "out")?;
         let out_len = non_null(out_len, "out_len")?;
-        let statuses = non_null(statuses, "statuses")?;
+        // `statuses` may be NULL for an empty batch (a pointer with its length, 0).
+        if count > 0 {
+            non_null(statuses, "statuses")?;
+        }
         let out_offsets = non_null(out_offsets, "out_offsets")?;
         // SAFETY: per the public functions' contracts: `count + 1` offsets each.
         let (c, data, data_offsets) = unsafe {
@@ -97,7 +100,9 @@ unsafe fn batch(
         // SAFETY: all output pointers were checked non-null; the caller guarantees `count`
         // statuses and `count + 1` offsets of writable space.
         unsafe {
-            std::ptr::copy_nonoverlapping(codes.as_ptr(), statuses, count);
+            if count > 0 {
+                std::ptr::copy_nonoverlapping(codes.as_ptr(), statuses, count);
+            }
             std::ptr::copy_nonoverlapping(offsets.as_ptr(), out_offsets, count + 1);
             give(out, out_len, output);
         }
@@ -118,7 +123,7 @@ unsafe fn batch(
 ///
 /// # Safety
 /// `data` valid for `data_len` bytes, `data_offsets` for `count + 1` elements, `aad` for
-/// `aad_len` bytes and `aad_offsets` for `count + 1` elements (or NULL); `statuses` writable for `count` elements,
+/// `aad_len` bytes and `aad_offsets` for `count + 1` elements (or NULL); `statuses` writable for `count` elements (NULL when `count` is 0),
 /// `out_offsets` for `count + 1`; `out`/`out_len` writable. Free `out` with
 /// `envelope_bytes_free`.
 #[unsafe(no_mangle)]

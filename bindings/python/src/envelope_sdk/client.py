@@ -136,11 +136,12 @@ class Client:
             options.decrypt_ttl_ms = int(decrypt_ttl * 1000)
         if decrypt_capacity is not None:
             options.decrypt_capacity = decrypt_capacity
-        context = b""
+        context = ffi.NULL
         if encryption_context:
-            context = json.dumps(dict(encryption_context)).encode()
+            encoded = json.dumps(dict(encryption_context)).encode()
+            context = ffi.new("char[]", encoded)  # kept alive until envelope_client_new returns
             options.encryption_context_json = context
-            options.encryption_context_json_len = len(context)
+            options.encryption_context_json_len = len(encoded)
         uri = key_uri.encode()
         out = ffi.new("envelope_client **")
         _check(lib.envelope_client_new(uri, len(uri), options, out))
@@ -259,6 +260,8 @@ class Client:
         # One buffer plus offsets in, one buffer plus offsets out: per-item work stays in C
         # (join, accumulate, array) instead of per-item cffi conversions.
         count = len(items)
+        if count == 0:
+            return []
         data = _join(items, "items")
         data_offsets = array(_SIZE_T, [0])
         data_offsets.extend(accumulate(map(len, items)))
@@ -280,7 +283,7 @@ class Client:
         out = self._out
         _check(
             fn(self._client(), count, data, len(data), ffi.from_buffer("size_t[]", data_offsets),
-               aad, aad_len, aad_offsets, ffi.from_buffer("uint32_t[]", statuses) if count else ffi.NULL,
+               aad, aad_len, aad_offsets, ffi.from_buffer("uint32_t[]", statuses),
                out.ptr, out.len, ffi.from_buffer("size_t[]", out_offsets))
         )
         failure_detail = _last_error() if any(statuses) else ""

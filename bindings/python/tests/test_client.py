@@ -1,0 +1,224 @@
+import json
+import os
+import stat
+import threading
+
+import pytest
+
+import envelope_sdk
+from envelope_sdk import (
+    BatchError,
+    Client,
+    DecryptionFailed,
+    EnvelopeError,
+    FeatureNotEnabled,
+    InvalidConfig,
+    InvalidKeyUri,
+    KeyVersionDestroyed,
+    MalformedCiphertext,
+    UnsupportedFormatVersion,
+)
+
+AAD = b"patients.ssn#42"
+
+
+def test_round_trip_binary_and_text(client):
+    ct = client.encrypt(b"123-45-6789", AAD)
+    assert ct[:3] == b"EV\x01"
+    assert len(ct) == 11 + 138
+    assert client.decrypt(ct, AAD) == b"123-45-6789"
+    text = client.encrypt_text("héllo wörld", AAD)
+    assert text.startswith("ev1:")
+    assert client.decrypt_text(text, AAD).decode() == "héllo wörld"
+    assert envelope_sdk.to_text(ct).startswith("ev1:")
+    assert envelope_sdk.from_text(envelope_sdk.to_text(ct)) == ct
+    # bytearray and memoryview are accepted; empty values work
+    assert client.decrypt(bytearray(ct), memoryview(AAD)) == b"123-45-6789"
+    assert client.decrypt(client.encrypt(b""), b"") == b""
+
+
+def test_large_values_take_the_allocating_path(client):
+    big = os.urandom(200_000)
+    ct = client.encrypt(big, AAD)
+    assert client.decrypt(ct, AAD) == big
+
+
+def test_wrong_aad_and_tampering_are_authentication_failures(client):
+    ct = client.encrypt(b"secret", AAD)
+    with pytest.raises(DecryptionFailed):
+        client.decrypt(ct, b"patients.ssn#43")
+    for i in (len(ct) - 1, 20, 5):
+        tampered = bytearray(ct)
+        tampered[i] ^= 1
+        with pytest.raises(EnvelopeError) as err:
+            client.decrypt(bytes(tampered), AAD)
+        assert not err.value.retryable
+    with pytest.raises(MalformedCiphertext) as err:
+        client.decrypt(ct[:30], AAD)
+    assert "truncated" in str(err.value)
+    with pytest.raises(UnsupportedFormatVersion):
+        client.decrypt(b"EV\x09" + ct[3:], AAD)
+    with pytest.raises(UnsupportedFormatVersion):
+        client.decrypt_text("ev2:AAAA", AAD)
+    with pytest.raises(TypeError):
+        client.encrypt("not bytes", AAD)  # type: ignore[arg-type]
+
+
+def test_inspect_without_key(client):
+    ct = client.encrypt(b"x" * 10, AAD)
+    info = Client.inspect(ct)
+    assert (info.suite, info.provider, info.key_id, info.key_version) == ("AES-256-GCM", "local", "default", "1")
+    assert info.plaintext_len == 10 and info.overhead == 138
+    assert Client.inspect(envelope_sdk.to_text(ct)) == info
+    with pytest.raises(MalformedCiphertext):
+        Client.inspect(b"nope")
+
+
+def test_rotate_rewrap_destroy(keyring, uri):
+    with Client(uri) as writer:
+        a = writer.encrypt(b"alpha", b"a")
+        b = writer.encrypt_text("bravo", b"b")
+        same, changed = writer.rewrap(a)
+        assert not changed and same == a
+    assert envelope_sdk.rotate_local_key(str(keyring)) == 2
+    with Client(uri) as c:
+        new_a, changed = c.rewrap(a)
+        assert changed
+        assert Client.inspect(new_a).key_version == "2"
+        assert new_a[-21:] == a[-21:], "body bytes unchanged"
+        new_b, changed = c.rewrap(b)
+        assert changed and isinstance(new_b, str)
+        assert c.stats()["kms_rewrap_calls"] == 1, "one KMS call for one DEK"
+    envelope_sdk.destroy_local_key_version(str(keyring), "default", 1)
+    with Client(uri) as reader:
+        with pytest.raises(KeyVersionDestroyed):
+            reader.decrypt(a, b"a")
+        assert reader.decrypt(new_a, b"a") == b"alpha"
+        assert reader.decrypt_text(new_b, b"b") == b"bravo"
+
+
+def test_reencrypt_changes_the_data_key(client):
+    ct = client.encrypt(b"v", AAD)
+    again = client.reencrypt(ct, AAD)
+    assert client.decrypt(again, AAD) == b"v"
+    assert again[16:48] != ct[16:48], "a new key commitment: a new DEK"
+
+
+def test_batches_with_per_item_errors(client):
+    values = [f"value {i}".encode() for i in range(100)]
+    aads = [f"row={i}".encode() for i in range(100)]
+    cts = client.encrypt_batch(values, aads)
+    assert client.decrypt_batch(cts, aads) == values
+    assert client.decrypt_batch(client.encrypt_batch(values, AAD), AAD) == values
+    assert client.decrypt_batch(client.encrypt_batch(values), None) == values
+    texts = client.encrypt_text_batch(["a", "b"], [b"1", b"2"])
+    assert client.decrypt_text_batch(texts, [b"1", b"2"]) == [b"a", b"b"]
+    assert client.encrypt_batch([]) == []
+    bad = list(cts[:3])
+    bad[1] = bad[1][:-1] + bytes([bad[1][-1] ^ 1])
+    with pytest.raises(BatchError) as err:
+        client.decrypt_batch(bad, aads[:3])
+    results = err.value.results
+    assert results[0] == values[0] and results[2] == values[2]
+    assert isinstance(results[1], DecryptionFailed)
+    assert list(err.value.failures) == [1]
+    assert "item 1" in str(err.value)
+    with pytest.raises(envelope_sdk.InvalidArgument):
+        client.encrypt_batch([b"a"], [b"1", b"2"])
+    with pytest.raises(TypeError):
+        client.encrypt_batch([b"a", "b"])  # type: ignore[list-item]
+
+
+def test_cache_counts_and_disabled_cache(uri):
+    with Client(uri) as c:
+        for i in range(1000):
+            c.encrypt(b"x", b"")
+        stats = c.stats()
+        assert stats["kms_generate_calls"] == 1
+        assert stats["active_dek"]["messages"] == 1000
+    with Client(uri, cache=False) as c:
+        for _ in range(5):
+            c.encrypt(b"x", b"")
+        assert c.stats()["kms_generate_calls"] == 5
+    with Client(uri, max_messages=10) as c:
+        for _ in range(25):
+            c.encrypt(b"x", b"")
+        assert c.stats()["deks_created"] == 3
+
+
+def test_configuration_errors(uri, tmp_path):
+    with pytest.raises(InvalidKeyUri):
+        Client("s3://bucket/key")
+    with pytest.raises(FeatureNotEnabled):
+        Client("gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k")
+    with pytest.raises(InvalidConfig):
+        Client(uri, max_messages=2**32 + 1)
+    with pytest.raises(envelope_sdk.InvalidArgument):
+        Client(uri, suite="DES")
+    ring = tmp_path / "open.json"
+    envelope_sdk.create_local_keyring(str(ring))
+    os.chmod(ring, 0o644)
+    with pytest.raises(envelope_sdk.KeyringError) as err:
+        Client(f"local://{ring}").encrypt(b"x")
+    assert "chmod 600" in str(err.value)
+    assert stat.S_IMODE(os.stat(tmp_path / "open.json").st_mode) == 0o644
+
+
+def test_xchacha_and_encryption_context(uri):
+    with Client(uri, suite="XChaCha20-Poly1305", encryption_context={"app": "billing"}) as c:
+        ct = c.encrypt(b"x", AAD)
+        assert Client.inspect(ct).suite == "XChaCha20-Poly1305"
+    with Client(uri, encryption_context={"app": "other"}) as other:
+        with pytest.raises(DecryptionFailed):
+            other.decrypt(ct, AAD)
+    with Client(uri, encryption_context={"app": "billing"}) as same:
+        assert same.decrypt(ct, AAD) == b"x"
+
+
+def test_closed_client(uri):
+    c = Client(uri)
+    c.close()
+    c.close()
+    with pytest.raises(EnvelopeError, match="closed"):
+        c.encrypt(b"x")
+    with pytest.raises(EnvelopeError, match="closed"):
+        c.decrypt(b"x")
+
+
+def test_threads_share_one_client(client):
+    errors = []
+
+    def work(n):
+        try:
+            for i in range(300):
+                aad = f"{n}:{i}".encode()
+                assert client.decrypt(client.encrypt(aad, aad), aad) == aad
+            cts = client.encrypt_batch([b"v"] * 50, b"col")
+            assert client.decrypt_batch(cts, b"col") == [b"v"] * 50
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert client.stats()["kms_generate_calls"] == 1
+
+
+def test_errors_carry_no_key_material(keyring, client):
+    material = json.loads(keyring.read_text())["keys"]["default"]["versions"][0]["material"]
+    ct = client.encrypt(b"s", AAD)
+    messages = []
+    for bad in (ct[:-1], ct[:40], b"EV\x01\x09" + ct[4:]):
+        try:
+            client.decrypt(bad, AAD)
+        except EnvelopeError as e:
+            messages.append(str(e) + repr(e))
+    assert messages and not any(material in m for m in messages)
+    assert "material" not in repr(client)
+
+
+def test_native_version():
+    assert envelope_sdk.native_version() == "0.1.0"
