@@ -30,6 +30,9 @@ cargo test --workspace --all-features --locked
 step "C ABI: header drift (in cargo test), C program under valgrind"
 scripts/test-ffi.sh
 
+step "Python and Go packages: pytest, go test -race, cross-language test"
+scripts/test-bindings.sh
+
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
 

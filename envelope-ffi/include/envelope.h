@@ -290,7 +290,7 @@ envelope_status envelope_client_stats_json(const struct envelope_client *client_
 //
 // # Safety
 // `data` valid for `data_len` bytes, `data_offsets` for `count + 1` elements, `aad` for
-// `aad_len` bytes and `aad_offsets` for `count + 1` elements (or NULL); `statuses` writable for `count` elements,
+// `aad_len` bytes and `aad_offsets` for `count + 1` elements (or NULL); `statuses` writable for `count` elements (NULL when `count` is 0),
 // `out_offsets` for `count + 1`; `out`/`out_len` writable. Free `out` with
 // `envelope_bytes_free`.
 envelope_status envelope_encrypt_batch(const struct envelope_client *client,

@@ -1,0 +1,46 @@
+"""Each of Rust, Python and Go encrypts; the other two decrypt. The three programs share one
+keyring file; a fresh process per call means no cache hides a format disagreement."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import envelope_sdk
+
+from conftest import required_env
+
+PY = [sys.executable, str(Path(__file__).with_name("interop_cli.py"))]
+
+
+def programs():
+    return {
+        "rust": [required_env("ENVELOPE_INTEROP_RUST")],
+        "python": PY,
+        "go": [required_env("ENVELOPE_INTEROP_GO")],
+    }
+
+
+def run(program, *args):
+    result = subprocess.run([*program, *args], capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise AssertionError(f"{program[0]} {args[0]} failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("writer", ["rust", "python", "go"])
+def test_each_language_decrypts_the_others(writer, uri, keyring):
+    progs = programs()
+    aad = f"interop.{writer}#1".encode().hex()
+    plaintext = f"written by {writer}: 123-45-6789 ✓".encode().hex()
+    ciphertext = run(progs[writer], "encrypt", uri, aad, plaintext)
+    info = envelope_sdk.Client.inspect(bytes.fromhex(ciphertext))
+    assert (info.provider, info.key_id, info.key_version) == ("local", "default", "1")
+    for reader, program in progs.items():
+        if reader == writer:
+            continue
+        assert run(program, "decrypt", uri, aad, ciphertext) == plaintext, f"{reader} reading {writer}"
+        # and each reader enforces the AAD
+        with pytest.raises(AssertionError, match="decryption failed"):
+            run(program, "decrypt", uri, "00", ciphertext)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The Python and Go packages over the C ABI: installs the Python package (which builds and
+# bundles the native library) with its test dependencies into the project's virtualenv and
+# runs pytest (vectors, SQLAlchemy on SQLite, threads, the cross-language test); runs
+# `go test -race` for the Go module. The cross-language test uses the Rust and Go interop
+# programs built here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/tools.sh
+
+cargo build --release --locked -p envelope-ffi --example interop -p envelope
+python3 -m venv "$ENVELOPE_VENV" 2>/dev/null || true
+"$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
+"$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check "./bindings/python[test]"
+
+mkdir -p "$ENVELOPE_TOOLS/bin"
+(cd bindings/go && go build -o "$ENVELOPE_TOOLS/bin/envelope-interop" ./cmd/envelope-interop)
+export ENVELOPE_INTEROP_RUST=$PWD/target/release/examples/interop
+export ENVELOPE_INTEROP_GO=$ENVELOPE_TOOLS/bin/envelope-interop
+
+echo "==> pytest (bindings/python)"
+(cd bindings/python && "$ENVELOPE_VENV/bin/python" -m pytest -q -p no:cacheprovider)
+
+echo "==> go vet, go test -race (bindings/go)"
+(cd bindings/go && test -z "$(gofmt -l .)" || { gofmt -l . >&2; echo "gofmt: files above need formatting" >&2; exit 1; })
+(cd bindings/go && go vet ./... && go test -race -count=1 ./...)
