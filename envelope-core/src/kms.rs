@@ -20,6 +20,21 @@ use crate::secret::Dek;
 /// per-message AAD is separate and never reaches the KMS.
 pub type EncryptionContext = BTreeMap<String, String>;
 
+/// The canonical bytes of an encryption context, for backends that bind it as one value
+/// (the local KMS's associated data, Vault's `context`): the pair count as u16, then for each
+/// pair in key order the key and the value, each prefixed by its length as u16 (big-endian).
+pub fn canonical_context(context: &EncryptionContext) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&(context.len() as u16).to_be_bytes());
+    for (k, v) in context {
+        out.extend_from_slice(&(k.len() as u16).to_be_bytes());
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(&(v.len() as u16).to_be_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+    out
+}
+
 /// A KMS provider. The id byte is part of the wire format and never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

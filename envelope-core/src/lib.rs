@@ -5,6 +5,7 @@
 mod blocking;
 pub mod cache;
 mod clock;
+mod endpoint;
 mod envelope;
 mod error;
 pub mod format;
@@ -20,12 +21,13 @@ pub mod vectors;
 
 pub use blocking::BlockingEnvelope;
 pub use cache::CachePolicy;
+pub use endpoint::check_kms_endpoint;
 pub use envelope::{Envelope, EnvelopeBuilder, Rewrapped};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use format::HeaderInfo;
 pub use kms::{
     EncryptionContext, GeneratedDek, KeyDescription, KeyVersionInfo, KeyVersionState, Kms, KmsExt,
-    Provider, RotationState, WrappedDek,
+    Provider, RotationState, WrappedDek, canonical_context,
 };
 pub use local::{LocalKeyring, LocalKms};
 pub use secret::{Dek, KEY_LEN};

@@ -153,38 +153,8 @@ pub extern "C" fn envelope_version() -> *const c_char {
 /// A static, NUL-terminated description of a status code (also for unknown values).
 #[unsafe(no_mangle)]
 pub extern "C" fn envelope_status_message(status: u32) -> *const c_char {
-    use envelope_status::*;
-    let known = [
-        ENVELOPE_OK,
-        ENVELOPE_NULL_ARGUMENT,
-        ENVELOPE_INVALID_ARGUMENT,
-        ENVELOPE_PANIC,
-        ENVELOPE_DECRYPTION_FAILED,
-        ENVELOPE_MALFORMED,
-        ENVELOPE_UNSUPPORTED_FORMAT_VERSION,
-        ENVELOPE_UNSUPPORTED_SUITE,
-        ENVELOPE_UNSUPPORTED_PROVIDER,
-        ENVELOPE_KEY_NOT_OWNED,
-        ENVELOPE_KEY_NOT_FOUND,
-        ENVELOPE_KEY_VERSION_NOT_FOUND,
-        ENVELOPE_KEY_VERSION_DESTROYED,
-        ENVELOPE_KEY_VERSION_DISABLED,
-        ENVELOPE_KEY_VERSION_TOO_OLD,
-        ENVELOPE_PERMISSION_DENIED,
-        ENVELOPE_UNAVAILABLE,
-        ENVELOPE_THROTTLED,
-        ENVELOPE_KMS_ERROR,
-        ENVELOPE_INVALID_KEY_URI,
-        ENVELOPE_FEATURE_NOT_ENABLED,
-        ENVELOPE_INVALID_CONFIG,
-        ENVELOPE_KEYRING_ERROR,
-        ENVELOPE_MESSAGE_TOO_LARGE,
-        ENVELOPE_UNKNOWN_ERROR,
-    ];
-    let message = known
-        .iter()
-        .find(|s| **s as u32 == status)
-        .map(|s| s.message())
+    let message = envelope_status::from_u32(status)
+        .map(envelope_status::message)
         .unwrap_or(b"unknown status code\0");
     message.as_ptr() as *const c_char
 }

@@ -128,9 +128,13 @@ impl envelope_status {
         }
     }
 
-    /// Every status, for tests and generated binding tables.
-    #[cfg(test)]
-    pub(crate) const ALL: [envelope_status; 27] = {
+    /// The status with this value, if it is one.
+    pub(crate) fn from_u32(value: u32) -> Option<Self> {
+        Self::ALL.iter().copied().find(|s| *s as u32 == value)
+    }
+
+    /// Every status.
+    pub(crate) const ALL: [envelope_status; 26] = {
         use envelope_status::*;
         [
             ENVELOPE_OK,
@@ -159,7 +163,6 @@ impl envelope_status {
             ENVELOPE_KEYRING_ERROR,
             ENVELOPE_MESSAGE_TOO_LARGE,
             ENVELOPE_UNKNOWN_ERROR,
-            ENVELOPE_OK,
         ]
     };
 }

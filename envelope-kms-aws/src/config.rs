@@ -1,7 +1,6 @@
 //! Building an [`AwsKms`]: from an `aws-kms://` URI, the standard AWS environment and
 //! explicit settings.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use envelope_core::{Error, Result};
@@ -185,39 +184,10 @@ impl AwsKmsBuilder {
     /// configuration is loaded on the first KMS call.
     pub fn build(self) -> Result<AwsKms> {
         if let Some(endpoint) = &self.endpoint {
-            check_endpoint(endpoint, self.allow_http_loopback)?;
+            envelope_core::check_kms_endpoint(endpoint, self.allow_http_loopback)?;
         }
         Ok(AwsKms::from_builder(self))
     }
-}
-
-fn check_endpoint(endpoint: &str, allow_http_loopback: bool) -> Result<()> {
-    if endpoint.starts_with("https://") {
-        return Ok(());
-    }
-    let Some(rest) = endpoint.strip_prefix("http://") else {
-        return Err(Error::InvalidConfig(format!(
-            "KMS endpoint {endpoint:?} must start with https://"
-        )));
-    };
-    let authority = rest.split('/').next().unwrap_or("");
-    let host = match authority.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => authority,
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        return Err(Error::InvalidConfig(format!(
-            "plain http to {host:?} is refused: only loopback endpoints may use http"
-        )));
-    }
-    if !allow_http_loopback {
-        return Err(Error::InvalidConfig(format!(
-            "plain http to {host} needs an explicit opt-in (with_allow_http_loopback(true) or ?http=loopback)"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -253,11 +223,9 @@ mod tests {
 
     #[test]
     fn plain_http_endpoints_only_for_loopback_with_opt_in() {
-        assert!(check_endpoint("https://kms.eu-west-1.amazonaws.com", false).is_ok());
-        assert!(check_endpoint("http://127.0.0.1:5000", true).is_ok());
-        assert!(check_endpoint("http://127.0.0.1:5000", false).is_err());
-        assert!(check_endpoint("http://10.1.2.3:5000", true).is_err());
-        assert!(check_endpoint("http://kms.example", true).is_err());
+        let b = || AwsKmsBuilder::new().with_endpoint("http://127.0.0.1:5000");
+        assert!(b().build().is_err());
+        assert!(b().with_allow_http_loopback(true).build().is_ok());
         assert!(
             AwsKmsBuilder::new()
                 .with_endpoint("http://192.168.1.1:5000")

@@ -1,7 +1,6 @@
 //! Building a [`VaultKms`]: from a `vault://` URI, the environment and explicit settings.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -244,7 +243,7 @@ impl VaultBuilder {
             Error::InvalidConfig("no Vault address: set VAULT_ADDR or use a vault:// URI".into())
         })?;
         let address = address.trim_end_matches('/').to_owned();
-        check_scheme(&address, self.allow_http_loopback)?;
+        envelope_core::check_kms_endpoint(&address, self.allow_http_loopback)?;
         if self.token.is_none() {
             return Err(Error::InvalidConfig(
                 "no Vault token: set VAULT_TOKEN (or BAO_TOKEN) or call with_token".into(),
@@ -257,36 +256,6 @@ impl VaultBuilder {
         }
         VaultKms::from_builder(self, address)
     }
-}
-
-/// https always; http only to a loopback host and only when allowed.
-fn check_scheme(address: &str, allow_http_loopback: bool) -> Result<()> {
-    if address.starts_with("https://") {
-        return Ok(());
-    }
-    let Some(rest) = address.strip_prefix("http://") else {
-        return Err(Error::InvalidConfig(format!(
-            "Vault address {address:?} must start with https://"
-        )));
-    };
-    let host = rest.split('/').next().unwrap_or("");
-    let host = match host.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => host,
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        return Err(Error::InvalidConfig(format!(
-            "plain http to {host:?} is refused: only loopback addresses may use http"
-        )));
-    }
-    if !allow_http_loopback {
-        return Err(Error::InvalidConfig(format!(
-            "plain http to {host} needs an explicit opt-in (with_allow_http_loopback(true) or ?http=loopback)"
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -319,15 +288,22 @@ mod tests {
     }
 
     #[test]
-    fn plain_http_only_for_loopback_with_opt_in() {
-        assert!(check_scheme("https://vault.example", false).is_ok());
-        assert!(check_scheme("http://127.0.0.1:8200", true).is_ok());
-        assert!(check_scheme("http://[::1]:8200", true).is_ok());
-        assert!(check_scheme("http://localhost:8200", true).is_ok());
-        assert!(check_scheme("http://127.0.0.1:8200", false).is_err());
-        assert!(check_scheme("http://10.0.0.5:8200", true).is_err());
-        assert!(check_scheme("http://vault.example", true).is_err());
-        assert!(check_scheme("ftp://vault.example", true).is_err());
+    fn plain_http_needs_loopback_and_opt_in() {
+        let b = || VaultBuilder::new().with_token("t");
+        assert!(b().with_address("http://127.0.0.1:8200").build().is_err());
+        assert!(
+            b().with_address("http://127.0.0.1:8200")
+                .with_allow_http_loopback(true)
+                .build()
+                .is_ok()
+        );
+        assert!(
+            b().with_address("http://10.0.0.5:8200")
+                .with_allow_http_loopback(true)
+                .build()
+                .is_err()
+        );
+        assert!(b().with_address("https://vault.example").build().is_ok());
     }
 
     #[test]

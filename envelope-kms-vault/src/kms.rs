@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use envelope_core::{
     Dek, EncryptionContext, Error, GeneratedDek, KeyDescription, KeyVersionInfo, KeyVersionState,
-    Kms, KmsExt, Provider, Result, RotationState, WrappedDek,
+    Kms, KmsExt, Provider, Result, RotationState, WrappedDek, canonical_context,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -82,20 +82,10 @@ pub(crate) fn version_of(ciphertext: &str) -> Option<&str> {
     (!version.is_empty() && version.bytes().all(|b| b.is_ascii_digit())).then_some(version)
 }
 
-/// The encryption context as Transit's base64 `context` (length-prefixed, sorted pairs;
-/// the same encoding as the local KMS's associated data).
+/// The encryption context as Transit's base64 `context` (the core's canonical encoding),
+/// or `None` when it is empty.
 fn encode_context(context: &EncryptionContext) -> Option<String> {
-    if context.is_empty() {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    for (k, v) in context {
-        bytes.extend_from_slice(&(k.len() as u16).to_be_bytes());
-        bytes.extend_from_slice(k.as_bytes());
-        bytes.extend_from_slice(&(v.len() as u16).to_be_bytes());
-        bytes.extend_from_slice(v.as_bytes());
-    }
-    Some(STANDARD.encode(bytes))
+    (!context.is_empty()).then(|| STANDARD.encode(canonical_context(context)))
 }
 
 fn with_context(mut body: Value, context: &EncryptionContext) -> Value {
@@ -574,6 +564,6 @@ mod tests {
         a.insert("b".into(), "2".into());
         a.insert("a".into(), "1".into());
         let encoded = STANDARD.decode(encode_context(&a).unwrap()).unwrap();
-        assert_eq!(encoded, b"\x00\x01a\x00\x011\x00\x01b\x00\x012");
+        assert_eq!(encoded, b"\x00\x02\x00\x01a\x00\x011\x00\x01b\x00\x012");
     }
 }

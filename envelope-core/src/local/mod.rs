@@ -19,6 +19,7 @@ pub use keyring::{LocalKeyring, LocalVersionState};
 use crate::error::{Error, Result};
 use crate::kms::{
     EncryptionContext, GeneratedDek, KeyDescription, Kms, KmsExt, Provider, WrappedDek,
+    canonical_context,
 };
 use crate::secret::{Dek, KEY_LEN};
 
@@ -179,13 +180,7 @@ fn wrap_associated_data(key_id: &str, version: u32, context: &EncryptionContext)
     ad.extend_from_slice(key_id.as_bytes());
     ad.push(version.len() as u8);
     ad.extend_from_slice(version.as_bytes());
-    ad.extend_from_slice(&(context.len() as u16).to_be_bytes());
-    for (k, v) in context {
-        ad.extend_from_slice(&(k.len() as u16).to_be_bytes());
-        ad.extend_from_slice(k.as_bytes());
-        ad.extend_from_slice(&(v.len() as u16).to_be_bytes());
-        ad.extend_from_slice(v.as_bytes());
-    }
+    ad.extend_from_slice(&canonical_context(context));
     ad
 }
 
