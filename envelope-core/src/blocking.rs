@@ -1,6 +1,7 @@
 //! A blocking facade over [`Envelope`] for callers without an async runtime (and the C ABI).
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use crate::envelope::{Envelope, Rewrapped};
 use crate::error::{Error, Result};
@@ -12,9 +13,32 @@ use crate::format::HeaderInfo;
 /// KMS calls run on a private one-worker tokio runtime. Called from a thread that is itself
 /// inside an async runtime (where `block_on` would panic), the KMS call runs on a scoped
 /// helper thread instead: it works, it only costs a thread spawn per KMS call.
+///
+/// Fork-safe: a child process (a Python worker forked after the client was made, say) has
+/// no runtime thread, so the first KMS call in the child starts a new runtime. Nonces stay
+/// unique across the fork because the thread-local CSPRNG reseeds in the child.
 pub struct BlockingEnvelope {
     envelope: Envelope,
-    runtime: Option<tokio::runtime::Runtime>,
+    runtime: Mutex<Option<ProcessRuntime>>,
+}
+
+/// A runtime and the process that started it.
+struct ProcessRuntime {
+    pid: u32,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+fn new_runtime() -> Result<ProcessRuntime> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("envelope-kms")
+        .enable_all()
+        .build()
+        .map_err(|e| Error::InvalidConfig(format!("cannot start the KMS runtime: {e}")))?;
+    Ok(ProcessRuntime {
+        pid: std::process::id(),
+        runtime: Arc::new(runtime),
+    })
 }
 
 impl std::fmt::Debug for BlockingEnvelope {
@@ -28,16 +52,31 @@ impl std::fmt::Debug for BlockingEnvelope {
 impl BlockingEnvelope {
     /// Wraps an envelope, starting its private runtime.
     pub fn new(envelope: Envelope) -> Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("envelope-kms")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::InvalidConfig(format!("cannot start the KMS runtime: {e}")))?;
         Ok(BlockingEnvelope {
             envelope,
-            runtime: Some(runtime),
+            runtime: Mutex::new(Some(new_runtime()?)),
         })
+    }
+
+    /// This process's runtime; after a fork, a new one (the parent's worker thread does not
+    /// exist in the child, so its runtime is leaked rather than shut down).
+    fn runtime(&self) -> Result<Arc<tokio::runtime::Runtime>> {
+        let mut slot = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pid = std::process::id();
+        match slot.as_ref() {
+            Some(current) if current.pid == pid => Ok(current.runtime.clone()),
+            _ => {
+                let fresh = new_runtime()?;
+                let runtime = fresh.runtime.clone();
+                if let Some(stale) = slot.replace(fresh) {
+                    std::mem::forget(stale);
+                }
+                Ok(runtime)
+            }
+        }
     }
 
     /// The async envelope (shares its caches with this facade).
@@ -45,14 +84,12 @@ impl BlockingEnvelope {
         &self.envelope
     }
 
-    fn block_on<F>(&self, future: F) -> F::Output
+    fn block_on<F, T>(&self, future: F) -> Result<T>
     where
-        F: Future + Send,
-        F::Output: Send,
+        F: Future<Output = Result<T>> + Send,
+        T: Send,
     {
-        let Some(runtime) = self.runtime.as_ref() else {
-            unreachable!("the runtime is only taken in Drop")
-        };
+        let runtime = self.runtime()?;
         if tokio::runtime::Handle::try_current().is_err() {
             return runtime.block_on(future);
         }
@@ -133,9 +170,20 @@ impl BlockingEnvelope {
 
 impl Drop for BlockingEnvelope {
     fn drop(&mut self) {
+        let slot = self
+            .runtime
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        let Some(current) = slot else { return };
+        if current.pid != std::process::id() {
+            // Inherited through fork: its worker thread is not in this process.
+            std::mem::forget(current);
+            return;
+        }
         // Dropping a runtime inside an async context panics; shutting it down in the
         // background never does.
-        if let Some(runtime) = self.runtime.take() {
+        if let Ok(runtime) = Arc::try_unwrap(current.runtime) {
             runtime.shutdown_background();
         }
     }

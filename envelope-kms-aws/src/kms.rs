@@ -59,7 +59,9 @@ struct Counters {
 /// - The envelope's encryption context is passed as KMS's encryption context.
 pub struct AwsKms {
     builder: AwsKmsBuilder,
-    client: tokio::sync::OnceCell<Client>,
+    /// The SDK client and the process that built it: rebuilt in a forked child, whose
+    /// parent's pooled connections belong to a runtime thread that does not exist there.
+    client: tokio::sync::Mutex<Option<(u32, Client)>>,
     calls: Counters,
 }
 
@@ -117,7 +119,7 @@ impl AwsKms {
     pub(crate) fn from_builder(builder: AwsKmsBuilder) -> Self {
         AwsKms {
             builder,
-            client: tokio::sync::OnceCell::new(),
+            client: tokio::sync::Mutex::new(None),
             calls: Counters::default(),
         }
     }
@@ -134,38 +136,48 @@ impl AwsKms {
         }
     }
 
-    /// The SDK client, configured on first use from the builder and the AWS environment.
-    pub async fn client(&self) -> &Client {
-        self.client
-            .get_or_init(|| async {
-                let b = &self.builder;
-                let mut loader = aws_config::defaults(BehaviorVersion::latest())
-                    .timeout_config(
-                        TimeoutConfig::builder()
-                            .operation_timeout(b.operation_timeout)
-                            .operation_attempt_timeout(b.attempt_timeout)
-                            .connect_timeout(b.connect_timeout)
-                            .build(),
-                    )
-                    .retry_config(RetryConfig::standard().with_max_attempts(b.max_attempts));
-                if let Some(region) = &b.region {
-                    loader = loader.region(aws_config::Region::new(region.clone()));
-                }
-                if let Some(endpoint) = &b.endpoint {
-                    loader = loader.endpoint_url(endpoint);
-                }
-                if let Some(creds) = &b.static_credentials {
-                    loader = loader.credentials_provider(aws_sdk_kms::config::Credentials::new(
-                        creds.access_key_id.clone(),
-                        creds.secret_access_key.as_str(),
-                        None,
-                        None,
-                        "envelope-static",
-                    ));
-                }
-                Client::new(&loader.load().await)
-            })
-            .await
+    /// The SDK client, configured on first use (and again in a forked child) from the
+    /// builder and the AWS environment.
+    pub async fn client(&self) -> Client {
+        let mut slot = self.client.lock().await;
+        let pid = std::process::id();
+        if let Some((built_by, client)) = slot.as_ref()
+            && *built_by == pid
+        {
+            return client.clone();
+        }
+        let client = self.build_client().await;
+        *slot = Some((pid, client.clone()));
+        client
+    }
+
+    async fn build_client(&self) -> Client {
+        let b = &self.builder;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(b.operation_timeout)
+                    .operation_attempt_timeout(b.attempt_timeout)
+                    .connect_timeout(b.connect_timeout)
+                    .build(),
+            )
+            .retry_config(RetryConfig::standard().with_max_attempts(b.max_attempts));
+        if let Some(region) = &b.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &b.endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        if let Some(creds) = &b.static_credentials {
+            loader = loader.credentials_provider(aws_sdk_kms::config::Credentials::new(
+                creds.access_key_id.clone(),
+                creds.secret_access_key.as_str(),
+                None,
+                None,
+                "envelope-static",
+            ));
+        }
+        Client::new(&loader.load().await)
     }
 
     fn bump(counter: &AtomicU64) {

@@ -56,7 +56,7 @@ fn context() -> EncryptionContext {
 #[tokio::test]
 async fn conformance_suite() {
     let kms = kms();
-    let key = create_key(kms.client().await).await;
+    let key = create_key(&kms.client().await).await;
     let shared: Arc<dyn Kms> = Arc::new(kms);
     // moto returns no KeyMaterialId, so versions cannot be compared here.
     let opts = ConformanceOptions {
@@ -70,7 +70,7 @@ async fn conformance_suite() {
 #[tokio::test]
 async fn ten_thousand_fields_cost_the_calls_the_policy_implies() {
     let writer_kms = Arc::new(kms());
-    let key = create_key(writer_kms.client().await).await;
+    let key = create_key(&writer_kms.client().await).await;
     let writer = Envelope::builder(writer_kms.clone(), &key)
         .encryption_context(context())
         .build()
@@ -118,7 +118,7 @@ async fn ten_thousand_fields_cost_the_calls_the_policy_implies() {
 #[tokio::test]
 async fn rotate_on_demand_then_rewrap() {
     let kms = Arc::new(kms());
-    let client = kms.client().await.clone();
+    let client = kms.client().await;
     let key = create_key(&client).await;
     let env = Envelope::builder(kms.clone(), &key)
         .encryption_context(context())
@@ -194,7 +194,7 @@ fn kms_arc() -> Arc<AwsKms> {
 #[tokio::test]
 async fn rotation_hook_of_the_conformance_suite() {
     let kms = kms();
-    let client = kms.client().await.clone();
+    let client = kms.client().await;
     let key = create_key(&client).await;
     let rotate = Box::pin(async {
         client
@@ -217,7 +217,7 @@ async fn rotation_hook_of_the_conformance_suite() {
 #[tokio::test]
 async fn wrong_encryption_context_is_an_authentication_failure() {
     let kms = Arc::new(kms());
-    let key = create_key(kms.client().await).await;
+    let key = create_key(&kms.client().await).await;
     let writer = Envelope::builder(kms.clone(), &key)
         .encryption_context(context())
         .build()
@@ -238,7 +238,7 @@ async fn wrong_encryption_context_is_an_authentication_failure() {
 #[tokio::test]
 async fn alias_arns_resolve_to_the_key_arn_in_headers() {
     let kms = Arc::new(kms());
-    let client = kms.client().await.clone();
+    let client = kms.client().await;
     let key = create_key(&client).await;
     let alias = format!("alias/envelope-{}", std::process::id());
     client
@@ -274,7 +274,7 @@ async fn missing_key() {
 #[tokio::test]
 async fn describe_reports_automatic_rotation() {
     let kms = kms();
-    let client = kms.client().await.clone();
+    let client = kms.client().await;
     let key = create_key(&client).await;
     let bare = key.rsplit('/').next().unwrap().to_owned();
     let before = kms.describe_key(&key).await.unwrap();
@@ -330,7 +330,7 @@ async fn private_moto() -> (tokio::process::Child, String) {
 async fn server_stopped_mid_run() {
     let (mut child, endpoint) = private_moto().await;
     let kms = Arc::new(kms_at(&endpoint));
-    let key = create_key(kms.client().await).await;
+    let key = create_key(&kms.client().await).await;
     let env = Envelope::builder(kms.clone(), &key).build().unwrap();
     let before = env.encrypt(b"before", b"").await.unwrap();
     let cold_reader = Envelope::builder(Arc::new(kms_at(&endpoint)), &key)

@@ -1,6 +1,7 @@
 //! The Transit-backed [`Kms`].
 
 use std::fmt;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -23,7 +24,7 @@ use crate::errors::{VaultFailure, classify};
 /// `rewrap` moves a wrapped DEK to the key's latest version without the DEK leaving Vault.
 /// The key version of every wrap is the `N` of Vault's `vault:vN:` prefix.
 pub struct VaultKms {
-    http: reqwest::Client,
+    http: HttpClient,
     address: String,
     mount: String,
     token: Token,
@@ -40,6 +41,80 @@ impl fmt::Debug for VaultKms {
             .field("namespace", &self.namespace)
             .field("token", &self.token)
             .finish_non_exhaustive()
+    }
+}
+
+/// The HTTP client, rebuilt in a forked child process: its pooled connections belong to the
+/// parent's runtime, whose thread does not exist in the child (a request reusing one would
+/// wait for its timeout).
+struct HttpClient {
+    settings: HttpSettings,
+    current: Mutex<(u32, reqwest::Client)>,
+}
+
+/// What building the HTTP client needs.
+#[derive(Clone)]
+struct HttpSettings {
+    request_timeout: Duration,
+    connect_timeout: Duration,
+    https_only: bool,
+    ca: Option<reqwest::Certificate>,
+}
+
+impl HttpSettings {
+    fn build(&self) -> Result<reqwest::Client> {
+        let mut http = reqwest::Client::builder()
+            .timeout(self.request_timeout)
+            .connect_timeout(self.connect_timeout)
+            .https_only(self.https_only)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(cert) = &self.ca {
+            http = http.add_root_certificate(cert.clone());
+        }
+        http.build()
+            .map_err(|e| Error::InvalidConfig(format!("cannot build the HTTP client: {e}")))
+    }
+}
+
+impl HttpClient {
+    fn new(b: &VaultBuilder) -> Result<Self> {
+        let ca = match &b.ca_cert {
+            None => None,
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::InvalidConfig(format!(
+                        "cannot read CA certificate {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Some(reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                    Error::InvalidConfig(format!("invalid CA certificate {}: {e}", path.display()))
+                })?)
+            }
+        };
+        let settings = HttpSettings {
+            request_timeout: b.request_timeout,
+            connect_timeout: b.connect_timeout,
+            https_only: !b.allow_http_loopback,
+            ca,
+        };
+        let client = settings.build()?;
+        Ok(HttpClient {
+            settings,
+            current: Mutex::new((std::process::id(), client)),
+        })
+    }
+
+    /// This process's client.
+    fn get(&self) -> reqwest::Client {
+        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = std::process::id();
+        if current.0 != pid
+            && let Ok(fresh) = self.settings.build()
+        {
+            *current = (pid, fresh);
+        }
+        current.1.clone()
     }
 }
 
@@ -128,26 +203,7 @@ fn decode_dek(operation: &'static str, encoded: &str) -> Result<Dek> {
 
 impl VaultKms {
     pub(crate) fn from_builder(b: VaultBuilder, address: String) -> Result<Self> {
-        let mut http = reqwest::Client::builder()
-            .timeout(b.request_timeout)
-            .connect_timeout(b.connect_timeout)
-            .https_only(!b.allow_http_loopback)
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = &b.ca_cert {
-            let pem = std::fs::read(path).map_err(|e| {
-                Error::InvalidConfig(format!(
-                    "cannot read CA certificate {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                Error::InvalidConfig(format!("invalid CA certificate {}: {e}", path.display()))
-            })?;
-            http = http.add_root_certificate(cert);
-        }
-        let http = http
-            .build()
-            .map_err(|e| Error::InvalidConfig(format!("cannot build the HTTP client: {e}")))?;
+        let http = HttpClient::new(&b)?;
         let token = b
             .token
             .ok_or_else(|| Error::InvalidConfig("no Vault token".into()))?;
@@ -219,6 +275,7 @@ impl VaultKms {
         token.set_sensitive(true);
         let mut request = self
             .http
+            .get()
             .request(method, url)
             .header("X-Vault-Token", token);
         if let Some(ns) = &self.namespace {

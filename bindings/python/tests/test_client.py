@@ -222,3 +222,44 @@ def test_errors_carry_no_key_material(keyring, client):
 
 def test_native_version():
     assert envelope_sdk.native_version() == "0.1.0"
+
+
+def _vault_uri() -> str:
+    """A fresh Transit key on the OpenBao server scripts/test.sh started; its URI."""
+    import urllib.request
+    import uuid
+
+    from conftest import required_env
+
+    addr = required_env("ENVELOPE_TEST_VAULT_ADDR")
+    token = required_env("ENVELOPE_TEST_VAULT_TOKEN")
+    name = f"py-fork-{uuid.uuid4().hex[:8]}"
+    request = urllib.request.Request(
+        f"{addr}/v1/transit/keys/{name}", data=b"{}", method="POST", headers={"X-Vault-Token": token}
+    )
+    urllib.request.urlopen(request, timeout=10).close()
+    os.environ["VAULT_TOKEN"] = token  # read by the native client's VaultBuilder::from_env
+    return f"vault://{addr.removeprefix('http://')}/transit/keys/{name}?http=loopback"
+
+
+def test_client_works_in_a_forked_child():
+    """A worker forked after the client was made (gunicorn --preload, multiprocessing)
+    gets a working client: the parent's KMS runtime thread does not exist in the child, so
+    its first KMS call starts a runtime of its own. Vault is used because a network KMS
+    needs the runtime's I/O driver (a local keyring would not notice)."""
+    import signal
+
+    with Client(_vault_uri(), cache=False) as c:  # every call is a KMS call
+        parent_ct = c.encrypt(b"parent", b"a")
+        pid = os.fork()
+        if pid == 0:  # the child: never return into pytest
+            signal.alarm(5)  # a hang, or a wait on a pooled connection of the parent, fails
+            try:
+                ct = c.encrypt(b"child", b"a")
+                ok = c.decrypt(ct, b"a") == b"child" and c.decrypt(parent_ct, b"a") == b"parent"
+                os._exit(0 if ok else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert c.decrypt(parent_ct, b"a") == b"parent"
