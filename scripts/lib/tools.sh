@@ -5,13 +5,18 @@ ENVELOPE_ROOT=${ENVELOPE_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pw
 ENVELOPE_TOOLS=$ENVELOPE_ROOT/.tools
 ENVELOPE_VENV=$ENVELOPE_TOOLS/venv
 
+# ensure_venv: creates the project's virtualenv unless it exists.
+ensure_venv() {
+    if [ ! -x "$ENVELOPE_VENV/bin/python" ]; then
+        python3 -m venv "$ENVELOPE_VENV"
+    fi
+}
+
 # ensure_venv_tool PACKAGE[==VERSION] COMMAND: installs PACKAGE into the project's virtualenv
 # unless COMMAND is already there.
 ensure_venv_tool() {
     local package=$1 command=$2
-    if [ ! -x "$ENVELOPE_VENV/bin/python" ]; then
-        python3 -m venv "$ENVELOPE_VENV"
-    fi
+    ensure_venv
     if [ ! -x "$ENVELOPE_VENV/bin/$command" ]; then
         echo "installing $package into $ENVELOPE_VENV" >&2
         "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check "$package"

@@ -12,7 +12,6 @@ HEADER = (REPO / "envelope-ffi" / "include" / "envelope.h").read_text()
 def normalize(decl: str) -> str:
     decl = decl.replace("const char *", "const uint8_t *").replace("char *", "uint8_t *")
     decl = re.sub(r"\bchar \*\*", "uint8_t **", decl)
-    decl = decl.replace("uint8_t *buf", "uint8_t *buf")
     return re.sub(r"\s+", " ", decl).strip()
 
 

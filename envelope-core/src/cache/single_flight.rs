@@ -42,14 +42,13 @@ where
     }
 
     /// The value for `key`, loading it with `load` on a miss (`to_owned` makes the stored
-    /// key, only when the key is absent). Returns the value and whether
-    /// this call ran the loader.
+    /// key, only when the key is absent).
     pub(crate) async fn get_or_load<Q, F, Fut, E>(
         &self,
         key: &Q,
         to_owned: impl FnOnce() -> K,
         load: F,
-    ) -> Result<(V, bool), E>
+    ) -> Result<V, E>
     where
         K: std::borrow::Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -62,15 +61,7 @@ where
                 .cells
                 .get_with(to_owned(), || Arc::new(OnceCell::new())),
         };
-        let mut loaded = false;
-        let value = cell
-            .get_or_try_init(|| {
-                loaded = true;
-                load()
-            })
-            .await?
-            .clone();
-        Ok((value, loaded))
+        Ok(cell.get_or_try_init(load).await?.clone())
     }
 
     /// Stores an already-known value.

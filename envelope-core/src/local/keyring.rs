@@ -328,9 +328,20 @@ impl LocalKeyring {
         let mut text = Zeroizing::new(String::new());
         std::io::Read::read_to_string(&mut file, &mut text)
             .map_err(|e| Error::keyring(&self.path, "cannot read", Some(Box::new(e))))?;
-        // serde_json's error names line and column only, never the text.
-        let data: KeyringData = serde_json::from_str(&text)
-            .map_err(|e| Error::keyring(&self.path, "not a valid keyring", Some(Box::new(e))))?;
+        // serde_json's messages can quote the offending value ("invalid type: string
+        // \"…\""), which in a keyring may be key material: keep only where and what kind.
+        let data: KeyringData = serde_json::from_str(&text).map_err(|e| {
+            Error::keyring(
+                &self.path,
+                format!(
+                    "not a valid keyring: {:?} error at line {} column {}",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                ),
+                None,
+            )
+        })?;
         if data.envelope_keyring != KEYRING_FORMAT {
             return Err(Error::keyring(
                 &self.path,

@@ -173,3 +173,27 @@ fn corrupt_keyring_errors_name_the_file_not_the_contents() {
     assert!(shown.contains("not a valid keyring"), "{shown}");
     assert!(!shown.contains("material"), "{shown}");
 }
+
+#[test]
+fn a_misplaced_key_in_the_keyring_is_not_echoed_by_the_parse_error() {
+    let (_dir, keyring) = keyring();
+    let text = std::fs::read_to_string(keyring.path()).unwrap();
+    let material: String = text
+        .split("\"material\": \"")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| *c != '"')
+        .collect();
+    // The material where a number belongs: serde_json would quote it in its message.
+    let broken = text.replace("\"version\": 1", &format!("\"version\": \"{material}\""));
+    assert_ne!(broken, text);
+    std::fs::write(keyring.path(), broken).unwrap();
+    let err = keyring.describe("default").unwrap_err();
+    let shown = format!("{err} {err:?}");
+    assert!(
+        shown.contains("not a valid keyring") && shown.contains("line"),
+        "{shown}"
+    );
+    assert!(!shown.contains(&material), "{shown}");
+}
