@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::envelope::{Envelope, Rewrapped};
 use crate::error::{Error, Result};
-use crate::format::HeaderInfo;
+use crate::format::{HeaderInfo, Output};
 
 /// [`Envelope`] for synchronous code.
 ///
@@ -101,31 +101,51 @@ impl BlockingEnvelope {
         )
     }
 
-    /// See [`Envelope::encrypt`].
-    pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        if let Some(sealed) = self.envelope.try_encrypt_cached(plaintext, aad) {
+    /// Encrypts into `out` on the caller's thread when the active DEK is cached, else on
+    /// the private runtime (one implementation behind every encrypt form).
+    fn encrypt_to(&self, plaintext: &[u8], aad: &[u8], out: &mut Output<'_>) -> Result<usize> {
+        if let Some(sealed) = self.envelope.try_encrypt_cached_to(plaintext, aad, out) {
             return sealed;
         }
-        self.block_on(self.envelope.encrypt(plaintext, aad))
+        self.block_on(self.envelope.encrypt_to(plaintext, aad, out))
+    }
+
+    /// Decrypts into `out` on the caller's thread when the DEK is cached, else on the
+    /// private runtime.
+    fn decrypt_to(&self, ciphertext: &[u8], aad: &[u8], out: &mut Output<'_>) -> Result<usize> {
+        if let Some(opened) = self.envelope.try_decrypt_cached_to(ciphertext, aad, out) {
+            return opened;
+        }
+        self.block_on(self.envelope.decrypt_to(ciphertext, aad, out))
+    }
+
+    /// See [`Envelope::encrypt`].
+    pub fn encrypt(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.encrypt_append(plaintext, aad, &mut out)?;
+        Ok(out)
     }
 
     /// See [`Envelope::encrypt_append`].
     pub fn encrypt_append(&self, plaintext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        if let Some(sealed) = self.envelope.try_encrypt_append_cached(plaintext, aad, out) {
-            return sealed;
-        }
-        self.block_on(self.envelope.encrypt_append(plaintext, aad, out))
+        self.encrypt_to(plaintext, aad, &mut Output::Append(out))
+            .map(drop)
+    }
+
+    /// See [`Envelope::encrypt_into`].
+    pub fn encrypt_into(&self, plaintext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.encrypt_to(plaintext, aad, &mut Output::Slice(out))
     }
 
     /// See [`Envelope::decrypt_append`].
     pub fn decrypt_append(&self, ciphertext: &[u8], aad: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        if let Some(opened) = self
-            .envelope
-            .try_decrypt_append_cached(ciphertext, aad, out)
-        {
-            return opened;
-        }
-        self.block_on(self.envelope.decrypt_append(ciphertext, aad, out))
+        self.decrypt_to(ciphertext, aad, &mut Output::Append(out))
+            .map(drop)
+    }
+
+    /// See [`Envelope::decrypt_into`].
+    pub fn decrypt_into(&self, ciphertext: &[u8], aad: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.decrypt_to(ciphertext, aad, &mut Output::Slice(out))
     }
 
     /// See [`Envelope::encrypt_to_text`].
@@ -136,10 +156,9 @@ impl BlockingEnvelope {
 
     /// See [`Envelope::decrypt`].
     pub fn decrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
-        if let Some(opened) = self.envelope.try_decrypt_cached(ciphertext, aad) {
-            return opened;
-        }
-        self.block_on(self.envelope.decrypt(ciphertext, aad))
+        let mut out = Vec::new();
+        self.decrypt_append(ciphertext, aad, &mut out)?;
+        Ok(out)
     }
 
     /// See [`Envelope::decrypt_text`].

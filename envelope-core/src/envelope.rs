@@ -3,18 +3,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use rand::RngCore;
-
 use crate::cache::{ActiveDek, ActiveSlot, CachePolicy, CachedKey, HotKeys, SingleFlightCache};
 use crate::clock;
+use crate::crypto::CryptoProvider;
 use crate::error::{Error, Result};
-use crate::format::{self, HeaderInfo, Parsed};
+use crate::format::{self, HeaderInfo, NonceSource, Output, Parsed};
 use crate::kms::{EncryptionContext, KeyDescription, Kms, KmsExt};
 use crate::stats::{ActiveDekStats, Counters, EnvelopeStats, KmsOp};
 use crate::suite::{DataKey, Suite};
-
-/// The longest nonce of any suite.
-const MAX_NONCE_LEN: usize = 24;
 
 /// Envelope encryption under one KEK: a cached DEK encrypts, the KMS wraps the DEK, and the
 /// wrapped DEK travels in the ciphertext's header.
@@ -29,6 +25,7 @@ struct Inner {
     kms: Arc<dyn Kms>,
     key_id: String,
     suite: Suite,
+    provider: CryptoProvider,
     context: EncryptionContext,
     policy: CachePolicy,
     active: ActiveSlot,
@@ -66,11 +63,19 @@ pub struct EnvelopeBuilder {
     kms: Arc<dyn Kms>,
     key_id: String,
     suite: Suite,
+    provider: CryptoProvider,
     policy: CachePolicy,
     context: EncryptionContext,
 }
 
 impl EnvelopeBuilder {
+    /// The crypto provider for AES-256-GCM and HKDF (default [`CryptoProvider::default`]:
+    /// aws-lc-rs when compiled in). Every provider reads every provider's ciphertexts.
+    pub fn crypto_provider(mut self, provider: CryptoProvider) -> Self {
+        self.provider = provider;
+        self
+    }
+
     /// The AEAD suite for new ciphertexts (default AES-256-GCM). Any suite decrypts.
     pub fn suite(mut self, suite: Suite) -> Self {
         self.suite = suite;
@@ -92,6 +97,7 @@ impl EnvelopeBuilder {
     /// Checks the configuration and builds the envelope. Makes no KMS call.
     pub fn build(self) -> Result<Envelope> {
         self.policy.validate(self.suite)?;
+        self.provider.check_available()?;
         if self.key_id.is_empty() {
             return Err(Error::InvalidConfig("key id must not be empty".into()));
         }
@@ -101,6 +107,7 @@ impl EnvelopeBuilder {
                 kms: self.kms,
                 key_id: self.key_id,
                 suite: self.suite,
+                provider: self.provider,
                 context: self.context,
                 unwrapped: SingleFlightCache::new(policy.decrypt_capacity(), policy.decrypt_ttl()),
                 hot: HotKeys::new(policy.decrypt_capacity()),
@@ -119,6 +126,7 @@ impl fmt::Debug for Envelope {
             .field("kms", &self.inner.kms)
             .field("key_id", &self.inner.key_id)
             .field("suite", &self.inner.suite)
+            .field("crypto_provider", &self.inner.provider)
             .field("policy", &self.inner.policy)
             .finish_non_exhaustive()
     }
@@ -136,6 +144,7 @@ impl Envelope {
             kms,
             key_id: key_id.into(),
             suite: Suite::default(),
+            provider: CryptoProvider::default(),
             policy: CachePolicy::default(),
             context: EncryptionContext::new(),
         }
@@ -154,6 +163,11 @@ impl Envelope {
     /// The suite new ciphertexts use.
     pub fn suite(&self) -> Suite {
         self.inner.suite
+    }
+
+    /// The crypto provider for AES-256-GCM and HKDF.
+    pub fn crypto_provider(&self) -> CryptoProvider {
+        self.inner.provider
     }
 
     /// The cache policy.
@@ -177,11 +191,38 @@ impl Envelope {
         aad: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<()> {
-        if let Some(sealed) = self.try_encrypt_append_cached(plaintext, aad, out) {
+        self.encrypt_to(plaintext, aad, &mut Output::Append(out))
+            .await
+            .map(drop)
+    }
+
+    /// Encrypts `plaintext` into the start of the caller's buffer `out` and returns the
+    /// ciphertext's length: the hot path with no allocation at all. A buffer shorter than
+    /// the ciphertext gets [`Error::BufferTooSmall`] with the length needed, and nothing is
+    /// written (that message's use of the active DEK is spent). The ciphertext is the
+    /// plaintext plus [`HeaderInfo::overhead`] bytes.
+    pub async fn encrypt_into(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize> {
+        self.encrypt_to(plaintext, aad, &mut Output::Slice(out))
+            .await
+    }
+
+    /// Encrypts into an [`Output`] (the one implementation behind every encrypt form).
+    pub(crate) async fn encrypt_to(
+        &self,
+        plaintext: &[u8],
+        aad: &[u8],
+        out: &mut Output<'_>,
+    ) -> Result<usize> {
+        if let Some(sealed) = self.try_encrypt_cached_to(plaintext, aad, out) {
             return sealed;
         }
         let active = self.inner.refresh_active(plaintext.len()).await?;
-        self.inner.seal_append(&active, plaintext, aad, out)
+        self.inner.seal_to(&active, plaintext, aad, out)
     }
 
     /// Encrypts into the text form (`ev1:` + base64url), for text columns.
@@ -204,12 +245,39 @@ impl Envelope {
         aad: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<()> {
+        self.decrypt_to(ciphertext, aad, &mut Output::Append(out))
+            .await
+            .map(drop)
+    }
+
+    /// Decrypts into the start of the caller's buffer `out` and returns the plaintext's
+    /// length: the authenticated plaintext is written straight from the ciphertext into
+    /// `out`, with no intermediate copy. A buffer shorter than the plaintext (the
+    /// ciphertext's length always suffices) gets [`Error::BufferTooSmall`]; on any error no
+    /// plaintext is left in `out`.
+    pub async fn decrypt_into(
+        &self,
+        ciphertext: &[u8],
+        aad: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize> {
+        self.decrypt_to(ciphertext, aad, &mut Output::Slice(out))
+            .await
+    }
+
+    /// Decrypts into an [`Output`] (the one implementation behind every decrypt form).
+    pub(crate) async fn decrypt_to(
+        &self,
+        ciphertext: &[u8],
+        aad: &[u8],
+        out: &mut Output<'_>,
+    ) -> Result<usize> {
         let parsed = format::parse(ciphertext)?;
-        if let Some(opened) = self.inner.open_cached_append(&parsed, aad, out) {
+        if let Some(opened) = self.inner.open_cached_to(&parsed, aad, out) {
             return opened;
         }
         let key = self.inner.load_data_key(&parsed).await?;
-        format::open_append(&key.key, &parsed, aad, out)
+        out.open(&key.key, &parsed, aad)
     }
 
     /// Decrypts a text-form ciphertext.
@@ -341,23 +409,12 @@ impl Envelope {
 
     /// Encrypts with the active DEK if one is usable, without awaiting anything; `None`
     /// means a KMS call is needed. The blocking facade's fast path.
-    pub(crate) fn try_encrypt_cached(
+    pub(crate) fn try_encrypt_cached_to(
         &self,
         plaintext: &[u8],
         aad: &[u8],
-    ) -> Option<Result<Vec<u8>>> {
-        let mut out = Vec::new();
-        self.try_encrypt_append_cached(plaintext, aad, &mut out)
-            .map(|sealed| sealed.map(|()| out))
-    }
-
-    /// [`Envelope::try_encrypt_cached`], appending to `out`.
-    pub(crate) fn try_encrypt_append_cached(
-        &self,
-        plaintext: &[u8],
-        aad: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Option<Result<()>> {
+        out: &mut Output<'_>,
+    ) -> Option<Result<usize>> {
         let inner = &self.inner;
         if !inner.policy.is_enabled() {
             return None;
@@ -365,52 +422,44 @@ impl Envelope {
         let sealed = inner
             .active
             .with_reserved(&inner.policy, plaintext.len(), |active| {
-                inner.seal_append(active, plaintext, aad, out)
+                inner.seal_to(active, plaintext, aad, out)
             })?;
         Counters::bump(&inner.counters.encrypt_hits);
         Some(sealed)
     }
 
-    /// [`Envelope::try_decrypt_cached`], appending to `out`.
-    pub(crate) fn try_decrypt_append_cached(
+    /// Decrypts with a cached DEK if there is one, without awaiting anything; `None` means
+    /// a KMS call is needed.
+    pub(crate) fn try_decrypt_cached_to(
         &self,
         ciphertext: &[u8],
         aad: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Option<Result<()>> {
+        out: &mut Output<'_>,
+    ) -> Option<Result<usize>> {
         let parsed = match format::parse(ciphertext) {
             Ok(parsed) => parsed,
             Err(e) => return Some(Err(e)),
         };
-        self.inner.open_cached_append(&parsed, aad, out)
-    }
-
-    /// Decrypts with a cached DEK if there is one, without awaiting anything; `None` means
-    /// a KMS call is needed.
-    pub(crate) fn try_decrypt_cached(
-        &self,
-        ciphertext: &[u8],
-        aad: &[u8],
-    ) -> Option<Result<Vec<u8>>> {
-        let mut out = Vec::new();
-        self.try_decrypt_append_cached(ciphertext, aad, &mut out)
-            .map(|opened| opened.map(|()| out))
+        self.inner.open_cached_to(&parsed, aad, out)
     }
 }
 
 impl Inner {
-    fn seal_append(
+    #[inline]
+    fn seal_to(
         &self,
         active: &ActiveDek,
         plaintext: &[u8],
         aad: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<()> {
-        let mut nonce = [0u8; MAX_NONCE_LEN];
-        let key = active.data_key();
-        let nonce = &mut nonce[..key.suite().nonce_len()];
-        rand::thread_rng().fill_bytes(nonce);
-        format::seal_append(key, &active.kek_ref, nonce, plaintext, aad, out)
+        out: &mut Output<'_>,
+    ) -> Result<usize> {
+        out.seal(
+            active.data_key(),
+            &active.kek_ref,
+            NonceSource::Fresh,
+            plaintext,
+            aad,
+        )
     }
 
     /// Gets a usable active DEK with one message reserved, generating a new DEK when needed.
@@ -446,7 +495,7 @@ impl Inner {
             .await?;
         self.kms.check_owned(&generated.wrapped)?;
         let cached = Arc::new(CachedKey {
-            key: DataKey::new(self.suite, &generated.dek),
+            key: DataKey::new(self.provider, self.suite, &generated.dek),
             expires: clock::deadline(self.policy.decrypt_ttl()),
         });
         drop(generated.dek);
@@ -465,21 +514,22 @@ impl Inner {
         ))
     }
 
-    /// Decrypts with a cached DEK (the lock-free front first, then moka), appending the
-    /// plaintext to `out`; `None` when the DEK must be unwrapped.
+    /// Decrypts with a cached DEK (the lock-free front first, then moka) into `out`;
+    /// `None` when the DEK must be unwrapped.
     #[inline]
-    fn open_cached_append(
+    fn open_cached_to(
         &self,
         parsed: &Parsed<'_>,
         aad: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Option<Result<()>> {
+        out: &mut Output<'_>,
+    ) -> Option<Result<usize>> {
         if !self.policy.is_enabled() {
             return None;
         }
-        let opened = match self.hot.with(parsed.kek_ref, |key| {
-            format::open_append(key, parsed, aad, out)
-        }) {
+        let opened = match self
+            .hot
+            .with(parsed.kek_ref, |key| out.open(key, parsed, aad))
+        {
             Some(opened) => opened,
             None => {
                 let cached = self.unwrapped.get(parsed.kek_ref)?;
@@ -487,7 +537,7 @@ impl Inner {
                     return None;
                 }
                 self.hot.insert(parsed.kek_ref, cached.clone());
-                format::open_append(&cached.key, parsed, aad, out)
+                out.open(&cached.key, parsed, aad)
             }
         };
         Counters::bump(&self.counters.decrypt_hits);
@@ -524,7 +574,7 @@ impl Inner {
                 self.kms.unwrap_dek(&wrapped, &self.context),
             )
             .await?;
-        let key = DataKey::new(parsed.suite, &dek);
+        let key = DataKey::new(self.provider, parsed.suite, &dek);
         if !key.commitment_matches(parsed.commitment) {
             return Err(Error::DecryptionFailed);
         }

@@ -177,6 +177,15 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// The caller's output buffer is too short for the result; nothing was written to it.
+    #[error("output buffer of {capacity} bytes is too small: {needed} bytes needed")]
+    BufferTooSmall {
+        /// The bytes the result needs.
+        needed: usize,
+        /// The bytes the buffer has.
+        capacity: usize,
+    },
+
     /// The plaintext is larger than one message may be.
     #[error("plaintext of {len} bytes exceeds the per-message limit of {max} bytes")]
     MessageTooLarge {
@@ -212,6 +221,7 @@ impl Error {
             Error::InvalidConfig(_) => ErrorKind::InvalidConfig,
             Error::Keyring { .. } => ErrorKind::Keyring,
             Error::MessageTooLarge { .. } => ErrorKind::MessageTooLarge,
+            Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
         }
     }
 
@@ -284,6 +294,8 @@ pub enum ErrorKind {
     Keyring,
     /// See [`Error::MessageTooLarge`].
     MessageTooLarge,
+    /// See [`Error::BufferTooSmall`].
+    BufferTooSmall,
 }
 
 impl ErrorKind {
@@ -310,6 +322,7 @@ impl ErrorKind {
             ErrorKind::InvalidConfig => "invalid_config",
             ErrorKind::Keyring => "keyring",
             ErrorKind::MessageTooLarge => "message_too_large",
+            ErrorKind::BufferTooSmall => "buffer_too_small",
         }
     }
 }

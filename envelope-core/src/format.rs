@@ -214,25 +214,93 @@ pub(crate) const fn stable_len(suite: Suite) -> usize {
 /// commitment, then the caller's AAD. (The nonce is authenticated as the AEAD nonce.)
 /// Up to 192 bytes are assembled on the stack, larger ones in a `Vec`.
 #[inline]
-fn with_associated_data<R>(stable: &[u8], aad: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+fn with_associated_data<R>(
+    suite: Suite,
+    commitment: &[u8],
+    aad: &[u8],
+    f: impl FnOnce(&[u8]) -> R,
+) -> R {
     const STACK: usize = 192;
-    let prefix = &stable[..PREFIX_LEN];
-    let commitment = &stable[stable.len() - COMMITMENT_LEN..];
+    let prefix = prefix(suite);
     let fixed = PREFIX_LEN + COMMITMENT_LEN;
     let total = fixed + aad.len();
     if total <= STACK {
         let mut buf = [0u8; STACK];
-        buf[..PREFIX_LEN].copy_from_slice(prefix);
+        buf[..PREFIX_LEN].copy_from_slice(&prefix);
         buf[PREFIX_LEN..fixed].copy_from_slice(commitment);
         buf[fixed..total].copy_from_slice(aad);
         f(&buf[..total])
     } else {
-        f(&[prefix, commitment, aad].concat())
+        f(&[&prefix[..], commitment, aad].concat())
     }
 }
 
+/// The longest nonce of any suite.
+pub(crate) const MAX_NONCE_LEN: usize = 24;
+
+/// How the nonce of a new message is chosen.
+#[derive(Clone, Copy)]
+pub(crate) enum NonceSource {
+    /// Drawn fresh by the crypto provider (always, in the SDK).
+    Fresh,
+    /// Given: the first `Suite::nonce_len()` bytes (the test vectors' deterministic path).
+    #[cfg(any(test, feature = "testing"))]
+    Fixed([u8; MAX_NONCE_LEN]),
+}
+
+/// Seals a message laid out in `out` (exactly the ciphertext's length): magic, version,
+/// suite, a nonce slot, the commitment, the KEK reference of `header_len - stable_len`
+/// bytes, the plaintext, and a 16-byte tag slot. Writes the nonce and the tag; on error
+/// zeroizes the plaintext.
+fn seal_laid_out(
+    key: &DataKey,
+    nonce: NonceSource,
+    aad: &[u8],
+    out: &mut [u8],
+    header_len: usize,
+) -> Result<()> {
+    let suite = key.suite();
+    let (header, rest) = out.split_at_mut(header_len);
+    let (body, tag_out) = rest.split_at_mut(rest.len() - TAG_LEN);
+    let nonce_slot = &mut header[PREFIX_LEN..PREFIX_LEN + suite.nonce_len()];
+    let sealed = with_associated_data(suite, key.commitment(), aad, |ad| match nonce {
+        NonceSource::Fresh => key.seal_in_place(nonce_slot, ad, body),
+        #[cfg(any(test, feature = "testing"))]
+        NonceSource::Fixed(fixed) => {
+            nonce_slot.copy_from_slice(&fixed[..suite.nonce_len()]);
+            key.seal_in_place_with_nonce(nonce_slot, ad, body)
+        }
+    });
+    match sealed {
+        Ok(tag) => {
+            tag_out.copy_from_slice(&tag);
+            Ok(())
+        }
+        Err(e) => {
+            zeroize::Zeroize::zeroize(body);
+            Err(e)
+        }
+    }
+}
+
+/// Checks that `plaintext` fits one message of `suite`.
+fn check_message_len(suite: Suite, plaintext: &[u8]) -> Result<()> {
+    if plaintext.len() as u64 > suite.max_plaintext_len() {
+        return Err(Error::MessageTooLarge {
+            len: plaintext.len() as u64,
+            max: suite.max_plaintext_len(),
+        });
+    }
+    Ok(())
+}
+
+/// The four bytes every header starts with.
+fn prefix(suite: Suite) -> [u8; PREFIX_LEN] {
+    [MAGIC[0], MAGIC[1], FORMAT_VERSION, suite.id()]
+}
+
 /// Encrypts one message under a prepared DEK with the given nonce (the test vectors'
-/// deterministic path; the SDK appends with [`seal_append`]).
+/// deterministic path; the SDK always draws a fresh nonce).
 #[cfg(any(test, feature = "testing"))]
 pub(crate) fn seal(
     key: &DataKey,
@@ -241,79 +309,125 @@ pub(crate) fn seal(
     plaintext: &[u8],
     aad: &[u8],
 ) -> Result<Vec<u8>> {
-    let mut out =
-        Vec::with_capacity(stable_len(key.suite()) + kek_ref.len() + plaintext.len() + TAG_LEN);
-    seal_append(key, kek_ref, nonce, plaintext, aad, &mut out)?;
+    if nonce.len() != key.suite().nonce_len() {
+        return Err(Error::malformed("nonce", "wrong length for the suite"));
+    }
+    let mut fixed = [0u8; MAX_NONCE_LEN];
+    fixed[..nonce.len()].copy_from_slice(nonce);
+    let mut out = Vec::new();
+    Output::Append(&mut out).seal(key, kek_ref, NonceSource::Fixed(fixed), plaintext, aad)?;
     Ok(out)
 }
 
-/// Appends one message's ciphertext to `out` (left as it was on error).
-pub(crate) fn seal_append(
-    key: &DataKey,
-    kek_ref: &[u8],
-    nonce: &[u8],
-    plaintext: &[u8],
-    aad: &[u8],
-    out: &mut Vec<u8>,
-) -> Result<()> {
-    let suite = key.suite();
-    debug_assert_eq!(nonce.len(), suite.nonce_len());
-    if plaintext.len() as u64 > suite.max_plaintext_len() {
-        return Err(Error::MessageTooLarge {
-            len: plaintext.len() as u64,
-            max: suite.max_plaintext_len(),
-        });
-    }
-    let start = out.len();
-    let stable = stable_len(suite);
-    out.reserve(stable + kek_ref.len() + plaintext.len() + TAG_LEN);
-    out.extend_from_slice(&MAGIC);
-    out.push(FORMAT_VERSION);
-    out.push(suite.id());
-    out.extend_from_slice(nonce);
-    out.extend_from_slice(key.commitment());
-    out.extend_from_slice(kek_ref);
-    let body_start = out.len();
-    out.extend_from_slice(plaintext);
-    let (header, body) = out[start..].split_at_mut(body_start - start);
-    let sealed = with_associated_data(&header[..stable], aad, |ad| {
-        key.seal_in_place(nonce, ad, body)
-    });
-    match sealed {
-        Ok(tag) => {
-            out.extend_from_slice(&tag);
-            Ok(())
-        }
-        Err(e) => {
-            zeroize::Zeroize::zeroize(&mut out[body_start..]);
-            out.truncate(start);
-            Err(e)
-        }
-    }
+/// The plaintext length of a parsed ciphertext.
+#[inline]
+pub(crate) fn plaintext_len(parsed: &Parsed<'_>) -> usize {
+    parsed.body.len() - TAG_LEN
 }
 
-/// Appends the plaintext to `out` after checking the commitment and the tag (`out` is left
-/// as it was, with no plaintext residue, on error).
-pub(crate) fn open_append(
+/// Writes the plaintext into `out` (exactly [`plaintext_len`] bytes) after checking the
+/// commitment and the tag. On error `out` holds no plaintext.
+#[inline]
+pub(crate) fn open_into(
     key: &DataKey,
     parsed: &Parsed<'_>,
     aad: &[u8],
-    out: &mut Vec<u8>,
+    out: &mut [u8],
 ) -> Result<()> {
     if key.suite() != parsed.suite || !key.commitment_matches(parsed.commitment) {
         return Err(Error::DecryptionFailed);
     }
     let (ct, tag) = parsed.body.split_at(parsed.body.len() - TAG_LEN);
-    let start = out.len();
-    out.extend_from_slice(ct);
-    let opened = with_associated_data(parsed.stable, aad, |ad| {
-        key.open_in_place(parsed.nonce, ad, &mut out[start..], tag)
-    });
-    if opened.is_err() {
-        zeroize::Zeroize::zeroize(&mut out[start..]);
-        out.truncate(start);
+    with_associated_data(parsed.suite, parsed.commitment, aad, |ad| {
+        key.open(parsed.nonce, ad, ct, tag, out)
+    })
+}
+
+/// Where an encryption or decryption writes: appended to a `Vec`, or into the start of a
+/// caller's buffer. Either way the output is written in place, with no intermediate copy,
+/// and left without plaintext residue on error (a `Vec` keeps its old length).
+pub(crate) enum Output<'a> {
+    /// Append to this vector.
+    Append(&'a mut Vec<u8>),
+    /// Write to the start of this buffer; too short a buffer is [`Error::BufferTooSmall`].
+    Slice(&'a mut [u8]),
+}
+
+impl Output<'_> {
+    /// Seals one message; returns the ciphertext's length. The plaintext is copied once,
+    /// into its place in the output, and encrypted there.
+    #[inline]
+    pub(crate) fn seal(
+        &mut self,
+        key: &DataKey,
+        kek_ref: &[u8],
+        nonce: NonceSource,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<usize> {
+        let suite = key.suite();
+        check_message_len(suite, plaintext)?;
+        let header_len = stable_len(suite) + kek_ref.len();
+        let len = header_len + plaintext.len() + TAG_LEN;
+        match self {
+            Output::Append(vec) => {
+                // Built with extends, so that no byte is written twice (a 1 MiB `resize`
+                // would cost a memset on top of the copy).
+                let start = vec.len();
+                vec.reserve(len);
+                vec.extend_from_slice(&prefix(suite));
+                vec.extend_from_slice(&[0u8; MAX_NONCE_LEN][..suite.nonce_len()]);
+                vec.extend_from_slice(key.commitment());
+                vec.extend_from_slice(kek_ref);
+                vec.extend_from_slice(plaintext);
+                vec.extend_from_slice(&[0u8; TAG_LEN]);
+                let sealed = seal_laid_out(key, nonce, aad, &mut vec[start..], header_len);
+                if sealed.is_err() {
+                    vec.truncate(start);
+                }
+                sealed.map(|()| len)
+            }
+            Output::Slice(buf) => {
+                let capacity = buf.len();
+                let out = buf.get_mut(..len).ok_or(Error::BufferTooSmall {
+                    needed: len,
+                    capacity,
+                })?;
+                let stable = stable_len(suite);
+                out[..PREFIX_LEN].copy_from_slice(&prefix(suite));
+                out[stable - COMMITMENT_LEN..stable].copy_from_slice(key.commitment());
+                out[stable..header_len].copy_from_slice(kek_ref);
+                out[header_len..len - TAG_LEN].copy_from_slice(plaintext);
+                seal_laid_out(key, nonce, aad, out, header_len).map(|()| len)
+            }
+        }
     }
-    opened
+
+    /// Opens one message; returns the plaintext's length. Into a slice, the plaintext is
+    /// written straight from the ciphertext (no intermediate copy on aws-lc-rs).
+    #[inline]
+    pub(crate) fn open(&mut self, key: &DataKey, parsed: &Parsed<'_>, aad: &[u8]) -> Result<usize> {
+        let len = plaintext_len(parsed);
+        match self {
+            Output::Append(vec) => {
+                let start = vec.len();
+                vec.resize(start + len, 0);
+                let opened = open_into(key, parsed, aad, &mut vec[start..]);
+                if opened.is_err() {
+                    vec.truncate(start);
+                }
+                opened.map(|()| len)
+            }
+            Output::Slice(buf) => {
+                let capacity = buf.len();
+                let out = buf.get_mut(..len).ok_or(Error::BufferTooSmall {
+                    needed: len,
+                    capacity,
+                })?;
+                open_into(key, parsed, aad, out).map(|()| len)
+            }
+        }
+    }
 }
 
 /// The ciphertext with its KEK reference replaced; the stable part and body are copied
@@ -410,7 +524,11 @@ mod tests {
 
     #[test]
     fn parse_rejects_every_truncation_without_panicking() {
-        let key = DataKey::new(Suite::Aes256Gcm, &crate::secret::Dek::from_array([1; 32]));
+        let key = DataKey::new(
+            crate::CryptoProvider::default(),
+            Suite::Aes256Gcm,
+            &crate::secret::Dek::from_array([1; 32]),
+        );
         let ct = seal(&key, &sample_ref(), &[2; 12], b"hello", b"aad").expect("seal");
         // Cuts inside the body's ciphertext parse (the tag check catches them); every cut
         // before that fails parsing.

@@ -5,6 +5,7 @@
 mod blocking;
 pub mod cache;
 mod clock;
+pub mod crypto;
 mod endpoint;
 mod envelope;
 mod error;
@@ -21,6 +22,7 @@ pub mod vectors;
 
 pub use blocking::BlockingEnvelope;
 pub use cache::CachePolicy;
+pub use crypto::{CryptoProvider, fips_mode};
 pub use endpoint::check_kms_endpoint;
 pub use envelope::{Envelope, EnvelopeBuilder, Rewrapped};
 pub use error::{BoxError, Error, ErrorKind, Result};

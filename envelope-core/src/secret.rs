@@ -2,8 +2,9 @@
 
 use std::fmt;
 
-use rand::RngCore;
 use zeroize::{Zeroize, Zeroizing};
+
+use crate::crypto::{self, CryptoProvider};
 
 /// Length in bytes of every data key and local key-encryption key (AES-256 / XChaCha20).
 pub const KEY_LEN: usize = 32;
@@ -15,11 +16,16 @@ pub const KEY_LEN: usize = 32;
 pub struct Dek(Zeroizing<[u8; KEY_LEN]>);
 
 impl Dek {
-    /// Draws a fresh DEK from the operating system's CSPRNG.
+    /// Draws a fresh DEK from the default crypto provider's CSPRNG (AWS-LC's DRBG, or the
+    /// operating system's).
     pub fn generate() -> Self {
-        let mut key = Zeroizing::new([0u8; KEY_LEN]);
-        rand::rngs::OsRng.fill_bytes(key.as_mut());
-        Dek(key)
+        Self::generate_with(CryptoProvider::default())
+    }
+
+    /// Draws a fresh DEK from `provider`'s CSPRNG (the provider must be compiled in; an
+    /// unavailable one falls back to the operating system's CSPRNG).
+    pub fn generate_with(provider: CryptoProvider) -> Self {
+        Dek(crypto::random_key(provider))
     }
 
     /// Takes ownership of key bytes returned by a KMS. The slice must be exactly 32 bytes;

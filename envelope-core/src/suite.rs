@@ -2,19 +2,19 @@
 //!
 //! A DEK is never used as an AEAD key as is: once per DEK, HKDF-SHA256 derives the AEAD key
 //! and the 32-byte key commitment (see `docs/FORMAT.md`). Both derivations cost one HKDF
-//! each, paid once per DEK, never per message.
+//! each, paid once per DEK, never per message. AES-256-GCM and HKDF run on the
+//! [`CryptoProvider`] the envelope was built with; XChaCha20-Poly1305 always on RustCrypto.
 
 use std::fmt;
 
-use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::generic_array::GenericArray;
-use aes_gcm::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::XChaCha20Poly1305;
-use hkdf::Hkdf;
-use sha2::Sha256;
+use chacha20poly1305::aead::generic_array::GenericArray;
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use rand::RngCore;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::crypto::{self, CryptoProvider, GCM_NONCE_LEN, GcmKey};
 use crate::error::{Error, Result};
 use crate::secret::{Dek, KEY_LEN};
 
@@ -79,7 +79,7 @@ impl Suite {
     pub const fn max_plaintext_len(self) -> u64 {
         match self {
             // 2^39 - 256 bits (SP 800-38D).
-            Suite::Aes256Gcm => (1 << 36) - 32,
+            Suite::Aes256Gcm => crypto::GCM_MAX_PLAINTEXT,
             // 2^32 blocks of 64 bytes.
             Suite::XChaCha20Poly1305 => 1 << 38,
         }
@@ -101,14 +101,15 @@ impl fmt::Display for Suite {
 }
 
 enum Cipher {
-    Gcm(Box<Aes256Gcm>),
+    Gcm(GcmKey),
     XChaCha(Box<XChaCha20Poly1305>),
 }
 
 /// A DEK prepared for use: the AEAD key schedule and the key commitment, derived once.
 ///
-/// The cipher states zeroize their key material on drop (the `zeroize` features of the
-/// RustCrypto crates); the DEK itself is dropped as soon as this is built.
+/// The cipher states zeroize their key material on drop (AWS-LC frees its contexts with
+/// cleansing; the RustCrypto crates' `zeroize` features); the DEK itself is dropped as soon
+/// as this is built.
 pub(crate) struct DataKey {
     suite: Suite,
     cipher: Cipher,
@@ -116,19 +117,31 @@ pub(crate) struct DataKey {
 }
 
 impl DataKey {
-    /// Derives the AEAD key and commitment from `dek` for `suite`.
-    pub(crate) fn new(suite: Suite, dek: &Dek) -> Self {
-        let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), dek.expose_secret());
+    /// Derives the AEAD key and commitment from `dek` for `suite`, on `provider` (which
+    /// must be compiled in; builders check it).
+    pub(crate) fn new(provider: CryptoProvider, suite: Suite, dek: &Dek) -> Self {
         let mut aead_key = Zeroizing::new([0u8; KEY_LEN]);
         let mut commitment = [0u8; COMMITMENT_LEN];
-        // Both outputs are 32 bytes, far below HKDF-SHA256's 8160-byte limit: cannot fail.
-        let ok_key = hk.expand_multi_info(&[INFO_AEAD_KEY, &[suite.id()]], aead_key.as_mut());
-        let ok_commit = hk.expand_multi_info(&[INFO_COMMITMENT, &[suite.id()]], &mut commitment);
-        debug_assert!(ok_key.is_ok() && ok_commit.is_ok());
-        let key = GenericArray::from_slice(aead_key.as_ref());
+        let ikm = dek.expose_secret();
+        crypto::hkdf_sha256(
+            provider,
+            HKDF_SALT,
+            ikm,
+            &[INFO_AEAD_KEY, &[suite.id()]],
+            aead_key.as_mut(),
+        );
+        crypto::hkdf_sha256(
+            provider,
+            HKDF_SALT,
+            ikm,
+            &[INFO_COMMITMENT, &[suite.id()]],
+            &mut commitment,
+        );
         let cipher = match suite {
-            Suite::Aes256Gcm => Cipher::Gcm(Box::new(Aes256Gcm::new(key))),
-            Suite::XChaCha20Poly1305 => Cipher::XChaCha(Box::new(XChaCha20Poly1305::new(key))),
+            Suite::Aes256Gcm => Cipher::Gcm(GcmKey::new(provider, &aead_key)),
+            Suite::XChaCha20Poly1305 => Cipher::XChaCha(Box::new(XChaCha20Poly1305::new(
+                GenericArray::from_slice(aead_key.as_ref()),
+            ))),
         };
         DataKey {
             suite,
@@ -167,44 +180,101 @@ impl DataKey {
         bool::from(diff.ct_eq(&0))
     }
 
-    /// Encrypts `buf` in place and returns the tag.
+    /// Encrypts `buf` in place under a fresh random nonce written to `nonce` (the suite's
+    /// nonce length), and returns the tag.
+    #[inline]
     pub(crate) fn seal_in_place(
+        &self,
+        nonce: &mut [u8],
+        ad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
+        match &self.cipher {
+            Cipher::Gcm(k) => k.seal_in_place(gcm_nonce_mut(nonce), ad, buf),
+            Cipher::XChaCha(c) => {
+                rand::thread_rng().fill_bytes(nonce);
+                self.xchacha_seal(c, nonce, ad, buf)
+            }
+        }
+    }
+
+    /// Encrypts `buf` in place under the given nonce (deterministic test vectors only).
+    #[cfg(any(test, feature = "testing"))]
+    pub(crate) fn seal_in_place_with_nonce(
         &self,
         nonce: &[u8],
         ad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN]> {
-        let tag = match &self.cipher {
-            Cipher::Gcm(c) => c.encrypt_in_place_detached(GenericArray::from_slice(nonce), ad, buf),
-            Cipher::XChaCha(c) => {
-                c.encrypt_in_place_detached(GenericArray::from_slice(nonce), ad, buf)
+        match &self.cipher {
+            Cipher::Gcm(k) => {
+                let nonce: &[u8; GCM_NONCE_LEN] = nonce
+                    .try_into()
+                    .map_err(|_| Error::malformed("nonce", "AES-GCM nonces are 12 bytes"))?;
+                k.seal_in_place_with_nonce(nonce, ad, buf)
             }
+            Cipher::XChaCha(c) => self.xchacha_seal(c, nonce, ad, buf),
         }
-        .map_err(|_| Error::MessageTooLarge {
-            len: buf.len() as u64,
-            max: self.suite.max_plaintext_len(),
-        })?;
-        Ok(tag.into())
     }
 
-    /// Decrypts `buf` in place after checking `tag`; opaque failure.
-    pub(crate) fn open_in_place(
+    fn xchacha_seal(
         &self,
+        cipher: &XChaCha20Poly1305,
         nonce: &[u8],
         ad: &[u8],
         buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
+        cipher
+            .encrypt_in_place_detached(GenericArray::from_slice(nonce), ad, buf)
+            .map(Into::into)
+            .map_err(|_| Error::MessageTooLarge {
+                len: buf.len() as u64,
+                max: self.suite.max_plaintext_len(),
+            })
+    }
+
+    /// Authenticates `ciphertext` + `tag` and writes the plaintext into `out` (exactly as
+    /// long as `ciphertext`). On failure `out` is zeroed and the error is opaque.
+    #[inline]
+    pub(crate) fn open(
+        &self,
+        nonce: &[u8],
+        ad: &[u8],
+        ciphertext: &[u8],
         tag: &[u8],
+        out: &mut [u8],
     ) -> Result<()> {
-        let tag = GenericArray::from_slice(tag);
+        let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
         match &self.cipher {
-            Cipher::Gcm(c) => {
-                c.decrypt_in_place_detached(GenericArray::from_slice(nonce), ad, buf, tag)
+            Cipher::Gcm(k) => {
+                let nonce: &[u8; GCM_NONCE_LEN] =
+                    nonce.try_into().map_err(|_| Error::DecryptionFailed)?;
+                k.open(nonce, ad, ciphertext, tag, out)
             }
             Cipher::XChaCha(c) => {
-                c.decrypt_in_place_detached(GenericArray::from_slice(nonce), ad, buf, tag)
+                out.copy_from_slice(ciphertext);
+                c.decrypt_in_place_detached(
+                    GenericArray::from_slice(nonce),
+                    ad,
+                    out,
+                    GenericArray::from_slice(tag),
+                )
+                .map_err(|_| {
+                    zeroize::Zeroize::zeroize(&mut *out);
+                    Error::DecryptionFailed
+                })
             }
         }
-        .map_err(|_| Error::DecryptionFailed)
+    }
+}
+
+/// The 12-byte nonce slot of an AES-GCM header.
+#[inline]
+fn gcm_nonce_mut(nonce: &mut [u8]) -> &mut [u8; GCM_NONCE_LEN] {
+    // The header reserves exactly `Suite::nonce_len()` bytes: 12 for AES-GCM.
+    match nonce.try_into() {
+        Ok(n) => n,
+        Err(_) => unreachable!("an AES-GCM nonce slot is 12 bytes"),
     }
 }
 
@@ -235,9 +305,13 @@ mod tests {
     #[test]
     fn commitment_depends_on_key_and_suite() {
         let dek = Dek::from_array([7; KEY_LEN]);
-        let a = DataKey::new(Suite::Aes256Gcm, &dek);
-        let b = DataKey::new(Suite::XChaCha20Poly1305, &dek);
-        let c = DataKey::new(Suite::Aes256Gcm, &Dek::from_array([8; KEY_LEN]));
+        let a = DataKey::new(CryptoProvider::default(), Suite::Aes256Gcm, &dek);
+        let b = DataKey::new(CryptoProvider::default(), Suite::XChaCha20Poly1305, &dek);
+        let c = DataKey::new(
+            CryptoProvider::default(),
+            Suite::Aes256Gcm,
+            &Dek::from_array([8; KEY_LEN]),
+        );
         assert_ne!(a.commitment(), b.commitment());
         assert_ne!(a.commitment(), c.commitment());
         assert!(a.commitment_matches(a.commitment()));
@@ -249,7 +323,11 @@ mod tests {
 
     #[test]
     fn debug_is_redacted() {
-        let dk = DataKey::new(Suite::Aes256Gcm, &Dek::from_array([0x5a; KEY_LEN]));
+        let dk = DataKey::new(
+            CryptoProvider::default(),
+            Suite::Aes256Gcm,
+            &Dek::from_array([0x5a; KEY_LEN]),
+        );
         let shown = format!("{dk:?}");
         assert!(shown.contains("REDACTED") && !shown.contains("5a") && !shown.contains("90"));
     }

@@ -62,7 +62,7 @@ fn seal(label: &str, suite: Suite, version: u32, plaintext: &[u8], aad: &[u8]) -
     };
     let nonce_full = derive(&format!("{label} nonce"));
     let nonce = &nonce_full[..suite.nonce_len()];
-    let key = DataKey::new(suite, &dek);
+    let key = DataKey::new(crate::CryptoProvider::default(), suite, &dek);
     let kek_ref = format::encode_kek_ref(&wrapped).expect("valid KEK reference");
     let ciphertext = format::seal(&key, &kek_ref, nonce, plaintext, aad).expect("seal");
     Sealed {

@@ -312,3 +312,98 @@ fn cache_policy_is_validated_against_the_suite() {
             .is_ok()
     );
 }
+
+/// Every provider of the build reads every other provider's ciphertexts, in both suites,
+/// through both the `Vec` and the caller-buffer paths (async and blocking).
+#[test]
+fn providers_interoperate_through_every_output_form() {
+    let fx = Fixture::new();
+    let rt = runtime();
+    let aad = b"patients.ssn#7";
+    let plaintext = vec![0x42u8; 1000];
+    for &writer in envelope_core::CryptoProvider::available() {
+        for &reader in envelope_core::CryptoProvider::available() {
+            for suite in [Suite::Aes256Gcm, Suite::XChaCha20Poly1305] {
+                let build = |p| {
+                    Envelope::builder(fx.kms.clone(), "default")
+                        .suite(suite)
+                        .crypto_provider(p)
+                        .build()
+                        .unwrap()
+                };
+                let (w, r) = (build(writer), build(reader));
+                let ct = rt.block_on(w.encrypt(&plaintext, aad)).unwrap();
+                let mut buf = vec![0u8; ct.len() + 7];
+                let n = rt
+                    .block_on(w.encrypt_into(&plaintext, aad, &mut buf))
+                    .unwrap();
+                assert_eq!(n, ct.len(), "same DEK, same length");
+                for c in [&ct[..], &buf[..n]] {
+                    assert_eq!(rt.block_on(r.decrypt(c, aad)).unwrap(), plaintext);
+                    let mut out = vec![0u8; plaintext.len()];
+                    let m = rt.block_on(r.decrypt_into(c, aad, &mut out)).unwrap();
+                    assert_eq!(
+                        &out[..m],
+                        plaintext.as_slice(),
+                        "{writer}->{reader} {suite}"
+                    );
+                    let blocking = BlockingEnvelope::new(r.clone()).unwrap();
+                    let mut out = vec![0u8; plaintext.len()];
+                    let m = blocking.decrypt_into(c, aad, &mut out).unwrap();
+                    assert_eq!(&out[..m], plaintext.as_slice());
+                }
+            }
+        }
+    }
+}
+
+/// A short buffer gets `BufferTooSmall` with the exact length needed and is left untouched;
+/// a failed decryption leaves no plaintext in it.
+#[test]
+fn caller_buffers_too_small_or_failing_are_left_clean() {
+    let fx = Fixture::new();
+    let rt = runtime();
+    let env = Envelope::builder(fx.kms.clone(), "default")
+        .build()
+        .unwrap();
+    let blocking = BlockingEnvelope::new(env.clone()).unwrap();
+    let ct = rt.block_on(env.encrypt(b"123-45-6789", b"aad")).unwrap();
+
+    let mut short = [0xAAu8; 20];
+    match rt.block_on(env.encrypt_into(b"123-45-6789", b"aad", &mut short)) {
+        Err(Error::BufferTooSmall { needed, capacity }) => {
+            assert_eq!((needed, capacity), (ct.len(), 20));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(short, [0xAA; 20], "nothing written");
+    let mut short = [0xAAu8; 10];
+    assert!(matches!(
+        blocking.decrypt_into(&ct, b"aad", &mut short),
+        Err(Error::BufferTooSmall {
+            needed: 11,
+            capacity: 10
+        })
+    ));
+    assert_eq!(short, [0xAA; 10], "nothing written");
+
+    let mut exact = [0u8; 11];
+    assert_eq!(blocking.decrypt_into(&ct, b"aad", &mut exact).unwrap(), 11);
+    assert_eq!(&exact, b"123-45-6789");
+    let mut out = [0u8; 11];
+    assert_eq!(
+        blocking
+            .decrypt_into(&ct, b"wrong", &mut out)
+            .unwrap_err()
+            .kind(),
+        ErrorKind::DecryptionFailed
+    );
+    assert_eq!(out, [0u8; 11], "no plaintext after a failed tag check");
+    let mut appended = b"prefix".to_vec();
+    assert!(
+        blocking
+            .decrypt_append(&ct, b"wrong", &mut appended)
+            .is_err()
+    );
+    assert_eq!(appended, b"prefix", "a Vec keeps its old contents on error");
+}

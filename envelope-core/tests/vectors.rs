@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
-use envelope_core::{CachePolicy, Envelope, LocalKeyring, LocalKms, format};
+use envelope_core::{CachePolicy, CryptoProvider, Envelope, LocalKeyring, LocalKms, format};
 use serde_json::Value;
 
 fn vectors_path() -> PathBuf {
@@ -176,46 +176,68 @@ fn every_vector_has_its_expected_outcome() {
     let vectors = doc["vectors"].as_array().unwrap();
     let mut positives = 0;
     let mut negatives = 0;
-    for v in vectors {
-        let name = v["name"].as_str().unwrap();
-        // A fresh envelope per vector: no cache carries a DEK from one vector to the next.
-        let envelope = Envelope::builder(Arc::new(LocalKms::new(keyring.clone())), key_id)
-            .cache_policy(CachePolicy::default())
-            .build()
-            .unwrap();
-        let ct = unhex(v["ciphertext"].as_str().unwrap());
-        let aad = unhex(v["aad"].as_str().unwrap());
-        let outcome = rt.block_on(envelope.decrypt(&ct, &aad));
-        let expected = v["expected"].as_str().unwrap();
-        if expected == "ok" {
-            positives += 1;
-            let plaintext = plaintext_of(v);
-            assert_eq!(
-                outcome.unwrap_or_else(|e| panic!("{name}: {e}")),
-                plaintext,
-                "{name}"
-            );
-            assert_eq!(
-                decrypt_by_hand(&doc, &ct, &aad),
-                plaintext,
-                "{name} by hand"
-            );
-            let info = Envelope::inspect(&ct).unwrap();
-            assert_eq!(info.suite.name(), v["suite"].as_str().unwrap(), "{name}");
-            assert_eq!(
-                info.key_version,
-                v["key_version"].as_str().unwrap(),
-                "{name}"
-            );
-            if let Some(text) = v["ciphertext_text"].as_str() {
-                assert_eq!(format::from_text(text).unwrap(), ct, "{name}");
+    // Every vector on every crypto provider compiled into this build.
+    for &provider in CryptoProvider::available() {
+        for v in vectors {
+            let name = v["name"].as_str().unwrap();
+            let name = &format!("{name} [{provider}]");
+            // A fresh envelope per vector: no cache carries a DEK from one vector to the next.
+            let kms = LocalKms::new(keyring.clone())
+                .with_crypto_provider(provider)
+                .unwrap();
+            let envelope = Envelope::builder(Arc::new(kms), key_id)
+                .cache_policy(CachePolicy::default())
+                .crypto_provider(provider)
+                .build()
+                .unwrap();
+            let ct = unhex(v["ciphertext"].as_str().unwrap());
+            let aad = unhex(v["aad"].as_str().unwrap());
+            let outcome = rt.block_on(envelope.decrypt(&ct, &aad));
+            // The caller-buffer path on a warm cache must agree with the Vec path.
+            let mut buf = vec![0xEEu8; ct.len()];
+            let into = rt.block_on(envelope.decrypt_into(&ct, &aad, &mut buf));
+            let expected = v["expected"].as_str().unwrap();
+            if expected == "ok" {
+                positives += 1;
+                let plaintext = plaintext_of(v);
+                assert_eq!(
+                    outcome.unwrap_or_else(|e| panic!("{name}: {e}")),
+                    plaintext,
+                    "{name}"
+                );
+                let n = into.unwrap_or_else(|e| panic!("{name} into: {e}"));
+                assert_eq!(&buf[..n], plaintext.as_slice(), "{name} into");
+                assert_eq!(
+                    decrypt_by_hand(&doc, &ct, &aad),
+                    plaintext,
+                    "{name} by hand"
+                );
+                let info = Envelope::inspect(&ct).unwrap();
+                assert_eq!(info.suite.name(), v["suite"].as_str().unwrap(), "{name}");
+                assert_eq!(
+                    info.key_version,
+                    v["key_version"].as_str().unwrap(),
+                    "{name}"
+                );
+                if let Some(text) = v["ciphertext_text"].as_str() {
+                    assert_eq!(format::from_text(text).unwrap(), ct, "{name}");
+                }
+            } else {
+                negatives += 1;
+                let err = outcome.expect_err(name);
+                assert_eq!(err.kind().as_str(), expected, "{name}: {err}");
+                let err = into.expect_err(name);
+                assert_eq!(err.kind().as_str(), expected, "{name} into: {err}");
+                // No plaintext residue: the buffer holds its fill or zeros, nothing else.
+                assert!(
+                    buf.iter().all(|&b| b == 0xEE || b == 0),
+                    "{name}: plaintext residue in the caller's buffer"
+                );
             }
-        } else {
-            negatives += 1;
-            let err = outcome.expect_err(name);
-            assert_eq!(err.kind().as_str(), expected, "{name}: {err}");
         }
     }
+    let providers = CryptoProvider::available().len();
+    let (positives, negatives) = (positives / providers, negatives / providers);
     assert!(
         positives >= 18 && negatives >= 30,
         "{positives} positive, {negatives} negative"

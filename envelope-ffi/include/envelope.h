@@ -113,6 +113,14 @@ extern "C" {
 // The library version, NUL-terminated, static.
 const char *envelope_version(void);
 
+// The crypto provider running AES-256-GCM for new clients, NUL-terminated, static:
+// `"aws-lc-rs"` (the default build) or `"rustcrypto"`.
+const char *envelope_crypto_provider(void);
+
+// 1 when this library was built on the AWS-LC FIPS 140-3 module (the `fips` feature) and
+// the module reports FIPS mode active; 0 otherwise.
+uint32_t envelope_fips_mode(void);
+
 // A static, NUL-terminated description of a status code (also for unknown values).
 const char *envelope_status_message(uint32_t status);
 
@@ -162,7 +170,8 @@ void envelope_bytes_free(uint8_t *ptr, size_t len);
 //
 // # Safety
 // `client` live; inputs valid for their lengths; `out_buf` writable for `out_cap` bytes
-// (NULL only with `out_cap` 0); `out_len` writable.
+// (NULL only with `out_cap` 0) and not overlapping the inputs (an overlap is refused with
+// `ENVELOPE_INVALID_ARGUMENT`); `out_len` writable.
 envelope_status envelope_encrypt_into(const struct envelope_client *client,
                                       const uint8_t *plaintext,
                                       size_t plaintext_len,
@@ -173,7 +182,9 @@ envelope_status envelope_encrypt_into(const struct envelope_client *client,
                                       size_t *out_len);
 
 // Decrypts into the caller's buffer; as `envelope_encrypt_into` (the plaintext is never
-// longer than the ciphertext, so a buffer of the ciphertext's length always fits).
+// longer than the ciphertext, so a buffer of the ciphertext's length always fits). The
+// plaintext is written once, straight from the ciphertext; on failure no plaintext is
+// left in `out_buf`.
 //
 // # Safety
 // As `envelope_encrypt_into`.

@@ -150,6 +150,24 @@ pub extern "C" fn envelope_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr() as *const c_char
 }
 
+/// The crypto provider running AES-256-GCM for new clients, NUL-terminated, static:
+/// `"aws-lc-rs"` (the default build) or `"rustcrypto"`.
+#[unsafe(no_mangle)]
+pub extern "C" fn envelope_crypto_provider() -> *const c_char {
+    let name: &'static [u8] = match envelope::CryptoProvider::default() {
+        envelope::CryptoProvider::RustCrypto => b"rustcrypto\0",
+        _ => b"aws-lc-rs\0",
+    };
+    name.as_ptr() as *const c_char
+}
+
+/// 1 when this library was built on the AWS-LC FIPS 140-3 module (the `fips` feature) and
+/// the module reports FIPS mode active; 0 otherwise.
+#[unsafe(no_mangle)]
+pub extern "C" fn envelope_fips_mode() -> u32 {
+    u32::from(envelope::fips_mode())
+}
+
 /// A static, NUL-terminated description of a status code (also for unknown values).
 #[unsafe(no_mangle)]
 pub extern "C" fn envelope_status_message(status: u32) -> *const c_char {
@@ -362,7 +380,8 @@ unsafe fn single(
     })
 }
 
-/// Shared shape of the `_into` operations: the output goes into the caller's buffer.
+/// Shared shape of the `_into` operations: the SDK writes the result straight into the
+/// caller's buffer (no intermediate allocation or copy).
 ///
 /// # Safety
 /// Pointers as documented on the public functions.
@@ -376,7 +395,7 @@ unsafe fn single_into(
     out_buf: *mut u8,
     out_cap: usize,
     out_len: *mut usize,
-    op: impl FnOnce(&BlockingEnvelope, &[u8], &[u8]) -> Result<Vec<u8>, FfiError>,
+    op: impl FnOnce(&BlockingEnvelope, &[u8], &[u8], &mut [u8]) -> envelope::Result<usize>,
 ) -> envelope_status {
     boundary(|| {
         let out_len = non_null(out_len, "out_len")?;
@@ -391,24 +410,39 @@ unsafe fn single_into(
                 input(aad, aad_len, "aad")?,
             )
         };
-        let mut bytes = op(&c.envelope, data, aad)?;
-        let n = bytes.len();
-        // SAFETY: checked non-null; the caller guarantees it is writable.
-        unsafe { *out_len = n };
-        let fits = n <= out_cap;
-        if fits && n > 0 {
-            // SAFETY: `out_buf` is valid for `out_cap >= n` bytes per the contract.
-            unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), out_buf, n) };
+        // A mutable view of memory that is also read as input would be undefined behaviour.
+        let out_range = (out_buf as usize)..(out_buf as usize).saturating_add(out_cap);
+        for (name, input) in [("data", data), ("aad", aad)] {
+            let start = input.as_ptr() as usize;
+            let overlaps = !input.is_empty()
+                && out_cap > 0
+                && start < out_range.end
+                && out_range.start < start + input.len();
+            if overlaps {
+                return Err(FfiError::Invalid(format!(
+                    "out_buf must not overlap `{name}`"
+                )));
+            }
         }
-        // The intermediate copy may be plaintext.
-        wipe(&mut bytes);
-        if fits {
-            Ok(())
+        let out: &mut [u8] = if out_cap == 0 {
+            &mut []
         } else {
-            Err(FfiError::BufferTooSmall {
-                needed: n,
-                capacity: out_cap,
-            })
+            // SAFETY: non-null, writable for `out_cap` bytes per the contract, and checked
+            // above not to overlap the inputs.
+            unsafe { std::slice::from_raw_parts_mut(out_buf, out_cap) }
+        };
+        match op(&c.envelope, data, aad, out) {
+            Ok(n) => {
+                // SAFETY: checked non-null; the caller guarantees it is writable.
+                unsafe { *out_len = n };
+                Ok(())
+            }
+            Err(envelope::Error::BufferTooSmall { needed, capacity }) => {
+                // SAFETY: as above.
+                unsafe { *out_len = needed };
+                Err(FfiError::BufferTooSmall { needed, capacity })
+            }
+            Err(e) => Err(e.into()),
         }
     })
 }
@@ -422,7 +456,8 @@ unsafe fn single_into(
 ///
 /// # Safety
 /// `client` live; inputs valid for their lengths; `out_buf` writable for `out_cap` bytes
-/// (NULL only with `out_cap` 0); `out_len` writable.
+/// (NULL only with `out_cap` 0) and not overlapping the inputs (an overlap is refused with
+/// `ENVELOPE_INVALID_ARGUMENT`); `out_len` writable.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn envelope_encrypt_into(
     client: *const envelope_client,
@@ -445,13 +480,15 @@ pub unsafe extern "C" fn envelope_encrypt_into(
             out_buf,
             out_cap,
             out_len,
-            |e, pt, aad| Ok(e.encrypt(pt, aad)?),
+            |e, pt, aad, out| e.encrypt_into(pt, aad, out),
         )
     }
 }
 
 /// Decrypts into the caller's buffer; as `envelope_encrypt_into` (the plaintext is never
-/// longer than the ciphertext, so a buffer of the ciphertext's length always fits).
+/// longer than the ciphertext, so a buffer of the ciphertext's length always fits). The
+/// plaintext is written once, straight from the ciphertext; on failure no plaintext is
+/// left in `out_buf`.
 ///
 /// # Safety
 /// As `envelope_encrypt_into`.
@@ -477,7 +514,7 @@ pub unsafe extern "C" fn envelope_decrypt_into(
             out_buf,
             out_cap,
             out_len,
-            |e, ct, aad| Ok(e.decrypt(ct, aad)?),
+            |e, ct, aad, out| e.decrypt_into(ct, aad, out),
         )
     }
 }

@@ -87,6 +87,7 @@ impl envelope_status {
             ErrorKind::InvalidConfig => ENVELOPE_INVALID_CONFIG,
             ErrorKind::Keyring => ENVELOPE_KEYRING_ERROR,
             ErrorKind::MessageTooLarge => ENVELOPE_MESSAGE_TOO_LARGE,
+            ErrorKind::BufferTooSmall => ENVELOPE_BUFFER_TOO_SMALL,
             _ => ENVELOPE_UNKNOWN_ERROR,
         }
     }

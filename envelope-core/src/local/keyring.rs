@@ -19,7 +19,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -152,8 +151,7 @@ fn now_secs() -> u64 {
 }
 
 fn new_material() -> Zeroizing<String> {
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    rand::rngs::OsRng.fill_bytes(key.as_mut());
+    let key = crate::crypto::random_key(crate::crypto::CryptoProvider::default());
     Zeroizing::new(STANDARD.encode(key.as_ref()))
 }
 

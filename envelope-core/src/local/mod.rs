@@ -8,14 +8,12 @@ mod keyring;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::generic_array::GenericArray;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
 use async_trait::async_trait;
-use rand::RngCore;
+use zeroize::Zeroizing;
 
 pub use keyring::{LocalKeyring, LocalVersionState};
 
+use crate::crypto::{CryptoProvider, GCM_NONCE_LEN, GcmKey};
 use crate::error::{Error, Result};
 use crate::kms::{
     EncryptionContext, GeneratedDek, KeyDescription, Kms, KmsExt, Provider, WrappedDek,
@@ -56,6 +54,7 @@ struct Counters {
 #[derive(Debug)]
 pub struct LocalKms {
     keyring: LocalKeyring,
+    provider: CryptoProvider,
     calls: Counters,
 }
 
@@ -64,8 +63,17 @@ impl LocalKms {
     pub fn new(keyring: LocalKeyring) -> Self {
         LocalKms {
             keyring,
+            provider: CryptoProvider::default(),
             calls: Counters::default(),
         }
+    }
+
+    /// The crypto provider that wraps and unwraps DEKs under the keyring's KEKs (default
+    /// [`CryptoProvider::default`]); [`Error::InvalidConfig`] if it is not compiled in.
+    pub fn with_crypto_provider(mut self, provider: CryptoProvider) -> Result<Self> {
+        provider.check_available()?;
+        self.provider = provider;
+        Ok(self)
     }
 
     /// A KMS and key id from a `local://PATH[#KEY_ID]` URI. `local:///abs/keyring.json` is
@@ -117,9 +125,14 @@ impl LocalKms {
         context: &EncryptionContext,
     ) -> Result<WrappedDek> {
         let kek = data.kek(key_id, None).map_err(|e| self.name_path(e))?;
-        let mut nonce = [0u8; 12];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        let ciphertext = wrap_with_nonce(&kek.material, key_id, kek.version, dek, context, &nonce)?;
+        let ciphertext = wrap_fresh(
+            self.provider,
+            &kek.material,
+            key_id,
+            kek.version,
+            dek,
+            context,
+        )?;
         Ok(WrappedDek {
             provider: Provider::Local,
             key_id: key_id.to_owned(),
@@ -146,6 +159,7 @@ impl LocalKms {
             .kek(&wrapped.key_id, Some(version))
             .map_err(|e| self.name_path(e))?;
         unwrap_with_kek(
+            self.provider,
             &kek.material,
             &wrapped.key_id,
             version,
@@ -184,35 +198,89 @@ fn wrap_associated_data(key_id: &str, version: u32, context: &EncryptionContext)
     ad
 }
 
-/// Wraps a DEK under a KEK with an explicit nonce: `nonce || AES-256-GCM(kek, dek)`.
+/// Wraps a DEK under a KEK: `nonce || AES-256-GCM(kek, dek) || tag`, the nonce drawn by
+/// `seal` (fresh in the SDK, fixed for the test vectors).
+fn wrap_dek_with(
+    provider: CryptoProvider,
+    kek: &[u8; KEY_LEN],
+    key_id: &str,
+    version: u32,
+    dek: &Dek,
+    context: &EncryptionContext,
+    seal: impl FnOnce(&GcmKey, &mut [u8; GCM_NONCE_LEN], &[u8], &mut [u8]) -> Result<[u8; 16]>,
+) -> Result<Vec<u8>> {
+    let key = GcmKey::new(provider, kek);
+    let ad = wrap_associated_data(key_id, version, context);
+    let mut out = vec![0u8; LOCAL_WRAPPED_DEK_LEN];
+    let (nonce, rest) = out.split_at_mut(GCM_NONCE_LEN);
+    let (body, tag) = rest.split_at_mut(KEY_LEN);
+    let nonce: &mut [u8; GCM_NONCE_LEN] = nonce
+        .try_into()
+        .map_err(|_| Error::malformed("wrapped DEK", "nonce slot"))?;
+    body.copy_from_slice(dek.expose_secret());
+    match seal(&key, nonce, &ad, body) {
+        Ok(t) => {
+            tag.copy_from_slice(&t);
+            Ok(out)
+        }
+        Err(_) => {
+            zeroize::Zeroize::zeroize(&mut out);
+            Err(Error::Kms {
+                operation: "wrap",
+                message: "AES-256-GCM refused to wrap the DEK".into(),
+                source: None,
+            })
+        }
+    }
+}
+
+/// Wraps a DEK under a KEK with a fresh nonce from the provider.
+fn wrap_fresh(
+    provider: CryptoProvider,
+    kek: &[u8; KEY_LEN],
+    key_id: &str,
+    version: u32,
+    dek: &Dek,
+    context: &EncryptionContext,
+) -> Result<Vec<u8>> {
+    wrap_dek_with(
+        provider,
+        kek,
+        key_id,
+        version,
+        dek,
+        context,
+        |k, n, ad, body| k.seal_in_place(n, ad, body),
+    )
+}
+
+/// Wraps a DEK under a KEK with an explicit nonce (the test vectors' deterministic path).
+#[cfg(feature = "testing")]
 pub(crate) fn wrap_with_nonce(
     kek: &[u8; KEY_LEN],
     key_id: &str,
     version: u32,
     dek: &Dek,
     context: &EncryptionContext,
-    nonce: &[u8; 12],
+    nonce: &[u8; GCM_NONCE_LEN],
 ) -> Result<Vec<u8>> {
-    let cipher = Aes256Gcm::new(GenericArray::from_slice(kek));
-    let ad = wrap_associated_data(key_id, version, context);
-    let payload = Payload {
-        msg: dek.expose_secret(),
-        aad: &ad,
-    };
-    let sealed = cipher
-        .encrypt(GenericArray::from_slice(nonce), payload)
-        .map_err(|_| Error::Kms {
-            operation: "wrap",
-            message: "AES-256-GCM refused to wrap the DEK".into(),
-            source: None,
-        })?;
-    let mut out = Vec::with_capacity(LOCAL_WRAPPED_DEK_LEN);
-    out.extend_from_slice(nonce);
-    out.extend_from_slice(&sealed);
-    Ok(out)
+    let provider = CryptoProvider::default();
+    wrap_dek_with(
+        provider,
+        kek,
+        key_id,
+        version,
+        dek,
+        context,
+        |k, n, ad, body| {
+            n.copy_from_slice(nonce);
+            k.seal_in_place_with_nonce(n, ad, body)
+        },
+    )
 }
 
 fn unwrap_with_kek(
+    provider: CryptoProvider,
     kek: &[u8; KEY_LEN],
     key_id: &str,
     version: u32,
@@ -222,21 +290,16 @@ fn unwrap_with_kek(
     if wrapped.len() != LOCAL_WRAPPED_DEK_LEN {
         return Err(Error::DecryptionFailed);
     }
-    let cipher = Aes256Gcm::new(GenericArray::from_slice(kek));
+    let key = GcmKey::new(provider, kek);
     let ad = wrap_associated_data(key_id, version, context);
-    let (nonce, sealed) = wrapped.split_at(12);
-    let plain = zeroize::Zeroizing::new(
-        cipher
-            .decrypt(
-                GenericArray::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: &ad,
-                },
-            )
-            .map_err(|_| Error::DecryptionFailed)?,
-    );
-    Dek::from_slice(&plain).ok_or(Error::DecryptionFailed)
+    let (nonce, rest) = wrapped.split_at(GCM_NONCE_LEN);
+    let (sealed, tag) = rest.split_at(KEY_LEN);
+    let (Ok(nonce), Ok(tag)) = (nonce.try_into(), tag.try_into()) else {
+        return Err(Error::DecryptionFailed);
+    };
+    let mut plain = Zeroizing::new([0u8; KEY_LEN]);
+    key.open(nonce, &ad, sealed, tag, plain.as_mut())?;
+    Ok(Dek::from_array(*plain))
 }
 
 #[async_trait]
@@ -274,7 +337,7 @@ impl Kms for LocalKms {
     ) -> Result<GeneratedDek> {
         self.calls.generate.fetch_add(1, Ordering::Relaxed);
         let data = self.keyring.load()?;
-        let dek = Dek::generate();
+        let dek = Dek::generate_with(self.provider);
         let wrapped = self.wrap_loaded(&data, key_id, &dek, context)?;
         Ok(GeneratedDek { dek, wrapped })
     }

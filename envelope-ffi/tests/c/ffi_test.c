@@ -48,6 +48,8 @@ static envelope_client *new_client(const struct envelope_client_options *options
 
 static void test_basics(void) {
     CHECK(strlen(envelope_version()) > 0, "version");
+    CHECK(strcmp(envelope_crypto_provider(), "aws-lc-rs") == 0, "default provider %s", envelope_crypto_provider());
+    CHECK(envelope_fips_mode() == 0, "not a FIPS build");
     CHECK(strstr(envelope_status_message(ENVELOPE_DECRYPTION_FAILED), "decryption failed") != NULL,
           "status message");
     CHECK(strcmp(envelope_status_message(12345), "unknown status code") == 0, "unknown status");
@@ -136,6 +138,13 @@ static void test_round_trips(void) {
     STATUS(envelope_decrypt_into(client, buf, need, S(aad), plain, sizeof plain, &plain_len), ENVELOPE_OK);
     CHECK(plain_len == 4 && memcmp(plain, "into", 4) == 0, "decrypt_into");
     STATUS(envelope_decrypt_into(client, buf, need, S("wrong"), plain, sizeof plain, &plain_len), ENVELOPE_DECRYPTION_FAILED);
+    CHECK(plain[0] == 0 && plain[1] == 0 && plain[2] == 0 && plain[3] == 0, "no plaintext left after a failed decrypt_into");
+    size_t short_len = 0;
+    STATUS(envelope_decrypt_into(client, buf, need, S(aad), plain, 3, &short_len), ENVELOPE_BUFFER_TOO_SMALL);
+    CHECK(short_len == 4, "decrypt_into reports the plaintext length %zu", short_len);
+    /* The output may not overlap an input (decrypting a buffer onto itself). */
+    STATUS(envelope_decrypt_into(client, buf, need, S(aad), buf + 10, 64, &plain_len), ENVELOPE_INVALID_ARGUMENT);
+    STATUS(envelope_encrypt_into(client, buf, 4, S(aad), buf, sizeof buf, &plain_len), ENVELOPE_INVALID_ARGUMENT);
     STATUS(envelope_decrypt_into(client, buf, need, S(aad), NULL, 16, &plain_len), ENVELOPE_NULL_ARGUMENT);
     STATUS(envelope_encrypt_into(client, S("into"), S(aad), buf, sizeof buf, NULL), ENVELOPE_NULL_ARGUMENT);
 
