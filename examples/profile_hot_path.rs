@@ -1,13 +1,15 @@
 //! A tight loop over the warm-cache hot paths, for a profiler:
 //!
 //! `cargo build --release --example profile_hot_path`
-//! `perf record -g target/release/examples/profile_hot_path encrypt 5000000`
+//! `perf record -g target/release/examples/profile_hot_path encrypt-into 5000000`
 //!
-//! Argument 1: `encrypt`, `decrypt` or `floor`; argument 2: iterations.
+//! Argument 1: `encrypt`, `decrypt` (allocating), `encrypt-into`, `decrypt-into` (caller's
+//! buffer), or `floor-encrypt`, `floor-decrypt` (raw aws-lc-rs with a thread-local nonce,
+//! into a reused buffer); argument 2: iterations.
 
 use std::hint::black_box;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use envelope::{BlockingEnvelope, LocalKeyring};
 use rand::RngCore;
 
@@ -26,25 +28,54 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let plaintext = [0x5a; 64];
     let aad = b"table=patients;column=ssn;row=4242";
     let ct = envelope.encrypt(&plaintext, aad)?;
-    let cipher = aes_gcm::Aes256Gcm::new(&[7u8; 32].into());
+    let mut buf = [0u8; 512];
+    let floor = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).map_err(|_| "key")?);
+    let fixed_nonce = [3u8; 12];
+    let mut sealed = plaintext.to_vec();
+    let floor_tag = floor
+        .seal_in_place_separate_tag(
+            Nonce::assume_unique_for_key(fixed_nonce),
+            Aad::from(aad),
+            &mut sealed,
+        )
+        .map_err(|_| "seal")?;
     let started = std::time::Instant::now();
     for _ in 0..iterations {
         match what {
             "encrypt" => drop(black_box(envelope.encrypt(black_box(&plaintext), aad)?)),
             "decrypt" => drop(black_box(envelope.decrypt(black_box(&ct), aad)?)),
-            _ => {
+            "encrypt-into" => {
+                black_box(envelope.encrypt_into(black_box(&plaintext), aad, &mut buf)?);
+            }
+            "decrypt-into" => {
+                black_box(envelope.decrypt_into(black_box(&ct), aad, &mut buf)?);
+            }
+            "floor-encrypt" => {
                 let mut nonce = [0u8; 12];
                 rand::thread_rng().fill_bytes(&mut nonce);
-                let payload = Payload {
-                    msg: black_box(&plaintext[..]),
-                    aad,
-                };
-                drop(black_box(
-                    cipher
-                        .encrypt((&nonce).into(), payload)
-                        .map_err(|_| "aead")?,
-                ));
+                buf[..64].copy_from_slice(black_box(&plaintext));
+                let tag = floor
+                    .seal_in_place_separate_tag(
+                        Nonce::assume_unique_for_key(nonce),
+                        Aad::from(aad),
+                        &mut buf[..64],
+                    )
+                    .map_err(|_| "seal")?;
+                drop(black_box(tag));
             }
+            "floor-decrypt" => {
+                floor
+                    .open_separate_gather(
+                        Nonce::assume_unique_for_key(fixed_nonce),
+                        Aad::from(aad),
+                        black_box(&sealed),
+                        floor_tag.as_ref(),
+                        &mut buf[..64],
+                    )
+                    .map_err(|_| "open")?;
+                black_box(&buf);
+            }
+            other => return Err(format!("unknown case {other:?}").into()),
         }
     }
     let per_op = started.elapsed().as_nanos() as f64 / iterations as f64;

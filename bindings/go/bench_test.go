@@ -4,40 +4,30 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"fmt"
 	"path/filepath"
 	"testing"
 )
 
-// The floor: crypto/aes GCM with a random nonce, as a Go program would seal a field.
-func BenchmarkFloorAESGCMEncrypt64(b *testing.B) {
-	key := make([]byte, 32)
-	rand.Read(key)
-	block, _ := aes.NewCipher(key)
-	gcm, _ := cipher.NewGCM(block)
-	field := make([]byte, 64)
-	nonce := make([]byte, 12)
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		rand.Read(nonce)
-		out := gcm.Seal(append([]byte{}, nonce...), nonce, field, aad)
-		_ = out
-	}
-}
+// Benchmarks per size: the floor (crypto/aes GCM with a fresh crypto/rand nonce, as a Go
+// program would seal a field, and Open), then the envelope Client's allocating and
+// caller-buffer forms. scripts/bench-go.py runs them in several processes and prints the
+// ratios to the floor of the same run.
 
-func BenchmarkFloorAESGCMDecrypt64(b *testing.B) {
+var benchSizes = []int{64, 1 << 20}
+
+func floorGCM(b *testing.B) cipher.AEAD {
 	key := make([]byte, 32)
 	rand.Read(key)
-	block, _ := aes.NewCipher(key)
-	gcm, _ := cipher.NewGCM(block)
-	nonce := make([]byte, 12)
-	rand.Read(nonce)
-	sealed := gcm.Seal(nil, nonce, make([]byte, 64), aad)
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		if _, err := gcm.Open(nil, nonce, sealed, aad); err != nil {
-			b.Fatal(err)
-		}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		b.Fatal(err)
 	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return gcm
 }
 
 func benchClient(b *testing.B) *Client {
@@ -53,32 +43,92 @@ func benchClient(b *testing.B) *Client {
 	return c
 }
 
-func BenchmarkEnvelopeEncrypt64(b *testing.B) {
-	c := benchClient(b)
-	field := make([]byte, 64)
-	c.Encrypt(field, aad)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := c.Encrypt(field, aad); err != nil {
-			b.Fatal(err)
-		}
+func BenchmarkEncrypt(b *testing.B) {
+	for _, size := range benchSizes {
+		field := make([]byte, size)
+		b.Run(fmt.Sprintf("size=%d/floor", size), func(b *testing.B) {
+			gcm := floorGCM(b)
+			nonce := make([]byte, 12)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				rand.Read(nonce)
+				_ = gcm.Seal(append(make([]byte, 0, 12+size+16), nonce...), nonce, field, aad)
+			}
+		})
+		b.Run(fmt.Sprintf("size=%d/envelope", size), func(b *testing.B) {
+			c := benchClient(b)
+			c.Encrypt(field, aad)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.Encrypt(field, aad); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("size=%d/envelope-into", size), func(b *testing.B) {
+			c := benchClient(b)
+			dst := make([]byte, size+4096)
+			c.EncryptInto(dst, field, aad)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.EncryptInto(dst, field, aad); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
-func BenchmarkEnvelopeDecrypt64(b *testing.B) {
-	c := benchClient(b)
-	ct, _ := c.Encrypt(make([]byte, 64), aad)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := c.Decrypt(ct, aad); err != nil {
-			b.Fatal(err)
-		}
+func BenchmarkDecrypt(b *testing.B) {
+	for _, size := range benchSizes {
+		field := make([]byte, size)
+		b.Run(fmt.Sprintf("size=%d/floor", size), func(b *testing.B) {
+			gcm := floorGCM(b)
+			nonce := make([]byte, 12)
+			rand.Read(nonce)
+			sealed := gcm.Seal(nil, nonce, field, aad)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if _, err := gcm.Open(nil, nonce, sealed, aad); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("size=%d/envelope", size), func(b *testing.B) {
+			c := benchClient(b)
+			ct, _ := c.Encrypt(field, aad)
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.Decrypt(ct, aad); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("size=%d/envelope-into", size), func(b *testing.B) {
+			c := benchClient(b)
+			ct, _ := c.Encrypt(field, aad)
+			dst := make([]byte, len(ct))
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := c.DecryptInto(dst, ct, aad); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
-func BenchmarkEnvelopeEncryptBatch1000x64(b *testing.B) {
+func BenchmarkEncryptBatch1000x64(b *testing.B) {
 	c := benchClient(b)
 	fields := make([][]byte, 1000)
 	for i := range fields {

@@ -195,21 +195,67 @@ func (c *Client) Encrypt(plaintext, aad []byte) ([]byte, error) {
 	return out[:n:n], nil
 }
 
+// EncryptInto encrypts plaintext into the start of dst and returns the ciphertext's
+// length, with no allocation: the library writes the ciphertext in place. When dst is
+// too short it returns the length needed and an error matching ErrBufferTooSmall, and
+// writes nothing. dst must not overlap plaintext or aad.
+func (c *Client) EncryptInto(dst, plaintext, aad []byte) (int, error) {
+	return c.into(dst, plaintext, aad, true)
+}
+
 // Decrypt decrypts a binary ciphertext; aad must equal the encryption's.
 func (c *Client) Decrypt(ciphertext, aad []byte) ([]byte, error) {
-	ptr, err := c.acquire()
+	out := make([]byte, len(ciphertext))
+	n, err := c.into(out, ciphertext, aad, false)
 	if err != nil {
 		return nil, err
 	}
-	defer c.release()
-	out := make([]byte, len(ciphertext))
-	var n C.size_t
-	st := C.envelope_decrypt_into(ptr, ptrOf(ciphertext), C.size_t(len(ciphertext)), ptrOf(aad), C.size_t(len(aad)),
-		ptrOf(out), C.size_t(len(out)), &n)
-	if st != C.ENVELOPE_OK {
-		return nil, lastError(st)
-	}
 	return out[:n:n], nil
+}
+
+// DecryptInto decrypts a binary ciphertext into the start of dst and returns the
+// plaintext's length: the library writes the plaintext straight from the ciphertext, with
+// no intermediate copy. A dst as long as the ciphertext always suffices; a shorter one
+// may get an error matching ErrBufferTooSmall (with the length needed). On any error no
+// plaintext is left in dst. dst must not overlap ciphertext or aad.
+func (c *Client) DecryptInto(dst, ciphertext, aad []byte) (int, error) {
+	return c.into(dst, ciphertext, aad, false)
+}
+
+func (c *Client) into(dst, data, aad []byte, encrypt bool) (int, error) {
+	ptr, err := c.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer c.release()
+	var n C.size_t
+	var st C.envelope_status
+	if encrypt {
+		st = C.envelope_encrypt_into(ptr, ptrOf(data), C.size_t(len(data)), ptrOf(aad), C.size_t(len(aad)),
+			ptrOf(dst), C.size_t(len(dst)), &n)
+	} else {
+		st = C.envelope_decrypt_into(ptr, ptrOf(data), C.size_t(len(data)), ptrOf(aad), C.size_t(len(aad)),
+			ptrOf(dst), C.size_t(len(dst)), &n)
+	}
+	if st == C.ENVELOPE_BUFFER_TOO_SMALL {
+		return int(n), lastError(st)
+	}
+	if st != C.ENVELOPE_OK {
+		return 0, lastError(st)
+	}
+	return int(n), nil
+}
+
+// CryptoProvider names the crypto provider running AES-256-GCM in the linked library:
+// "aws-lc-rs" (the default build) or "rustcrypto".
+func CryptoProvider() string {
+	return C.GoString(C.envelope_crypto_provider())
+}
+
+// FIPSMode reports whether the linked library runs on the AWS-LC FIPS 140-3 module (built
+// with the fips feature, the module reporting FIPS mode active).
+func FIPSMode() bool {
+	return C.envelope_fips_mode() == 1
 }
 
 func (c *Client) call(fn func(*C.envelope_client, **C.uint8_t, *C.size_t) C.envelope_status) ([]byte, error) {

@@ -77,6 +77,45 @@ func TestRoundTripAndErrors(t *testing.T) {
 	}
 }
 
+func TestCallerBuffers(t *testing.T) {
+	_, uri := newKeyring(t)
+	c := open(t, uri, nil)
+	if CryptoProvider() != "aws-lc-rs" || FIPSMode() {
+		t.Fatalf("provider %q fips %v", CryptoProvider(), FIPSMode())
+	}
+	buf := make([]byte, 512)
+	n, err := c.EncryptInto(buf, []byte("123-45-6789"), aad)
+	if err != nil || n != 11+138 {
+		t.Fatalf("EncryptInto: %d %v", n, err)
+	}
+	ct := append([]byte{}, buf[:n]...)
+	plain := make([]byte, 64)
+	m, err := c.DecryptInto(plain, ct, aad)
+	if err != nil || string(plain[:m]) != "123-45-6789" {
+		t.Fatalf("DecryptInto: %q %v", plain[:m], err)
+	}
+	small := bytes.Repeat([]byte{0xaa}, 10)
+	if need, err := c.DecryptInto(small, ct, aad); !errors.Is(err, ErrBufferTooSmall) || need != 11 {
+		t.Fatalf("short buffer: %d %v", need, err)
+	}
+	if !bytes.Equal(small, bytes.Repeat([]byte{0xaa}, 10)) {
+		t.Fatal("a short buffer must be left untouched")
+	}
+	if need, err := c.EncryptInto(make([]byte, 20), []byte("123-45-6789"), aad); !errors.Is(err, ErrBufferTooSmall) || need != 11+138 {
+		t.Fatalf("short encrypt buffer: %d %v", need, err)
+	}
+	plain = make([]byte, 64)
+	if _, err := c.DecryptInto(plain, ct, []byte("another row")); !errors.Is(err, ErrDecryptionFailed) {
+		t.Fatalf("wrong AAD: %v", err)
+	}
+	if !bytes.Equal(plain, make([]byte, 64)) {
+		t.Fatal("no plaintext may be left after a failed decryption")
+	}
+	if _, err := c.DecryptInto(ct[10:], ct, aad); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("overlapping buffers: %v", err)
+	}
+}
+
 func TestTextInspectAndStats(t *testing.T) {
 	_, uri := newKeyring(t)
 	c := open(t, uri, &Options{Suite: XChaCha20Poly1305, EncryptionContext: map[string]string{"app": "billing"}})

@@ -76,6 +76,7 @@ func (s Status) String() string {
 // Sentinel errors for errors.Is.
 var (
 	ErrInvalidArgument          = &Error{Status: StatusInvalidArgument}
+	ErrBufferTooSmall           = &Error{Status: StatusBufferTooSmall}
 	ErrDecryptionFailed         = &Error{Status: StatusDecryptionFailed}
 	ErrMalformed                = &Error{Status: StatusMalformed}
 	ErrUnsupportedFormatVersion = &Error{Status: StatusUnsupportedFormatVersion}

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::{Error, Result};
 use crate::kms::{Provider, WrappedDek};
-use crate::suite::{COMMITMENT_LEN, DataKey, Suite, TAG_LEN};
+use crate::suite::{COMMITMENT_LEN, DataKey, FIXED_AD_LEN, Suite, TAG_LEN};
 
 /// The two magic bytes at the start of every binary ciphertext.
 pub const MAGIC: [u8; 2] = *b"EV";
@@ -80,33 +80,52 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8]> {
-        let available = self.input.len() - self.pos;
-        if available < n {
-            return Err(Error::malformed(
-                field,
-                format!(
-                    "truncated: needs {n} bytes at offset {}, {available} left",
-                    self.pos
-                ),
-            ));
+        match self.input.get(self.pos..).and_then(|rest| rest.get(..n)) {
+            Some(out) => {
+                self.pos += n;
+                Ok(out)
+            }
+            None => Err(self.truncated(n, field)),
         }
-        let out = &self.input[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
     }
 
+    #[cold]
+    #[inline(never)]
+    fn truncated(&self, n: usize, field: &'static str) -> Error {
+        let available = self.input.len().saturating_sub(self.pos);
+        Error::malformed(
+            field,
+            format!(
+                "truncated: needs {n} bytes at offset {}, {available} left",
+                self.pos
+            ),
+        )
+    }
+
+    #[inline]
     fn u8(&mut self, field: &'static str) -> Result<u8> {
-        Ok(self.take(1, field)?[0])
+        let [b] = self.array::<1>(field)?;
+        Ok(b)
     }
 
+    #[inline]
     fn u16(&mut self, field: &'static str) -> Result<usize> {
-        let b = self.take(2, field)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]) as usize)
+        Ok(u16::from_be_bytes(self.array::<2>(field)?) as usize)
+    }
+
+    #[inline]
+    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N]> {
+        match self.take(N, field)?.try_into() {
+            Ok(a) => Ok(a),
+            Err(_) => unreachable!("take returned {N} bytes"),
+        }
     }
 }
 
 /// Splits a binary ciphertext into its fields, checking every length. Never panics.
+#[inline]
 pub(crate) fn parse(input: &[u8]) -> Result<Parsed<'_>> {
     let mut r = Reader { input, pos: 0 };
     if r.take(2, "magic")? != MAGIC {
@@ -211,27 +230,24 @@ pub(crate) const fn stable_len(suite: Suite) -> usize {
 }
 
 /// Runs `f` with the body's associated data: magic, version and suite (4 bytes), the key
-/// commitment, then the caller's AAD. (The nonce is authenticated as the AEAD nonce.)
-/// Up to 192 bytes are assembled on the stack, larger ones in a `Vec`.
+/// commitment, then the caller's AAD. (The nonce is authenticated as the AEAD nonce.) The
+/// first 36 bytes come pre-assembled from the key; up to 128 bytes in all are assembled on
+/// the stack, larger ones in a `Vec`.
+///
+/// For decryption this uses the key's own commitment: callers check first that the header's
+/// suite and commitment equal the key's, so the bytes are the header's.
 #[inline]
-fn with_associated_data<R>(
-    suite: Suite,
-    commitment: &[u8],
-    aad: &[u8],
-    f: impl FnOnce(&[u8]) -> R,
-) -> R {
-    const STACK: usize = 192;
-    let prefix = prefix(suite);
-    let fixed = PREFIX_LEN + COMMITMENT_LEN;
-    let total = fixed + aad.len();
+fn with_associated_data<R>(key: &DataKey, aad: &[u8], f: impl FnOnce(&[u8]) -> R) -> R {
+    const STACK: usize = 128;
+    let fixed = key.fixed_ad();
+    let total = FIXED_AD_LEN + aad.len();
     if total <= STACK {
         let mut buf = [0u8; STACK];
-        buf[..PREFIX_LEN].copy_from_slice(&prefix);
-        buf[PREFIX_LEN..fixed].copy_from_slice(commitment);
-        buf[fixed..total].copy_from_slice(aad);
+        buf[..FIXED_AD_LEN].copy_from_slice(fixed);
+        buf[FIXED_AD_LEN..total].copy_from_slice(aad);
         f(&buf[..total])
     } else {
-        f(&[&prefix[..], commitment, aad].concat())
+        f(&[&fixed[..], aad].concat())
     }
 }
 
@@ -263,7 +279,7 @@ fn seal_laid_out(
     let (header, rest) = out.split_at_mut(header_len);
     let (body, tag_out) = rest.split_at_mut(rest.len() - TAG_LEN);
     let nonce_slot = &mut header[PREFIX_LEN..PREFIX_LEN + suite.nonce_len()];
-    let sealed = with_associated_data(suite, key.commitment(), aad, |ad| match nonce {
+    let sealed = with_associated_data(key, aad, |ad| match nonce {
         NonceSource::Fresh => key.seal_in_place(nonce_slot, ad, body),
         #[cfg(any(test, feature = "testing"))]
         NonceSource::Fixed(fixed) => {
@@ -338,9 +354,7 @@ pub(crate) fn open_into(
         return Err(Error::DecryptionFailed);
     }
     let (ct, tag) = parsed.body.split_at(parsed.body.len() - TAG_LEN);
-    with_associated_data(parsed.suite, parsed.commitment, aad, |ad| {
-        key.open(parsed.nonce, ad, ct, tag, out)
-    })
+    with_associated_data(key, aad, |ad| key.open(parsed.nonce, ad, ct, tag, out))
 }
 
 /// Where an encryption or decryption writes: appended to a `Vec`, or into the start of a

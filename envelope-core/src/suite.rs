@@ -114,7 +114,13 @@ pub(crate) struct DataKey {
     suite: Suite,
     cipher: Cipher,
     commitment: [u8; COMMITMENT_LEN],
+    /// The fixed start of every body's associated data under this key: magic, format
+    /// version, suite, then the key commitment.
+    fixed_ad: [u8; FIXED_AD_LEN],
 }
+
+/// Length of the fixed part of the associated data: magic, version, suite, commitment.
+pub(crate) const FIXED_AD_LEN: usize = 4 + COMMITMENT_LEN;
 
 impl DataKey {
     /// Derives the AEAD key and commitment from `dek` for `suite`, on `provider` (which
@@ -143,10 +149,14 @@ impl DataKey {
                 GenericArray::from_slice(aead_key.as_ref()),
             ))),
         };
+        let mut fixed_ad = [0u8; FIXED_AD_LEN];
+        fixed_ad[..4].copy_from_slice(&[b'E', b'V', 1, suite.id()]);
+        fixed_ad[4..].copy_from_slice(&commitment);
         DataKey {
             suite,
             cipher,
             commitment,
+            fixed_ad,
         }
     }
 
@@ -154,8 +164,15 @@ impl DataKey {
         self.suite
     }
 
+    #[inline]
     pub(crate) fn commitment(&self) -> &[u8; COMMITMENT_LEN] {
         &self.commitment
+    }
+
+    /// Magic, version, suite and commitment: the fixed start of the body's associated data.
+    #[inline]
+    pub(crate) fn fixed_ad(&self) -> &[u8; FIXED_AD_LEN] {
+        &self.fixed_ad
     }
 
     /// Constant-time comparison of a header's commitment with this key's.
@@ -164,18 +181,14 @@ impl DataKey {
     /// (`subtle`'s slice comparison pays an optimization barrier per byte).
     #[inline]
     pub(crate) fn commitment_matches(&self, candidate: &[u8]) -> bool {
-        if candidate.len() != COMMITMENT_LEN {
+        let Ok(candidate) = <&[u8; COMMITMENT_LEN]>::try_from(candidate) else {
             return false;
-        }
+        };
+        let (ours, _) = self.commitment.as_chunks::<8>();
+        let (theirs, _) = candidate.as_chunks::<8>();
         let mut diff = 0u64;
-        for (a, b) in self
-            .commitment
-            .chunks_exact(8)
-            .zip(candidate.chunks_exact(8))
-        {
-            let word =
-                |s: &[u8]| u64::from_ne_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
-            diff |= word(a) ^ word(b);
+        for (a, b) in ours.iter().zip(theirs) {
+            diff |= u64::from_ne_bytes(*a) ^ u64::from_ne_bytes(*b);
         }
         bool::from(diff.ct_eq(&0))
     }

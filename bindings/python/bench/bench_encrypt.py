@@ -1,11 +1,13 @@
-"""Python encrypt/decrypt of 64-byte fields: envelope_sdk against `cryptography`'s AESGCM
-(random 96-bit nonce from os.urandom, the floor a Python user already has), in the same run.
+"""Python encrypt/decrypt through envelope_sdk against `cryptography`'s AESGCM (OpenSSL, a
+random 96-bit nonce from os.urandom: the floor a Python user already has), in the same run.
 
-    python bindings/python/bench/bench_encrypt.py [--json]
+    python bindings/python/bench/bench_encrypt.py [--runs 5] [--json]
 
-Prints the median time per field of each case over several repetitions and the ratio of
-each envelope figure to the floor. Batches are timed with one AAD per row and with one
-column-level AAD shared by the batch (what the SQLAlchemy type uses).
+Runs the measurement in `--runs` separate processes and prints, per case, the median time
+per field over the runs with min-max, and its ratio to the floor of the same run (median
+with min-max). Sizes: 64-byte fields (single calls, the caller-buffer `_into` calls, and
+batches of 1,000 with one AAD per row or one column-level AAD, what the SQLAlchemy type
+uses) and 1 MiB values.
 """
 
 from __future__ import annotations
@@ -13,18 +15,15 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import timeit
 
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-import envelope_sdk
-
-FIELD = b"\x5a" * 64
 AAD = b"table=patients;column=ssn;row=4242"
 BATCH = 1000
 REPEAT = 7
+MIB = 1 << 20
 
 
 def per_field(stmt, number: int, fields_per_call: int = 1) -> float:
@@ -32,45 +31,86 @@ def per_field(stmt, number: int, fields_per_call: int = 1) -> float:
     return statistics.median(runs) / (number * fields_per_call)
 
 
-def main() -> None:
+def measure() -> dict:
+    """One process's figures, in seconds per field, and the floor each is compared with."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    import envelope_sdk
+
     tmp = tempfile.mkdtemp()
     path = os.path.join(tmp, "keyring.json")
     envelope_sdk.create_local_keyring(path)
     client = envelope_sdk.Client("local://" + path)
     aesgcm = AESGCM(AESGCM.generate_key(bit_length=256))
     urandom = os.urandom
+    results = {}
 
-    def floor_encrypt():
-        nonce = urandom(12)
-        return nonce + aesgcm.encrypt(nonce, FIELD, AAD)
+    for size, number in ((64, 20000), (MIB, 200)):
+        field = b"\x5a" * size
 
-    sealed = floor_encrypt()
+        def floor_encrypt(field=field):
+            nonce = urandom(12)
+            return nonce + aesgcm.encrypt(nonce, field, AAD)
 
-    def floor_decrypt():
-        return aesgcm.decrypt(sealed[:12], sealed[12:], AAD)
+        sealed = floor_encrypt()
 
-    ct = client.encrypt(FIELD, AAD)
-    fields = [FIELD] * BATCH
+        def floor_decrypt(sealed=sealed):
+            return aesgcm.decrypt(sealed[:12], sealed[12:], AAD)
+
+        ct = client.encrypt(field, AAD)
+        out = bytearray(len(ct) + 4096)
+        results[f"floor_encrypt_{size}"] = (per_field(floor_encrypt, number), None)
+        results[f"floor_decrypt_{size}"] = (per_field(floor_decrypt, number), None)
+        fe, fd = f"floor_encrypt_{size}", f"floor_decrypt_{size}"
+        results[f"encrypt_{size}"] = (per_field(lambda: client.encrypt(field, AAD), number), fe)
+        results[f"encrypt_into_{size}"] = (per_field(lambda: client.encrypt_into(field, out, AAD), number), fe)
+        results[f"decrypt_{size}"] = (per_field(lambda: client.decrypt(ct, AAD), number), fd)
+        results[f"decrypt_into_{size}"] = (per_field(lambda: client.decrypt_into(ct, out, AAD), number), fd)
+
+    field = b"\x5a" * 64
+    fields = [field] * BATCH
     aads = [AAD] * BATCH
     cts = client.encrypt_batch(fields, aads)
+    fe, fd = "floor_encrypt_64", "floor_decrypt_64"
+    results["encrypt_batch_1000x64"] = (per_field(lambda: client.encrypt_batch(fields, aads), 20, BATCH), fe)
+    results["decrypt_batch_1000x64"] = (per_field(lambda: client.decrypt_batch(cts, aads), 20, BATCH), fd)
+    results["encrypt_batch_1000x64_column_aad"] = (per_field(lambda: client.encrypt_batch(fields, AAD), 20, BATCH), fe)
+    results["decrypt_batch_1000x64_column_aad"] = (per_field(lambda: client.decrypt_batch(cts, AAD), 20, BATCH), fd)
+    return results
 
-    results = {
-        "floor_encrypt": per_field(floor_encrypt, 20000),
-        "floor_decrypt": per_field(floor_decrypt, 20000),
-        "encrypt": per_field(lambda: client.encrypt(FIELD, AAD), 20000),
-        "decrypt": per_field(lambda: client.decrypt(ct, AAD), 20000),
-        "encrypt_batch_1000": per_field(lambda: client.encrypt_batch(fields, aads), 20, BATCH),
-        "decrypt_batch_1000": per_field(lambda: client.decrypt_batch(cts, aads), 20, BATCH),
-        "encrypt_batch_1000_column_aad": per_field(lambda: client.encrypt_batch(fields, AAD), 20, BATCH),
-        "decrypt_batch_1000_column_aad": per_field(lambda: client.decrypt_batch(cts, AAD), 20, BATCH),
-    }
+
+def spread(values, fmt) -> str:
+    return f"{fmt(statistics.median(values))} ({fmt(min(values))}–{fmt(max(values))})"
+
+
+def main() -> None:
     if "--json" in sys.argv:
-        print(json.dumps(results))
+        print(json.dumps(measure()))
         return
-    print(f"{'case':<32} {'ns/field':>10} {'ratio to floor':>15}")
-    for name, seconds in results.items():
-        floor = results["floor_decrypt" if "decrypt" in name else "floor_encrypt"]
-        print(f"{name:<32} {seconds * 1e9:>10.0f} {seconds / floor:>14.2f}x")
+    runs = 5
+    if "--runs" in sys.argv:
+        runs = int(sys.argv[sys.argv.index("--runs") + 1])
+    per_run = []
+    for i in range(runs):
+        print(f"run {i + 1}/{runs} …", file=sys.stderr, flush=True)
+        done = subprocess.run([sys.executable, __file__, "--json"], check=True, capture_output=True, text=True)
+        per_run.append(json.loads(done.stdout))
+    import envelope_sdk
+
+    print(f"envelope_sdk {envelope_sdk.native_version()} on {envelope_sdk.crypto_provider()}; "
+          f"{runs} process runs; median (min–max)\n")
+    print("| case | ns per field | ratio to floor |")
+    print("|---|---|---|")
+    for name, (_, floor) in per_run[0].items():
+        times = [r[name][0] * 1e9 for r in per_run]
+        ratio = ""
+        if floor:
+            ratios = [r[name][0] / r[floor][0] for r in per_run]
+            ratio = spread(ratios, lambda v: f"{v:.2f}x")
+            if "1048576" in name:
+                through = [100 / x for x in ratios]
+                ratio += f"; throughput {spread(through, lambda v: f'{v:.0f}%')} of the floor's"
+        print(f"| {name} | {spread(times, lambda v: f'{v:,.0f}')} | {ratio} |")
 
 
 if __name__ == "__main__":

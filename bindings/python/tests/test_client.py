@@ -37,6 +37,32 @@ def test_round_trip_binary_and_text(client):
     assert client.decrypt(client.encrypt(b""), b"") == b""
 
 
+def test_caller_buffers(client):
+    out = bytearray(512)
+    n = client.encrypt_into(b"123-45-6789", out, AAD)
+    assert n == 11 + 138 and out[:3] == b"EV\x01"
+    ct = bytes(out[:n])
+    plain = bytearray(64)
+    m = client.decrypt_into(ct, memoryview(plain), AAD)
+    assert bytes(plain[:m]) == b"123-45-6789"
+    # Too small: the length needed, nothing written.
+    small = bytearray(b"\xaa" * 10)
+    with pytest.raises(envelope_sdk.BufferTooSmall) as info:
+        client.decrypt_into(ct, small, AAD)
+    assert info.value.needed == 11 and small == bytearray(b"\xaa" * 10)
+    with pytest.raises(envelope_sdk.BufferTooSmall) as info:
+        client.encrypt_into(b"123-45-6789", bytearray(20), AAD)
+    assert info.value.needed == 11 + 138
+    # A failed authentication leaves no plaintext in the buffer.
+    plain = bytearray(64)
+    with pytest.raises(DecryptionFailed):
+        client.decrypt_into(ct, plain, b"another row")
+    assert plain == bytearray(64)
+    # Read-only buffers are refused.
+    with pytest.raises(TypeError):
+        client.decrypt_into(ct, b"\x00" * 64, AAD)
+
+
 def test_large_values_take_the_allocating_path(client):
     big = os.urandom(200_000)
     ct = client.encrypt(big, AAD)
@@ -218,6 +244,11 @@ def test_errors_carry_no_key_material(keyring, client):
             messages.append(str(e) + repr(e))
     assert messages and not any(material in m for m in messages)
     assert "material" not in repr(client)
+
+
+def test_crypto_provider_is_reported():
+    assert envelope_sdk.crypto_provider() == "aws-lc-rs"  # the package builds the default provider
+    assert envelope_sdk.fips_mode() is False
 
 
 def test_native_version():

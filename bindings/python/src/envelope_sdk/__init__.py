@@ -9,7 +9,9 @@ from .client import (
     Client,
     HeaderInfo,
     create_local_keyring,
+    crypto_provider,
     destroy_local_key_version,
+    fips_mode,
     from_text,
     native_version,
     rotate_local_key,
@@ -17,6 +19,7 @@ from .client import (
 )
 from .errors import (
     BatchError,
+    BufferTooSmall,
     DecryptionFailed,
     EnvelopeError,
     FeatureNotEnabled,
@@ -43,12 +46,13 @@ from .errors import (
 )
 
 __all__ = [
-    "BatchError", "Client", "DecryptionFailed", "EnvelopeError", "FeatureNotEnabled",
+    "BatchError", "BufferTooSmall", "Client", "DecryptionFailed", "EnvelopeError", "FeatureNotEnabled",
     "HeaderInfo", "InternalError", "InvalidArgument", "InvalidConfig", "InvalidKeyUri",
     "KeyNotFound", "KeyNotOwned", "KeyringError", "KeyVersionDestroyed", "KeyVersionDisabled",
     "KeyVersionNotFound", "KeyVersionTooOld", "KmsError", "MalformedCiphertext",
     "MessageTooLarge", "PermissionDenied", "Throttled", "Unavailable",
     "UnsupportedFormatVersion", "UnsupportedProvider", "UnsupportedSuite",
-    "create_local_keyring", "destroy_local_key_version", "from_text", "native_version",
+    "create_local_keyring", "crypto_provider", "destroy_local_key_version", "fips_mode",
+    "from_text", "native_version",
     "rotate_local_key", "to_text",
 ]

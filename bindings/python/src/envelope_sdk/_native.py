@@ -29,6 +29,8 @@ typedef struct envelope_client_options {
   size_t encryption_context_json_len;
 } envelope_client_options;
 const char *envelope_version(void);
+const char *envelope_crypto_provider(void);
+uint32_t envelope_fips_mode(void);
 const char *envelope_status_message(uint32_t status);
 envelope_status envelope_last_error_message(char *buf, size_t buf_len, size_t *out_len);
 envelope_status envelope_client_options_default(struct envelope_client_options *out);

@@ -11,7 +11,7 @@ from itertools import accumulate, islice
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._native import ffi, lib
-from .errors import BatchError, EnvelopeError, InvalidArgument, error_for
+from .errors import BatchError, BufferTooSmall, EnvelopeError, InvalidArgument, error_for
 
 TEXT_PREFIX = "ev1:"
 SUITES = {"AES-256-GCM": 1, "XChaCha20-Poly1305": 2}
@@ -198,6 +198,43 @@ class Client:
         _check(lib.envelope_encrypt(self._client(), plaintext, n, aad, len(aad), out.ptr, out.len))
         return _take(out)
 
+    def encrypt_into(self, plaintext: BytesLike, out: Union[bytearray, memoryview], aad: BytesLike = b"") -> int:
+        """Encrypts into the start of the writable buffer ``out`` (a ``bytearray`` or a
+        writable ``memoryview``) and returns the ciphertext's length: no allocation, the
+        native library writes the ciphertext in place. Raises :class:`BufferTooSmall` (with
+        ``needed``) when ``out`` is too short; nothing is written then."""
+        if type(plaintext) is not bytes:
+            plaintext = _bytes(plaintext, "plaintext")
+        if type(aad) is not bytes:
+            aad = _bytes(aad, "aad")
+        return self._into(_encrypt_into, plaintext, aad, out)
+
+    def decrypt_into(self, ciphertext: BytesLike, out: Union[bytearray, memoryview], aad: BytesLike = b"") -> int:
+        """Decrypts into the start of the writable buffer ``out`` and returns the plaintext's
+        length: the native library writes the plaintext straight from the ciphertext, with
+        no intermediate copy. A buffer as long as the ciphertext always suffices; a shorter
+        one may raise :class:`BufferTooSmall`. On any error no plaintext is left in ``out``."""
+        if type(ciphertext) is not bytes:
+            ciphertext = _bytes(ciphertext, "ciphertext")
+        if type(aad) is not bytes:
+            aad = _bytes(aad, "aad")
+        return self._into(_decrypt_into, ciphertext, aad, out)
+
+    def _into(self, fn, data: bytes, aad: bytes, out: Union[bytearray, memoryview]) -> int:
+        try:
+            target = ffi.from_buffer("char[]", out, require_writable=True)
+        except TypeError as e:
+            raise TypeError(f"out must be a writable buffer (bytearray, memoryview), not {type(out).__name__}") from e
+        n = self._out.len
+        status = fn(self._ptr, data, len(data), aad, len(aad), target, len(target), n)
+        if status == _BUFFER_TOO_SMALL:
+            err = BufferTooSmall(f"the output needs {n[0]} bytes, the buffer holds {len(target)}")
+            err.needed = n[0]
+            raise err
+        if status != _OK:
+            self._raise(status)
+        return n[0]
+
     def encrypt_text(self, plaintext: Union[str, BytesLike], aad: BytesLike = b"") -> str:
         """Encrypts into the text form ``ev1:…`` (for text columns). ``str`` is UTF-8 encoded."""
         if isinstance(plaintext, str):
@@ -379,3 +416,15 @@ def destroy_local_key_version(path: str, key_id: str, version: int) -> None:
 def native_version() -> str:
     """The version of the bundled native library."""
     return ffi.string(lib.envelope_version()).decode()
+
+
+def crypto_provider() -> str:
+    """The crypto provider running AES-256-GCM in the bundled native library:
+    ``"aws-lc-rs"`` (the default build) or ``"rustcrypto"``."""
+    return ffi.string(lib.envelope_crypto_provider()).decode()
+
+
+def fips_mode() -> bool:
+    """Whether the bundled native library runs on the AWS-LC FIPS 140-3 module (a build
+    with the ``fips`` feature, with the module reporting FIPS mode active)."""
+    return bool(lib.envelope_fips_mode())

@@ -33,6 +33,14 @@ class InternalError(EnvelopeError):
     status = 3
 
 
+class BufferTooSmall(EnvelopeError, ValueError):
+    """The caller's output buffer is too small (status 4); ``needed`` is the length the
+    result needs. Nothing was written to the buffer."""
+
+    status = 4
+    needed: int = 0
+
+
 class DecryptionFailed(EnvelopeError):
     """Authentication failed: tampered data, wrong AAD or a foreign data key (100)."""
 
@@ -172,6 +180,7 @@ _BY_STATUS: Dict[int, Type[EnvelopeError]] = {
     cls.status: cls
     for cls in (
         InternalError,
+        BufferTooSmall,
         DecryptionFailed,
         MalformedCiphertext,
         UnsupportedFormatVersion,
