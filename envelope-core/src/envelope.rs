@@ -3,7 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::cache::{ActiveDek, ActiveSlot, CachePolicy, CachedKey, HotKeys, SingleFlightCache};
+use crate::cache::{
+    ActiveDek, ActiveSlot, CachePolicy, CachedKey, HotKeys, Refusal, SingleFlightCache, UnwrapGuard,
+};
 use crate::clock;
 use crate::crypto::CryptoProvider;
 use crate::error::{Error, Result};
@@ -35,6 +37,8 @@ struct Inner {
     hot: HotKeys,
     /// Rewrap results, keyed by the old KEK reference bytes.
     rewraps: SingleFlightCache<Box<[u8]>, Arc<RewrapOutcome>>,
+    /// The negative cache and rate limit in front of every unwrap and rewrap call.
+    guard: UnwrapGuard,
     counters: Counters,
 }
 
@@ -112,6 +116,11 @@ impl EnvelopeBuilder {
                 unwrapped: SingleFlightCache::new(policy.decrypt_capacity(), policy.decrypt_ttl()),
                 hot: HotKeys::new(policy.decrypt_capacity()),
                 rewraps: SingleFlightCache::new(policy.decrypt_capacity(), policy.max_age()),
+                guard: UnwrapGuard::new(
+                    policy.negative_ttl(),
+                    policy.decrypt_capacity(),
+                    policy.max_unwraps_per_second(),
+                ),
                 policy,
                 active: ActiveSlot::default(),
                 counters: Counters::default(),
@@ -383,13 +392,15 @@ impl Envelope {
         self.inner.rewraps.clear();
     }
 
-    /// Forgets every cached DEK: the active one, the unwrapped ones and the rewrap memo.
-    /// After destroying or disabling a KEK version, this makes the change take effect in
-    /// this process at once rather than within the policy's decrypt TTL.
+    /// Forgets every cached DEK (the active one, the unwrapped ones, the rewrap memo) and
+    /// every remembered unwrap failure. After destroying, disabling or re-enabling a KEK
+    /// version, this makes the change take effect in this process at once rather than
+    /// within the policy's decrypt TTL or negative TTL.
     pub fn clear_caches(&self) {
         self.refresh_kek();
         self.inner.unwrapped.clear();
         self.inner.hot.clear();
+        self.inner.guard.clear();
     }
 
     /// A snapshot of the counters: KMS calls by operation, cache hits and misses, DEKs
@@ -566,6 +577,7 @@ impl Inner {
     async fn unwrap_checked(&self, parsed: &Parsed<'_>) -> Result<Arc<CachedKey>> {
         let wrapped = parsed.wrapped()?;
         self.kms.check_owned(&wrapped)?;
+        self.admit(parsed.kek_ref, "unwrap")?;
         let dek = self
             .counters
             .kms_call(
@@ -573,7 +585,8 @@ impl Inner {
                 &wrapped.key_id,
                 self.kms.unwrap_dek(&wrapped, &self.context),
             )
-            .await?;
+            .await
+            .inspect_err(|e| self.guard.remember(parsed.kek_ref, e))?;
         let key = DataKey::new(self.provider, parsed.suite, &dek);
         if !key.commitment_matches(parsed.commitment) {
             return Err(Error::DecryptionFailed);
@@ -584,9 +597,27 @@ impl Inner {
         }))
     }
 
+    /// Lets an unwrap or rewrap of `kek_ref` go to the KMS, or answers it from the negative
+    /// cache or the rate limit (counted).
+    fn admit(&self, kek_ref: &[u8], operation: &'static str) -> Result<()> {
+        self.guard
+            .admit(kek_ref, operation)
+            .map_err(|refusal| match refusal {
+                Refusal::Remembered(e) => {
+                    Counters::bump(&self.counters.unwraps_remembered);
+                    e
+                }
+                Refusal::RateLimited(e) => {
+                    Counters::bump(&self.counters.unwraps_rate_limited);
+                    e
+                }
+            })
+    }
+
     async fn rewrap_ref(&self, parsed: &Parsed<'_>) -> Result<Arc<RewrapOutcome>> {
         let wrapped = parsed.wrapped()?;
         self.kms.check_owned(&wrapped)?;
+        self.admit(parsed.kek_ref, "rewrap")?;
         let new = self
             .counters
             .kms_call(
@@ -594,7 +625,8 @@ impl Inner {
                 &wrapped.key_id,
                 self.kms.rewrap_dek(&wrapped, &self.key_id, &self.context),
             )
-            .await?;
+            .await
+            .inspect_err(|e| self.guard.remember(parsed.kek_ref, e))?;
         self.kms.check_owned(&new)?;
         let unchanged = !new.key_version.is_empty()
             && new.key_id == wrapped.key_id

@@ -39,6 +39,8 @@ pub(crate) struct Counters {
     pub rewrap_hits: AtomicU64,
     pub rewrap_misses: AtomicU64,
     pub deks_created: AtomicU64,
+    pub unwraps_remembered: AtomicU64,
+    pub unwraps_rate_limited: AtomicU64,
 }
 
 impl Counters {
@@ -103,6 +105,8 @@ impl Counters {
             rewrap_cache_hits: l(&self.rewrap_hits),
             rewrap_cache_misses: l(&self.rewrap_misses),
             deks_created: l(&self.deks_created),
+            unwraps_refused_remembered: l(&self.unwraps_remembered),
+            unwraps_refused_rate_limited: l(&self.unwraps_rate_limited),
             active_dek: active,
         }
     }
@@ -149,6 +153,11 @@ pub struct EnvelopeStats {
     pub rewrap_cache_misses: u64,
     /// DEKs generated for encryption.
     pub deks_created: u64,
+    /// Unwraps and rewraps answered from the negative cache (the same KEK reference failed
+    /// recently), without a KMS call.
+    pub unwraps_refused_remembered: u64,
+    /// Unwraps and rewraps refused by the envelope's rate limit, without a KMS call.
+    pub unwraps_refused_rate_limited: u64,
     /// The active encryption DEK, if any.
     pub active_dek: Option<ActiveDekStats>,
 }

@@ -1,12 +1,15 @@
 //! The DEK cache: one active DEK per envelope for encryption, unwrapped DEKs for
-//! decryption, and single-flight loading for both.
+//! decryption, single-flight loading for both, and the bounds on KMS calls that hostile
+//! ciphertexts can cause (a negative cache and a rate limit).
 
 mod active;
+mod guard;
 mod hot;
 mod policy;
 mod single_flight;
 
 pub(crate) use active::{ActiveDek, ActiveSlot};
+pub(crate) use guard::{Refusal, UnwrapGuard};
 pub(crate) use hot::{CachedKey, HotKeys};
 pub use policy::CachePolicy;
 pub(crate) use single_flight::SingleFlightCache;

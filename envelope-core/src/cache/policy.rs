@@ -16,6 +16,13 @@ use crate::suite::Suite;
 ///   data under one DEK near 2^-65.
 /// - decrypt side: 10,000 unwrapped DEKs for at most 10 minutes, so that disabling or
 ///   destroying a KEK version stops decryption in this process within 10 minutes.
+/// - negative cache 60 seconds: a KEK reference whose unwrap failed for a lasting reason
+///   (not authentic, key or version missing, disabled or destroyed, permission denied) gets
+///   the same error without a KMS call for a minute, so repeated junk headers cost one call
+///   each a minute. Transient failures (unavailable, throttled) are never remembered.
+/// - no unwrap rate limit by default: a cold reader of a large table legitimately unwraps
+///   many DEKs at once. Set [`CachePolicy::with_max_unwraps_per_second`] where ciphertexts
+///   come from writers you do not trust, to bound the KMS calls distinct junk headers cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachePolicy {
     enabled: bool,
@@ -24,6 +31,8 @@ pub struct CachePolicy {
     max_bytes: u64,
     decrypt_ttl: Duration,
     decrypt_capacity: u64,
+    negative_ttl: Duration,
+    max_unwraps_per_second: Option<u32>,
 }
 
 impl Default for CachePolicy {
@@ -35,15 +44,20 @@ impl Default for CachePolicy {
             max_bytes: 1 << 36,
             decrypt_ttl: Duration::from_secs(600),
             decrypt_capacity: 10_000,
+            negative_ttl: Duration::from_secs(60),
+            max_unwraps_per_second: None,
         }
     }
 }
 
 impl CachePolicy {
-    /// No caching: every encrypt generates a DEK and every decrypt unwraps one.
+    /// No caching: every encrypt generates a DEK and every decrypt unwraps one (failed
+    /// unwraps are not remembered either; a rate limit set with
+    /// [`CachePolicy::with_max_unwraps_per_second`] still applies).
     pub fn disabled() -> Self {
         CachePolicy {
             enabled: false,
+            negative_ttl: Duration::ZERO,
             ..CachePolicy::default()
         }
     }
@@ -78,6 +92,33 @@ impl CachePolicy {
     pub fn with_decrypt_capacity(mut self, capacity: u64) -> Self {
         self.decrypt_capacity = capacity;
         self
+    }
+
+    /// How long a KEK reference whose unwrap failed for a lasting reason is answered with
+    /// the same error without a KMS call (`Duration::ZERO`: never remembered).
+    /// [`Envelope::clear_caches`](crate::Envelope::clear_caches) forgets them at once.
+    pub fn with_negative_ttl(mut self, ttl: Duration) -> Self {
+        self.negative_ttl = ttl;
+        self
+    }
+
+    /// At most this many unwrap and rewrap KMS calls a second for the envelope (bursts of
+    /// one second's worth); calls past it fail at once with the retryable
+    /// [`Error::Throttled`](crate::Error::Throttled), without reaching the KMS. `None`
+    /// (the default) sets no limit.
+    pub fn with_max_unwraps_per_second(mut self, limit: Option<u32>) -> Self {
+        self.max_unwraps_per_second = limit;
+        self
+    }
+
+    /// See [`CachePolicy::with_negative_ttl`].
+    pub fn negative_ttl(&self) -> Duration {
+        self.negative_ttl
+    }
+
+    /// See [`CachePolicy::with_max_unwraps_per_second`].
+    pub fn max_unwraps_per_second(&self) -> Option<u32> {
+        self.max_unwraps_per_second
     }
 
     /// Whether caching is on.
@@ -124,6 +165,11 @@ impl CachePolicy {
                 suite,
                 suite.max_messages_per_dek()
             )));
+        }
+        if self.max_unwraps_per_second == Some(0) {
+            return Err(Error::InvalidConfig(
+                "max_unwraps_per_second must be positive (None sets no limit)".into(),
+            ));
         }
         if self.decrypt_ttl.is_zero() || self.decrypt_capacity == 0 {
             return Err(Error::InvalidConfig(

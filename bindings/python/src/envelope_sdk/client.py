@@ -223,7 +223,7 @@ class Client:
     def _into(self, fn, data: bytes, aad: bytes, out: Union[bytearray, memoryview]) -> int:
         try:
             target = ffi.from_buffer("char[]", out, require_writable=True)
-        except TypeError as e:
+        except (TypeError, BufferError) as e:
             raise TypeError(f"out must be a writable buffer (bytearray, memoryview), not {type(out).__name__}") from e
         n = self._out.len
         status = fn(self._ptr, data, len(data), aad, len(aad), target, len(target), n)
