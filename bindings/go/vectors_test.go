@@ -31,10 +31,16 @@ type vectorFile struct {
 			Hex string `json:"hex"`
 			Len int    `json:"len"`
 		} `json:"plaintext_repeat"`
-		Ciphertext     string `json:"ciphertext"`
-		CiphertextText string `json:"ciphertext_text"`
-		Expected       string `json:"expected"`
+		Ciphertext        string            `json:"ciphertext"`
+		CiphertextText    string            `json:"ciphertext_text"`
+		Expected          string            `json:"expected"`
+		EncryptionContext map[string]string `json:"encryption_context"`
 	} `json:"vectors"`
+	TextVectors []struct {
+		Name     string `json:"name"`
+		Text     string `json:"text"`
+		Expected string `json:"expected"`
+	} `json:"text_vectors"`
 }
 
 var expectedErrors = map[string]error{
@@ -91,7 +97,8 @@ func TestVectors(t *testing.T) {
 	}
 	for _, v := range vf.Vectors {
 		t.Run(v.Name, func(t *testing.T) {
-			c := open(t, uri, nil) // fresh: no DEK carried between vectors
+			// Fresh: no DEK carried between vectors.
+			c := open(t, uri, &Options{EncryptionContext: v.EncryptionContext})
 			ct, aad := mustHex(t, v.Ciphertext), mustHex(t, v.AAD)
 			pt, err := c.Decrypt(ct, aad)
 			if v.Expected != "ok" {
@@ -121,6 +128,18 @@ func TestVectors(t *testing.T) {
 			info, err := Inspect(ct)
 			if err != nil || info.Suite != v.Suite || info.KeyVersion != v.KeyVersion {
 				t.Fatalf("inspect: %+v %v", info, err)
+			}
+		})
+	}
+	if len(vf.TextVectors) < 10 {
+		t.Fatalf("only %d text vectors", len(vf.TextVectors))
+	}
+	c := open(t, uri, nil)
+	for _, v := range vf.TextVectors {
+		t.Run(v.Name, func(t *testing.T) {
+			_, err := c.DecryptText(v.Text, nil)
+			if want := expectedErrors[v.Expected]; want == nil || !errors.Is(err, want) {
+				t.Fatalf("expected %s, got %v", v.Expected, err)
 			}
 		})
 	}

@@ -80,8 +80,8 @@ impl Suite {
         match self {
             // 2^39 - 256 bits (SP 800-38D).
             Suite::Aes256Gcm => crypto::GCM_MAX_PLAINTEXT,
-            // 2^32 blocks of 64 bytes.
-            Suite::XChaCha20Poly1305 => 1 << 38,
+            // 2^32 − 1 ChaCha20 blocks of 64 bytes: block 0 keys Poly1305 (RFC 8439 §2.8).
+            Suite::XChaCha20Poly1305 => (1 << 38) - 64,
         }
     }
 

@@ -40,7 +40,68 @@ struct Sealed {
     ciphertext: Vec<u8>,
 }
 
+/// The non-empty encryption context of the context vectors.
+fn encryption_context() -> EncryptionContext {
+    [("purpose", "pci"), ("tenant", "acme")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Text-form vectors: each breaks one rule of the strict base64url of `docs/FORMAT.md`;
+/// `base` is a valid text form (a 149-byte ciphertext: 199 base64url characters, whose last
+/// character carries 2 unused bits).
+fn text_vectors(base: &str) -> Vec<Value> {
+    let payload = &base[TEXT_PREFIX.len()..];
+    let last = payload.chars().last().expect("non-empty");
+    let alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let index = alphabet.find(last).expect("base64url character");
+    // The same 6-bit value with an unused low bit set: decodes to the same bytes if
+    // trailing bits were ignored.
+    let noncanonical = alphabet.as_bytes()[index | 1] as char;
+    let with_last = |c: char| format!("{}{}", &base[..base.len() - 1], c);
+    let insert = |at: usize, s: &str| format!("{}{}{}", &base[..at], s, &base[at..]);
+    let t = |name: &str, text: String, expected: &str, why: &str| {
+        json!({ "name": format!("text/{name}"), "text": text, "expected": expected, "why": why })
+    };
+    vec![
+        t("unknown prefix", "xx1:RVYB".into(), "malformed", "no ev1: prefix"),
+        t("upper-case prefix", format!("EV1:{payload}"), "malformed", "the prefix is lower-case ev1:"),
+        t("format version 2", "ev2:RVYC".into(), "unsupported_format_version", "evN: names the format version"),
+        t("standard alphabet", "ev1:RV+B".into(), "malformed", "'+' and '/' are not base64url"),
+        t("padding", format!("{base}="), "malformed", "base64url without padding: '=' is refused"),
+        t("space", insert(24, " "), "malformed", "no whitespace anywhere"),
+        t("line break", insert(80, "\n"), "malformed", "no whitespace anywhere (no MIME line wrapping)"),
+        t("non-canonical trailing bits", with_last(noncanonical), "malformed", "the unused low bits of the last character must be zero"),
+        t("impossible length", base[..base.len() - 2].to_owned(), "malformed", "a base64url length of 4k+1 characters encodes no whole byte"),
+        t("empty", TEXT_PREFIX.to_owned(), "malformed", "decodes to no bytes: the magic is missing"),
+    ]
+}
+
+/// Like [`seal`], with the DEK wrapped under an encryption context.
+fn seal_in_context(
+    label: &str,
+    suite: Suite,
+    version: u32,
+    plaintext: &[u8],
+    aad: &[u8],
+    context: &EncryptionContext,
+) -> Sealed {
+    seal_with(label, suite, version, plaintext, aad, context)
+}
+
 fn seal(label: &str, suite: Suite, version: u32, plaintext: &[u8], aad: &[u8]) -> Sealed {
+    seal_with(label, suite, version, plaintext, aad, &EncryptionContext::new())
+}
+
+fn seal_with(
+    label: &str,
+    suite: Suite,
+    version: u32,
+    plaintext: &[u8],
+    aad: &[u8],
+    context: &EncryptionContext,
+) -> Sealed {
     let dek_bytes = derive(&format!("{label} dek"));
     let dek = Dek::from_array(dek_bytes);
     let wrap_nonce: [u8; 12] = derive(&format!("{label} wrap nonce"))[..12]
@@ -55,7 +116,7 @@ fn seal(label: &str, suite: Suite, version: u32, plaintext: &[u8], aad: &[u8]) -
             KEY_ID,
             version,
             &dek,
-            &EncryptionContext::new(),
+            context,
             &wrap_nonce,
         )
         .expect("local wrap"),
@@ -123,7 +184,7 @@ fn boundaries(ct: &[u8]) -> Vec<(&'static str, usize)> {
         ("key version", version_end),
         ("wrapped DEK length", version_end + 2),
         ("wrapped DEK", wrapped_end),
-        ("tag (15 of 16 bytes)", wrapped_end + 15),
+        ("15 body bytes (fewer than a tag)", wrapped_end + 15),
     ]
 }
 
@@ -310,7 +371,7 @@ pub fn generate() -> Value {
         flip(key_id_start + 2),
         AAD,
         "key_not_found",
-        "first key id byte flipped",
+        "third key id byte flipped (\"vectors\" -> \"vebtors\"): no such key in the keyring",
     );
     neg(
         "tampered key version to a missing one",
@@ -356,6 +417,25 @@ pub fn generate() -> Value {
         "wrapped by version 3, which the keyring lists as destroyed",
     );
 
+    // Key versions are matched as exact strings: "01" and "+1" are not version "1".
+    for (label, version) in [("leading zero", "01"), ("plus sign", "+1"), ("space", " 1")] {
+        let relabeled = WrappedDek {
+            key_version: version.to_owned(),
+            ..base.wrapped.clone()
+        };
+        let kek_ref = format::encode_kek_ref(&relabeled).expect("valid KEK reference");
+        let mut c = ct[..commit_end].to_vec();
+        c.extend_from_slice(&kek_ref);
+        c.extend_from_slice(&ct[offset("wrapped DEK")..]);
+        neg(
+            &format!("key version with a {label}"),
+            c,
+            AAD,
+            "key_version_not_found",
+            &format!("key version \"{version}\": versions are compared as exact strings, never as numbers"),
+        );
+    }
+
     let mut trailing = ct.clone();
     trailing.push(0);
     neg(
@@ -371,7 +451,7 @@ pub fn generate() -> Value {
             ct[..end].to_vec(),
             AAD,
             "malformed",
-            "cut at a field boundary",
+            "cut at a field boundary (the last one 15 bytes into the 80-byte body: shorter than a tag)",
         );
     }
     neg(
@@ -381,6 +461,27 @@ pub fn generate() -> Value {
         "decryption_failed",
         "the last tag byte removed: parses, fails authentication",
     );
+
+    // A non-empty encryption context: bound to the local wrap's associated data.
+    let context_name = "AES-256-GCM/64-byte/aad/encryption-context";
+    let context = encryption_context();
+    let with_context = seal_in_context(context_name, Suite::Aes256Gcm, 1, &sixty_four, AAD, &context);
+    let mut v = positive(context_name, Suite::Aes256Gcm, &sixty_four, AAD, &with_context);
+    v["encryption_context"] = json!(context);
+    vectors.push(v);
+    let mut other = context.clone();
+    other.insert("tenant".into(), "globex".into());
+    for (name, ctx, why) in [
+        ("negative/wrong encryption context", other, "the reader's context names another tenant: the local unwrap fails"),
+        ("negative/missing encryption context", EncryptionContext::new(), "the reader has no context: the local unwrap fails"),
+    ] {
+        let mut v = negative(name, &with_context.ciphertext, AAD, "decryption_failed", why);
+        v["encryption_context"] = json!(ctx);
+        vectors.push(v);
+    }
+
+    let text_base = format::to_text(&text.ciphertext);
+    let text_vectors = text_vectors(&text_base);
 
     json!({
         "description": "envelope format v1 test vectors: see docs/FORMAT.md. Keys are derived from labels and public: never use them.",
@@ -397,11 +498,7 @@ pub fn generate() -> Value {
             },
             "primary_version": 2,
         },
-        "text_vectors": [
-            { "name": "text/unknown prefix", "text": "xx1:RVYB", "expected": "malformed" },
-            { "name": "text/format version 2", "text": "ev2:RVYC", "expected": "unsupported_format_version" },
-            { "name": "text/invalid base64url", "text": "ev1:RV+B", "expected": "malformed" },
-        ],
+        "text_vectors": text_vectors,
         "vectors": vectors,
     })
 }

@@ -8,7 +8,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
-use envelope_core::{CachePolicy, CryptoProvider, Envelope, LocalKeyring, LocalKms, format};
+use envelope_core::{
+    CachePolicy, CryptoProvider, EncryptionContext, Envelope, LocalKeyring, LocalKms, format,
+};
+
+/// Any AAD: every text vector fails before its AAD matters.
+const AAD_OF_TEXT: &[u8] = b"";
 use serde_json::Value;
 
 fn vectors_path() -> PathBuf {
@@ -69,7 +74,7 @@ fn keyring_from(doc: &Value, dir: &std::path::Path) -> LocalKeyring {
 /// Decryption by hand, following docs/FORMAT.md: parse the header, unwrap the DEK with
 /// the KEK, derive the AEAD key and commitment with HKDF-SHA256, check the commitment,
 /// decrypt the body with header prefix + commitment + AAD as associated data.
-fn decrypt_by_hand(doc: &Value, ct: &[u8], aad: &[u8]) -> Vec<u8> {
+fn decrypt_by_hand(doc: &Value, ct: &[u8], aad: &[u8], context: &Value) -> Vec<u8> {
     assert_eq!(&ct[..3], b"EV\x01");
     let suite = ct[3];
     let nonce_len = match suite {
@@ -108,7 +113,20 @@ fn decrypt_by_hand(doc: &Value, ct: &[u8], aad: &[u8]) -> Vec<u8> {
     ad.extend_from_slice(key_id.as_bytes());
     ad.push(version.len() as u8);
     ad.extend_from_slice(version.as_bytes());
-    ad.extend_from_slice(&0u16.to_be_bytes());
+    // The encryption context: pair count, then each pair in key order, length-prefixed.
+    let pairs = context.as_object().map(|o| o.len()).unwrap_or(0);
+    ad.extend_from_slice(&(pairs as u16).to_be_bytes());
+    if let Some(object) = context.as_object() {
+        let mut sorted: Vec<_> = object.iter().collect();
+        sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        for (k, v) in sorted {
+            let v = v.as_str().unwrap();
+            ad.extend_from_slice(&(k.len() as u16).to_be_bytes());
+            ad.extend_from_slice(k.as_bytes());
+            ad.extend_from_slice(&(v.len() as u16).to_be_bytes());
+            ad.extend_from_slice(v.as_bytes());
+        }
+    }
     let dek = aes_gcm::Aes256Gcm::new_from_slice(&kek)
         .unwrap()
         .decrypt(
@@ -185,9 +203,14 @@ fn every_vector_has_its_expected_outcome() {
             let kms = LocalKms::new(keyring.clone())
                 .with_crypto_provider(provider)
                 .unwrap();
+            let context: EncryptionContext = v
+                .get("encryption_context")
+                .map(|c| serde_json::from_value(c.clone()).unwrap())
+                .unwrap_or_default();
             let envelope = Envelope::builder(Arc::new(kms), key_id)
                 .cache_policy(CachePolicy::default())
                 .crypto_provider(provider)
+                .encryption_context(context)
                 .build()
                 .unwrap();
             let ct = unhex(v["ciphertext"].as_str().unwrap());
@@ -208,7 +231,7 @@ fn every_vector_has_its_expected_outcome() {
                 let n = into.unwrap_or_else(|e| panic!("{name} into: {e}"));
                 assert_eq!(&buf[..n], plaintext.as_slice(), "{name} into");
                 assert_eq!(
-                    decrypt_by_hand(&doc, &ct, &aad),
+                    decrypt_by_hand(&doc, &ct, &aad, &v["encryption_context"]),
                     plaintext,
                     "{name} by hand"
                 );
@@ -243,12 +266,20 @@ fn every_vector_has_its_expected_outcome() {
         "{positives} positive, {negatives} negative"
     );
 
-    for t in doc["text_vectors"].as_array().unwrap() {
-        let err = format::from_text(t["text"].as_str().unwrap()).unwrap_err();
+    // Text-form vectors, through the whole text decryption path.
+    let envelope = Envelope::builder(Arc::new(LocalKms::new(keyring.clone())), key_id)
+        .build()
+        .unwrap();
+    let texts = doc["text_vectors"].as_array().unwrap();
+    assert!(texts.len() >= 10, "{} text vectors", texts.len());
+    for t in texts {
+        let err = rt
+            .block_on(envelope.decrypt_text(t["text"].as_str().unwrap(), AAD_OF_TEXT))
+            .unwrap_err();
         assert_eq!(
             err.kind().as_str(),
             t["expected"].as_str().unwrap(),
-            "{}",
+            "{}: {err}",
             t["name"]
         );
     }

@@ -148,10 +148,15 @@ impl LocalKms {
         context: &EncryptionContext,
     ) -> Result<Dek> {
         self.check_owned(wrapped)?;
+        // Versions are exact strings: the canonical decimal of a keyring version. "01", "+1"
+        // or " 1" name no version (they would otherwise reach version 1 under a label that
+        // a census counts apart).
         let version: u32 = wrapped
             .key_version
             .parse()
-            .map_err(|_| Error::KeyVersionNotFound {
+            .ok()
+            .filter(|v: &u32| v.to_string() == wrapped.key_version)
+            .ok_or_else(|| Error::KeyVersionNotFound {
                 key_id: wrapped.key_id.clone(),
                 version: wrapped.key_version.clone(),
             })?;
