@@ -24,3 +24,12 @@ echo "==> pytest (bindings/python)"
 echo "==> go vet, go test -race (bindings/go)"
 (cd bindings/go && test -z "$(gofmt -l .)" || { gofmt -l . >&2; echo "gofmt: files above need formatting" >&2; exit 1; })
 (cd bindings/go && go vet ./... && go test -race -count=1 ./...)
+
+# The cross-language test again with the Rust side on the pure-Rust provider: RustCrypto
+# ciphertexts must decrypt in Python and Go (aws-lc-rs) and theirs in RustCrypto.
+echo "==> cross-language test, Rust on the RustCrypto provider"
+cargo build --release --locked -p envelope --no-default-features --features rustcrypto --example interop
+cp target/release/examples/interop "$ENVELOPE_TOOLS/bin/envelope-interop-rustcrypto"
+ENVELOPE_INTEROP_RUST=$ENVELOPE_TOOLS/bin/envelope-interop-rustcrypto \
+    bash -c 'cd bindings/python && "$0" -m pytest -q -p no:cacheprovider tests/test_cross_language.py' \
+    "$ENVELOPE_VENV/bin/python"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every test (the backend tests against real
-# servers this script installs and starts), warning-free docs, and the check that
-# envelope-core pulls in no cloud SDK. Exits non-zero on the first failure.
+# servers this script installs and starts) on each crypto provider, the C ABI under valgrind
+# and ASan/UBSan, a short pass of every fuzz target, the Python and Go packages,
+# warning-free docs, and the check that envelope-core pulls in no cloud SDK. Exits non-zero
+# on the first failure.
 #
 #   scripts/test.sh
 set -euo pipefail
@@ -42,6 +44,9 @@ scripts/test-ffi.sh
 
 step "Python and Go packages: pytest, go test -race, cross-language test"
 scripts/test-bindings.sh
+
+step "fuzz smoke: every fuzz target for 30 s under AddressSanitizer"
+scripts/fuzz.sh smoke 30
 
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --features "$FEATURES" --no-deps --locked

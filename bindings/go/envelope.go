@@ -48,6 +48,14 @@ type Options struct {
 	DecryptTTLMillis, DecryptCapacity uint64
 	// EncryptionContext is bound to every KMS wrap and unwrap.
 	EncryptionContext map[string]string
+	// NegativeTTLMillis: how long a KEK reference whose unwrap failed for a lasting reason
+	// is answered without a KMS call (0 keeps the default, 60 s); DisableNegativeCache
+	// turns that memory off.
+	NegativeTTLMillis    uint64
+	DisableNegativeCache bool
+	// MaxUnwrapsPerSecond caps unwrap and rewrap KMS calls (0: no limit); calls past it
+	// fail at once with an error matching ErrThrottled.
+	MaxUnwrapsPerSecond uint32
 }
 
 // Client encrypts and decrypts under one KEK named by a key URI.
@@ -109,6 +117,11 @@ func Open(keyURI string, opts *Options) (*Client, error) {
 		set(&options.max_bytes, opts.MaxBytes)
 		set(&options.decrypt_ttl_ms, opts.DecryptTTLMillis)
 		set(&options.decrypt_capacity, opts.DecryptCapacity)
+		set(&options.negative_ttl_ms, opts.NegativeTTLMillis)
+		if opts.DisableNegativeCache {
+			options.negative_ttl_ms = 0
+		}
+		options.max_unwraps_per_second = C.uint32_t(opts.MaxUnwrapsPerSecond)
 		if len(opts.EncryptionContext) > 0 {
 			var err error
 			if context, err = json.Marshal(opts.EncryptionContext); err != nil {

@@ -116,6 +116,45 @@ func TestCallerBuffers(t *testing.T) {
 	}
 }
 
+func TestJunkHeadersCostBoundedKMSCalls(t *testing.T) {
+	_, uri := newKeyring(t)
+	w := open(t, uri, nil)
+	ct, err := w.Encrypt([]byte("123-45-6789"), aad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := Inspect(ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := func(i int) []byte {
+		j := append([]byte{}, ct...)
+		for k := info.HeaderLen - 60; k < info.HeaderLen; k++ {
+			j[k] = byte(i*7 + k)
+		}
+		return j
+	}
+	r := open(t, uri, &Options{MaxUnwrapsPerSecond: 5})
+	throttled := 0
+	for i := 0; i < 200; i++ {
+		_, err := r.Decrypt(junk(i), aad)
+		switch {
+		case errors.Is(err, ErrThrottled):
+			throttled++
+		case errors.Is(err, ErrDecryptionFailed):
+		default:
+			t.Fatalf("junk %d: %v", i, err)
+		}
+	}
+	stats, err := r.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls, _ := stats["kms_unwrap_calls"].(float64); calls > 15 || throttled < 150 {
+		t.Fatalf("%v unwrap calls, %d throttled", calls, throttled)
+	}
+}
+
 func TestTextInspectAndStats(t *testing.T) {
 	_, uri := newKeyring(t)
 	c := open(t, uri, &Options{Suite: XChaCha20Poly1305, EncryptionContext: map[string]string{"app": "billing"}})

@@ -252,6 +252,7 @@ fn with_associated_data<R>(key: &DataKey, aad: &[u8], f: impl FnOnce(&[u8]) -> R
 }
 
 /// The longest nonce of any suite.
+#[cfg(any(test, feature = "testing"))]
 pub(crate) const MAX_NONCE_LEN: usize = 24;
 
 /// How the nonce of a new message is chosen.
@@ -310,9 +311,15 @@ fn check_message_len(suite: Suite, plaintext: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// The four bytes every header starts with.
-fn prefix(suite: Suite) -> [u8; PREFIX_LEN] {
-    [MAGIC[0], MAGIC[1], FORMAT_VERSION, suite.id()]
+/// Writes a header (`header` is exactly its length) but for the nonce, which sealing
+/// writes: magic, version, suite, a nonce slot, the commitment, the KEK reference.
+#[inline]
+fn write_header(key: &DataKey, kek_ref: &[u8], header: &mut [u8]) {
+    let stable = stable_len(key.suite());
+    let fixed = key.fixed_ad();
+    header[..PREFIX_LEN].copy_from_slice(&fixed[..PREFIX_LEN]);
+    header[stable - COMMITMENT_LEN..stable].copy_from_slice(&fixed[PREFIX_LEN..]);
+    header[stable..].copy_from_slice(kek_ref);
 }
 
 /// Encrypts one message under a prepared DEK with the given nonce (the test vectors'
@@ -385,14 +392,13 @@ impl Output<'_> {
         let len = header_len + plaintext.len() + TAG_LEN;
         match self {
             Output::Append(vec) => {
-                // Built with extends, so that no byte is written twice (a 1 MiB `resize`
-                // would cost a memset on top of the copy).
+                // The header is written in place (a small memset first); the plaintext and
+                // the tag slot are appended, so a large body is written once, not zeroed
+                // first.
                 let start = vec.len();
                 vec.reserve(len);
-                vec.extend_from_slice(&prefix(suite));
-                vec.extend_from_slice(&[0u8; MAX_NONCE_LEN][..suite.nonce_len()]);
-                vec.extend_from_slice(key.commitment());
-                vec.extend_from_slice(kek_ref);
+                vec.resize(start + header_len, 0);
+                write_header(key, kek_ref, &mut vec[start..]);
                 vec.extend_from_slice(plaintext);
                 vec.extend_from_slice(&[0u8; TAG_LEN]);
                 let sealed = seal_laid_out(key, nonce, aad, &mut vec[start..], header_len);
@@ -407,10 +413,7 @@ impl Output<'_> {
                     needed: len,
                     capacity,
                 })?;
-                let stable = stable_len(suite);
-                out[..PREFIX_LEN].copy_from_slice(&prefix(suite));
-                out[stable - COMMITMENT_LEN..stable].copy_from_slice(key.commitment());
-                out[stable..header_len].copy_from_slice(kek_ref);
+                write_header(key, kek_ref, &mut out[..header_len]);
                 out[header_len..len - TAG_LEN].copy_from_slice(plaintext);
                 seal_laid_out(key, nonce, aad, out, header_len).map(|()| len)
             }

@@ -164,7 +164,7 @@ impl DataKey {
         self.suite
     }
 
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn commitment(&self) -> &[u8; COMMITMENT_LEN] {
         &self.commitment
     }

@@ -61,20 +61,68 @@ fn text_vectors(base: &str) -> Vec<Value> {
     let noncanonical = alphabet.as_bytes()[index | 1] as char;
     let with_last = |c: char| format!("{}{}", &base[..base.len() - 1], c);
     let insert = |at: usize, s: &str| format!("{}{}{}", &base[..at], s, &base[at..]);
-    let t = |name: &str, text: String, expected: &str, why: &str| {
-        json!({ "name": format!("text/{name}"), "text": text, "expected": expected, "why": why })
-    };
+    let t = |name: &str, text: String, expected: &str, why: &str| json!({ "name": format!("text/{name}"), "text": text, "expected": expected, "why": why });
     vec![
-        t("unknown prefix", "xx1:RVYB".into(), "malformed", "no ev1: prefix"),
-        t("upper-case prefix", format!("EV1:{payload}"), "malformed", "the prefix is lower-case ev1:"),
-        t("format version 2", "ev2:RVYC".into(), "unsupported_format_version", "evN: names the format version"),
-        t("standard alphabet", "ev1:RV+B".into(), "malformed", "'+' and '/' are not base64url"),
-        t("padding", format!("{base}="), "malformed", "base64url without padding: '=' is refused"),
-        t("space", insert(24, " "), "malformed", "no whitespace anywhere"),
-        t("line break", insert(80, "\n"), "malformed", "no whitespace anywhere (no MIME line wrapping)"),
-        t("non-canonical trailing bits", with_last(noncanonical), "malformed", "the unused low bits of the last character must be zero"),
-        t("impossible length", base[..base.len() - 2].to_owned(), "malformed", "a base64url length of 4k+1 characters encodes no whole byte"),
-        t("empty", TEXT_PREFIX.to_owned(), "malformed", "decodes to no bytes: the magic is missing"),
+        t(
+            "unknown prefix",
+            "xx1:RVYB".into(),
+            "malformed",
+            "no ev1: prefix",
+        ),
+        t(
+            "upper-case prefix",
+            format!("EV1:{payload}"),
+            "malformed",
+            "the prefix is lower-case ev1:",
+        ),
+        t(
+            "format version 2",
+            "ev2:RVYC".into(),
+            "unsupported_format_version",
+            "evN: names the format version",
+        ),
+        t(
+            "standard alphabet",
+            "ev1:RV+B".into(),
+            "malformed",
+            "'+' and '/' are not base64url",
+        ),
+        t(
+            "padding",
+            format!("{base}="),
+            "malformed",
+            "base64url without padding: '=' is refused",
+        ),
+        t(
+            "space",
+            insert(24, " "),
+            "malformed",
+            "no whitespace anywhere",
+        ),
+        t(
+            "line break",
+            insert(80, "\n"),
+            "malformed",
+            "no whitespace anywhere (no MIME line wrapping)",
+        ),
+        t(
+            "non-canonical trailing bits",
+            with_last(noncanonical),
+            "malformed",
+            "the unused low bits of the last character must be zero",
+        ),
+        t(
+            "impossible length",
+            base[..base.len() - 2].to_owned(),
+            "malformed",
+            "a base64url length of 4k+1 characters encodes no whole byte",
+        ),
+        t(
+            "empty",
+            TEXT_PREFIX.to_owned(),
+            "malformed",
+            "decodes to no bytes: the magic is missing",
+        ),
     ]
 }
 
@@ -91,7 +139,14 @@ fn seal_in_context(
 }
 
 fn seal(label: &str, suite: Suite, version: u32, plaintext: &[u8], aad: &[u8]) -> Sealed {
-    seal_with(label, suite, version, plaintext, aad, &EncryptionContext::new())
+    seal_with(
+        label,
+        suite,
+        version,
+        plaintext,
+        aad,
+        &EncryptionContext::new(),
+    )
 }
 
 fn seal_with(
@@ -111,15 +166,8 @@ fn seal_with(
         provider: Provider::Local,
         key_id: KEY_ID.to_owned(),
         key_version: version.to_string(),
-        ciphertext: wrap_with_nonce(
-            &kek(version),
-            KEY_ID,
-            version,
-            &dek,
-            context,
-            &wrap_nonce,
-        )
-        .expect("local wrap"),
+        ciphertext: wrap_with_nonce(&kek(version), KEY_ID, version, &dek, context, &wrap_nonce)
+            .expect("local wrap"),
     };
     let nonce_full = derive(&format!("{label} nonce"));
     let nonce = &nonce_full[..suite.nonce_len()];
@@ -432,7 +480,9 @@ pub fn generate() -> Value {
             c,
             AAD,
             "key_version_not_found",
-            &format!("key version \"{version}\": versions are compared as exact strings, never as numbers"),
+            &format!(
+                "key version \"{version}\": versions are compared as exact strings, never as numbers"
+            ),
         );
     }
 
@@ -465,17 +515,44 @@ pub fn generate() -> Value {
     // A non-empty encryption context: bound to the local wrap's associated data.
     let context_name = "AES-256-GCM/64-byte/aad/encryption-context";
     let context = encryption_context();
-    let with_context = seal_in_context(context_name, Suite::Aes256Gcm, 1, &sixty_four, AAD, &context);
-    let mut v = positive(context_name, Suite::Aes256Gcm, &sixty_four, AAD, &with_context);
+    let with_context = seal_in_context(
+        context_name,
+        Suite::Aes256Gcm,
+        1,
+        &sixty_four,
+        AAD,
+        &context,
+    );
+    let mut v = positive(
+        context_name,
+        Suite::Aes256Gcm,
+        &sixty_four,
+        AAD,
+        &with_context,
+    );
     v["encryption_context"] = json!(context);
     vectors.push(v);
     let mut other = context.clone();
     other.insert("tenant".into(), "globex".into());
     for (name, ctx, why) in [
-        ("negative/wrong encryption context", other, "the reader's context names another tenant: the local unwrap fails"),
-        ("negative/missing encryption context", EncryptionContext::new(), "the reader has no context: the local unwrap fails"),
+        (
+            "negative/wrong encryption context",
+            other,
+            "the reader's context names another tenant: the local unwrap fails",
+        ),
+        (
+            "negative/missing encryption context",
+            EncryptionContext::new(),
+            "the reader has no context: the local unwrap fails",
+        ),
     ] {
-        let mut v = negative(name, &with_context.ciphertext, AAD, "decryption_failed", why);
+        let mut v = negative(
+            name,
+            &with_context.ciphertext,
+            AAD,
+            "decryption_failed",
+            why,
+        );
         v["encryption_context"] = json!(ctx);
         vectors.push(v);
     }

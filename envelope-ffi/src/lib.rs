@@ -63,6 +63,12 @@ pub struct envelope_client_options {
     pub encryption_context_json: *const u8,
     /// Length of `encryption_context_json`.
     pub encryption_context_json_len: usize,
+    /// How long a KEK reference whose unwrap failed for a lasting reason is answered with
+    /// the same error without a KMS call, in milliseconds (0: never remembered).
+    pub negative_ttl_ms: u64,
+    /// At most this many unwrap and rewrap KMS calls a second (0: no limit); calls past it
+    /// fail at once with `ENVELOPE_THROTTLED`.
+    pub max_unwraps_per_second: u32,
 }
 
 /// Zeroes a buffer that may hold plaintext before it is freed: one `memset`, then an
@@ -229,6 +235,8 @@ pub unsafe extern "C" fn envelope_client_options_default(
             decrypt_capacity: policy.decrypt_capacity(),
             encryption_context_json: std::ptr::null(),
             encryption_context_json_len: 0,
+            negative_ttl_ms: policy.negative_ttl().as_millis() as u64,
+            max_unwraps_per_second: policy.max_unwraps_per_second().unwrap_or(0),
         };
         // SAFETY: checked non-null; the caller guarantees it is writable.
         unsafe { out.write(options) };
@@ -281,9 +289,13 @@ pub unsafe extern "C" fn envelope_client_new(
                 .with_max_bytes(options.max_bytes)
                 .with_decrypt_ttl(Duration::from_millis(options.decrypt_ttl_ms))
                 .with_decrypt_capacity(options.decrypt_capacity)
+                .with_negative_ttl(Duration::from_millis(options.negative_ttl_ms))
         } else {
             CachePolicy::disabled()
-        };
+        }
+        .with_max_unwraps_per_second(
+            Some(options.max_unwraps_per_second).filter(|&limit| limit > 0),
+        );
         // SAFETY: per this function's contract (the options' pointer and length).
         let context_json = unsafe {
             input(
@@ -770,6 +782,8 @@ pub unsafe extern "C" fn envelope_client_stats_json(
             "kms_rewrap_calls": s.kms_rewrap_calls,
             "kms_describe_calls": s.kms_describe_calls,
             "kms_failures": s.kms_failures,
+            "unwraps_refused_remembered": s.unwraps_refused_remembered,
+            "unwraps_refused_rate_limited": s.unwraps_refused_rate_limited,
             "encrypt_cache_hits": s.encrypt_cache_hits,
             "encrypt_cache_misses": s.encrypt_cache_misses,
             "decrypt_cache_hits": s.decrypt_cache_hits,

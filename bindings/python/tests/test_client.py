@@ -246,6 +246,40 @@ def test_errors_carry_no_key_material(keyring, client):
     assert "material" not in repr(client)
 
 
+def _junk(ct: bytes, i: int) -> bytes:
+    """``ct`` with its 60-byte local wrapped DEK replaced by junk: a distinct KEK reference."""
+    info = Client.inspect(ct)
+    end = info.header_len
+    return ct[: end - 60] + bytes((i * 7 + j) % 256 for j in range(60)) + ct[end:]
+
+
+def test_junk_headers_cost_bounded_kms_calls(keyring, uri):
+    with Client(uri) as writer:
+        ct = writer.encrypt(b"123-45-6789", AAD)
+    with Client(uri, max_unwraps_per_second=5) as reader:
+        throttled = 0
+        for i in range(200):
+            try:
+                reader.decrypt(_junk(ct, i), AAD)
+            except envelope_sdk.Throttled as e:
+                assert e.retryable
+                throttled += 1
+            except DecryptionFailed:
+                pass
+        stats = reader.stats()
+        assert stats["kms_unwrap_calls"] <= 5 + 5 * 2, stats  # a burst, then 5/s (the loop takes well under 2 s)
+        assert stats["unwraps_refused_rate_limited"] == throttled >= 150
+    with Client(uri) as reader:  # the default negative cache: one call per distinct junk header
+        for _ in range(20):
+            for i in range(3):
+                with pytest.raises(DecryptionFailed):
+                    reader.decrypt(_junk(ct, i), AAD)
+        stats = reader.stats()
+        assert stats["kms_unwrap_calls"] == 3 and stats["unwraps_refused_remembered"] == 57, stats
+    with pytest.raises(envelope_sdk.InvalidArgument):
+        Client(uri, max_unwraps_per_second=0)
+
+
 def test_crypto_provider_is_reported():
     assert envelope_sdk.crypto_provider() == "aws-lc-rs"  # the package builds the default provider
     assert envelope_sdk.fips_mode() is False

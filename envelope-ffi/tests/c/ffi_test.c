@@ -67,6 +67,9 @@ static void test_basics(void) {
 
     struct envelope_client_options options;
     STATUS(envelope_client_options_default(&options), ENVELOPE_OK);
+    CHECK(options.negative_ttl_ms == 60000 && options.max_unwraps_per_second == 0,
+          "hostile-input defaults %llu %u", (unsigned long long)options.negative_ttl_ms,
+          (unsigned)options.max_unwraps_per_second);
     options.suite = 77;
     STATUS(envelope_client_new(S(uri), &options, &client), ENVELOPE_INVALID_ARGUMENT);
     envelope_client_options_default(&options);

@@ -27,6 +27,8 @@ typedef struct envelope_client_options {
   uint64_t decrypt_capacity;
   const char *encryption_context_json;
   size_t encryption_context_json_len;
+  uint64_t negative_ttl_ms;
+  uint32_t max_unwraps_per_second;
 } envelope_client_options;
 const char *envelope_version(void);
 const char *envelope_crypto_provider(void);

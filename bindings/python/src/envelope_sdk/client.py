@@ -105,6 +105,11 @@ class Client:
     ``vault://HOST:PORT/MOUNT/keys/NAME``. The client caches data keys (see the cache
     arguments), is safe to share between threads, and releases the GIL during every native
     call. Close it (or use it as a context manager) to zeroize its cached keys at once.
+
+    Where ciphertexts come from writers you do not trust, ``max_unwraps_per_second`` caps
+    the KMS calls junk headers can cause (calls past it raise :class:`Throttled` at once),
+    and ``negative_ttl`` (seconds, default 60; 0 turns it off) is how long a header whose
+    unwrap failed is answered without a new KMS call.
     """
 
     def __init__(
@@ -119,6 +124,8 @@ class Client:
         decrypt_ttl: Optional[float] = None,
         decrypt_capacity: Optional[int] = None,
         encryption_context: Optional[Mapping[str, str]] = None,
+        negative_ttl: Optional[float] = None,
+        max_unwraps_per_second: Optional[int] = None,
     ) -> None:
         if suite not in SUITES:
             raise InvalidArgument(f"unknown suite {suite!r}: expected one of {sorted(SUITES)}")
@@ -130,6 +137,12 @@ class Client:
             options.max_age_ms = int(max_age * 1000)
         if max_messages is not None:
             options.max_messages = max_messages
+        if negative_ttl is not None:
+            options.negative_ttl_ms = int(negative_ttl * 1000)
+        if max_unwraps_per_second is not None:
+            if max_unwraps_per_second <= 0:
+                raise InvalidArgument("max_unwraps_per_second must be positive (None sets no limit)")
+            options.max_unwraps_per_second = max_unwraps_per_second
         if max_bytes is not None:
             options.max_bytes = max_bytes
         if decrypt_ttl is not None:
