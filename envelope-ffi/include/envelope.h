@@ -104,6 +104,12 @@ typedef struct envelope_client_options {
   const uint8_t *encryption_context_json;
   // Length of `encryption_context_json`.
   size_t encryption_context_json_len;
+  // How long a KEK reference whose unwrap failed for a lasting reason is answered with
+  // the same error without a KMS call, in milliseconds (0: never remembered).
+  uint64_t negative_ttl_ms;
+  // At most this many unwrap and rewrap KMS calls a second (0: no limit); calls past it
+  // fail at once with `ENVELOPE_THROTTLED`.
+  uint32_t max_unwraps_per_second;
 } envelope_client_options;
 
 #ifdef __cplusplus
