@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
 
 cargo build --release --locked -p envelope-ffi --example interop -p envelope
+# The Go module finds the C library through pkg-config: install it into a project prefix.
+scripts/install-c.sh "$ENVELOPE_TOOLS/prefix" >/dev/null
+export PKG_CONFIG_PATH=$ENVELOPE_TOOLS/prefix/lib/pkgconfig
 ensure_venv
 "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check "./bindings/python[test]"

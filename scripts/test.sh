@@ -39,11 +39,14 @@ scripts/test-providers.sh rustcrypto
 step "FIPS build: the AWS-LC FIPS 140-3 module, every core test and vector"
 scripts/test-providers.sh fips
 
-step "C ABI: header drift (in cargo test), C program under valgrind"
+step "C ABI: header drift (in cargo test), C program under valgrind and under ASan + UBSan"
 scripts/test-ffi.sh
 
 step "Python and Go packages: pytest, go test -race, cross-language test"
 scripts/test-bindings.sh
+
+step "install like a user: C with pkg-config, Go from outside the repository, the Python wheel without Rust"
+scripts/test-packaging.sh
 
 step "fuzz smoke: every fuzz target for 30 s under AddressSanitizer"
 scripts/fuzz.sh smoke 30

@@ -1,14 +1,14 @@
 // Package envelope is the Go binding of the envelope SDK: envelope encryption (AES-256-GCM
 // data keys wrapped by a KMS: a local keyring, AWS KMS or Vault/OpenBao Transit) over the
-// envelope C ABI, linked statically from ../../target/release/libenvelope_ffi.a (build it
-// with `cargo build --release -p envelope-ffi`).
+// envelope C ABI, linked statically. cgo finds the C library through pkg-config (package
+// envelope-static): install it with `scripts/install-c.sh PREFIX` from the envelope
+// repository and set PKG_CONFIG_PATH=PREFIX/lib/pkgconfig when PREFIX is not a system prefix.
 //
 // A Client is safe for concurrent use. Close it to zeroize its cached keys at once.
 package envelope
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../envelope-ffi/include
-#cgo LDFLAGS: ${SRCDIR}/../../target/release/libenvelope_ffi.a -ldl -lpthread -lm
+#cgo pkg-config: envelope-static
 #include <stdlib.h>
 #include "envelope.h"
 */
@@ -342,6 +342,10 @@ func Inspect(ciphertext []byte) (HeaderInfo, error) {
 	}
 	return info, json.Unmarshal(takeBytes(p, n), &info)
 }
+
+// ModuleVersion is this Go module's version: the project's one version, which the linked
+// native library must report too (see Version).
+const ModuleVersion = "0.1.0"
 
 // Version is the version of the linked native library.
 func Version() string {

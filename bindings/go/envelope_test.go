@@ -77,6 +77,12 @@ func TestRoundTripAndErrors(t *testing.T) {
 	}
 }
 
+func TestModuleAndLibraryVersionsAgree(t *testing.T) {
+	if ModuleVersion != Version() {
+		t.Fatalf("module %s, native library %s: one version for the project", ModuleVersion, Version())
+	}
+}
+
 func TestCallerBuffers(t *testing.T) {
 	_, uri := newKeyring(t)
 	c := open(t, uri, nil)

@@ -287,6 +287,8 @@ def test_crypto_provider_is_reported():
 
 def test_native_version():
     assert envelope_sdk.native_version() == "0.1.0"
+    # One version for the project: the package's metadata is the native library's.
+    assert envelope_sdk.__version__ == envelope_sdk.native_version()
 
 
 def _vault_uri() -> str:

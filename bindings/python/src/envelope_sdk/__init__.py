@@ -5,6 +5,8 @@ cached so that millions of fields cost a handful of KMS calls; header-only rewra
 rotation. See :class:`Client`.
 """
 
+from importlib.metadata import PackageNotFoundError, version as _version
+
 from .client import (
     Client,
     HeaderInfo,
@@ -44,6 +46,11 @@ from .errors import (
     UnsupportedProvider,
     UnsupportedSuite,
 )
+
+try:
+    __version__ = _version("envelope-sdk")
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = native_version()
 
 __all__ = [
     "BatchError", "BufferTooSmall", "Client", "DecryptionFailed", "EnvelopeError", "FeatureNotEnabled",
