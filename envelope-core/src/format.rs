@@ -364,6 +364,16 @@ pub(crate) fn open_into(
     with_associated_data(key, aad, |ad| key.open(parsed.nonce, ad, ct, tag, out))
 }
 
+/// The first `len` bytes of a caller's buffer, or [`Error::BufferTooSmall`].
+#[inline]
+fn prefix_of(buf: &mut [u8], len: usize) -> Result<&mut [u8]> {
+    let capacity = buf.len();
+    buf.get_mut(..len).ok_or(Error::BufferTooSmall {
+        needed: len,
+        capacity,
+    })
+}
+
 /// Where an encryption or decryption writes: appended to a `Vec`, or into the start of a
 /// caller's buffer. Either way the output is written in place, with no intermediate copy,
 /// and left without plaintext residue on error (a `Vec` keeps its old length).
@@ -408,11 +418,7 @@ impl Output<'_> {
                 sealed.map(|()| len)
             }
             Output::Slice(buf) => {
-                let capacity = buf.len();
-                let out = buf.get_mut(..len).ok_or(Error::BufferTooSmall {
-                    needed: len,
-                    capacity,
-                })?;
+                let out = prefix_of(buf, len)?;
                 write_header(key, kek_ref, &mut out[..header_len]);
                 out[header_len..len - TAG_LEN].copy_from_slice(plaintext);
                 seal_laid_out(key, nonce, aad, out, header_len).map(|()| len)
@@ -435,14 +441,7 @@ impl Output<'_> {
                 }
                 opened.map(|()| len)
             }
-            Output::Slice(buf) => {
-                let capacity = buf.len();
-                let out = buf.get_mut(..len).ok_or(Error::BufferTooSmall {
-                    needed: len,
-                    capacity,
-                })?;
-                open_into(key, parsed, aad, out).map(|()| len)
-            }
+            Output::Slice(buf) => open_into(key, parsed, aad, prefix_of(buf, len)?).map(|()| len),
         }
     }
 }

@@ -126,18 +126,6 @@ fn text_vectors(base: &str) -> Vec<Value> {
     ]
 }
 
-/// Like [`seal`], with the DEK wrapped under an encryption context.
-fn seal_in_context(
-    label: &str,
-    suite: Suite,
-    version: u32,
-    plaintext: &[u8],
-    aad: &[u8],
-    context: &EncryptionContext,
-) -> Sealed {
-    seal_with(label, suite, version, plaintext, aad, context)
-}
-
 fn seal(label: &str, suite: Suite, version: u32, plaintext: &[u8], aad: &[u8]) -> Sealed {
     seal_with(
         label,
@@ -149,6 +137,7 @@ fn seal(label: &str, suite: Suite, version: u32, plaintext: &[u8], aad: &[u8]) -
     )
 }
 
+/// Like [`seal`], with the DEK wrapped under an encryption context.
 fn seal_with(
     label: &str,
     suite: Suite,
@@ -515,7 +504,7 @@ pub fn generate() -> Value {
     // A non-empty encryption context: bound to the local wrap's associated data.
     let context_name = "AES-256-GCM/64-byte/aad/encryption-context";
     let context = encryption_context();
-    let with_context = seal_in_context(
+    let with_context = seal_with(
         context_name,
         Suite::Aes256Gcm,
         1,
