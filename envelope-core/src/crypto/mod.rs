@@ -18,8 +18,8 @@
 //! their IV inside the FIPS module (`RandomizedNonceKey`, the approved IV generation of
 //! SP 800-38D §8.2.2); that costs one AWS-LC DRBG call per message (see `BENCHMARKS.md`).
 //!
-//! The AEAD key schedule is prepared once per DEK ([`GcmKey::new`]) and reused for every
-//! message under that DEK.
+//! The AEAD key schedule is prepared once per DEK, when the DEK is unwrapped or generated, and
+//! reused for every message under that DEK.
 
 #[cfg(any(feature = "aws-lc", feature = "fips"))]
 mod aws_lc;
