@@ -1,7 +1,9 @@
 /*
  * Exercises every function of the envelope C ABI, including its error paths. Built and run
- * by scripts/test-ffi.sh under valgrind (leaks and memory errors fail the run).
+ * by scripts/test-ffi.sh under valgrind (leaks and memory errors fail the run) and again built
+ * with AddressSanitizer and UndefinedBehaviorSanitizer.
  */
+#define _GNU_SOURCE /* memmem */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +28,11 @@ static int checks = 0;
 
 #define STATUS(expr, expected) \
     CHECK((expr) == (expected), "%s returned %u, expected %u", #expr, (unsigned)(expr), (unsigned)(expected))
+
+/* Library outputs are length-delimited, not NUL-terminated: search within their length. */
+static int contains(const uint8_t *buf, size_t len, const char *needle) {
+    return memmem(buf, len, needle, strlen(needle)) != NULL;
+}
 
 static const char *last_error(void) {
     static char buf[512];
@@ -154,7 +161,7 @@ static void test_round_trips(void) {
     uint8_t *json = NULL;
     size_t json_len = 0;
     STATUS(envelope_inspect_json(ct, ct_len, &json, &json_len), ENVELOPE_OK);
-    CHECK(json_len > 0 && strstr((const char *)json, "\"key_version\":\"1\"") != NULL, "inspect json");
+    CHECK(json_len > 0 && contains(json, json_len, "\"key_version\":\"1\""), "inspect json");
     envelope_bytes_free(json, json_len);
     STATUS(envelope_inspect_json(text, text_len, &json, &json_len), ENVELOPE_OK);
     envelope_bytes_free(json, json_len);
@@ -163,7 +170,7 @@ static void test_round_trips(void) {
     STATUS(envelope_inspect_json(bad_version, 4, &json, &json_len), ENVELOPE_UNSUPPORTED_FORMAT_VERSION);
 
     STATUS(envelope_client_stats_json(client, &json, &json_len), ENVELOPE_OK);
-    CHECK(strstr((const char *)json, "\"kms_generate_calls\":1") != NULL, "one DEK for all encrypts");
+    CHECK(contains(json, json_len, "\"kms_generate_calls\":1"), "one DEK for all encrypts");
     envelope_bytes_free(json, json_len);
     STATUS(envelope_client_stats_json(NULL, &json, &json_len), ENVELOPE_NULL_ARGUMENT);
 
@@ -317,7 +324,7 @@ static void test_batches(void) {
     uint8_t *json = NULL;
     size_t json_len = 0;
     envelope_client_stats_json(client, &json, &json_len);
-    CHECK(strstr((const char *)json, "\"kms_generate_calls\":3") != NULL, "cache disabled: a DEK per call");
+    CHECK(contains(json, json_len, "\"kms_generate_calls\":3"), "cache disabled: a DEK per call");
     envelope_bytes_free(json, json_len);
     envelope_client_free(client);
 }
