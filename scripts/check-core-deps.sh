@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tree=$(cargo tree -p envelope-core --edges normal,build --prefix none --locked)
-forbidden='^(aws-|google-cloud|gcloud|gcp|reqwest|hyper|tonic|vaultrs|rusoto)'
+# aws-lc-rs / aws-lc-sys are the crypto provider, not the AWS SDK: the SDK's crates are
+# aws-config, aws-credential-types, aws-runtime, aws-sdk-*, aws-sigv4, aws-smithy-*, aws-types.
+forbidden='^(aws-(config|credential|runtime|sdk|sigv4|smithy|types)|google-cloud|gcloud|gcp|reqwest|hyper|tonic|vaultrs|rusoto)'
 if offenders=$(printf '%s\n' "$tree" | grep -E "$forbidden" | sort -u) && [ -n "$offenders" ]; then
     echo "envelope-core must not depend on these crates:" >&2
     printf '%s\n' "$offenders" >&2
