@@ -4,7 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::cache::{
-    ActiveDek, ActiveSlot, CachePolicy, CachedKey, HotKeys, Refusal, SingleFlightCache, UnwrapGuard,
+    ActiveDek, ActiveSlot, CachePolicy, CachedKey, GuardedOp, HotKeys, Refusal, SingleFlightCache,
+    UnwrapGuard,
 };
 use crate::clock;
 use crate::crypto::CryptoProvider;
@@ -577,7 +578,7 @@ impl Inner {
     async fn unwrap_checked(&self, parsed: &Parsed<'_>) -> Result<Arc<CachedKey>> {
         let wrapped = parsed.wrapped()?;
         self.kms.check_owned(&wrapped)?;
-        self.admit(parsed.kek_ref, "unwrap")?;
+        self.admit(parsed.kek_ref, GuardedOp::Unwrap)?;
         let dek = self
             .counters
             .kms_call(
@@ -586,7 +587,7 @@ impl Inner {
                 self.kms.unwrap_dek(&wrapped, &self.context),
             )
             .await
-            .inspect_err(|e| self.guard.remember(parsed.kek_ref, e))?;
+            .inspect_err(|e| self.guard.remember(parsed.kek_ref, GuardedOp::Unwrap, e))?;
         let key = DataKey::new(self.provider, parsed.suite, &dek);
         if !key.commitment_matches(parsed.commitment) {
             return Err(Error::DecryptionFailed);
@@ -599,9 +600,9 @@ impl Inner {
 
     /// Lets an unwrap or rewrap of `kek_ref` go to the KMS, or answers it from the negative
     /// cache or the rate limit (counted).
-    fn admit(&self, kek_ref: &[u8], operation: &'static str) -> Result<()> {
+    fn admit(&self, kek_ref: &[u8], op: GuardedOp) -> Result<()> {
         self.guard
-            .admit(kek_ref, operation)
+            .admit(kek_ref, op)
             .map_err(|refusal| match refusal {
                 Refusal::Remembered(e) => {
                     Counters::bump(&self.counters.unwraps_remembered);
@@ -617,7 +618,7 @@ impl Inner {
     async fn rewrap_ref(&self, parsed: &Parsed<'_>) -> Result<Arc<RewrapOutcome>> {
         let wrapped = parsed.wrapped()?;
         self.kms.check_owned(&wrapped)?;
-        self.admit(parsed.kek_ref, "rewrap")?;
+        self.admit(parsed.kek_ref, GuardedOp::Rewrap)?;
         let new = self
             .counters
             .kms_call(
@@ -626,7 +627,7 @@ impl Inner {
                 self.kms.rewrap_dek(&wrapped, &self.key_id, &self.context),
             )
             .await
-            .inspect_err(|e| self.guard.remember(parsed.kek_ref, e))?;
+            .inspect_err(|e| self.guard.remember(parsed.kek_ref, GuardedOp::Rewrap, e))?;
         self.kms.check_owned(&new)?;
         let unchanged = !new.key_version.is_empty()
             && new.key_id == wrapped.key_id

@@ -225,3 +225,61 @@ fn a_zero_rate_limit_is_refused() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
 }
+
+/// Unwraps, but may not rewrap (a Vault token without `transit/rewrap`).
+#[derive(Debug)]
+struct NoRewrapKms(LocalKms);
+
+#[async_trait]
+impl Kms for NoRewrapKms {
+    fn provider(&self) -> Provider {
+        self.0.provider()
+    }
+    async fn wrap_dek(&self, k: &str, d: &Dek, c: &EncryptionContext) -> Result<WrappedDek> {
+        self.0.wrap_dek(k, d, c).await
+    }
+    async fn unwrap_dek(&self, w: &WrappedDek, c: &EncryptionContext) -> Result<Dek> {
+        self.0.unwrap_dek(w, c).await
+    }
+    async fn describe_key(&self, k: &str) -> Result<KeyDescription> {
+        self.0.describe_key(k).await
+    }
+    async fn rewrap_dek(
+        &self,
+        w: &WrappedDek,
+        _target: &str,
+        _c: &EncryptionContext,
+    ) -> Result<WrappedDek> {
+        Err(Error::PermissionDenied {
+            operation: "rewrap",
+            key_id: w.key_id.clone(),
+            source: None,
+        })
+    }
+}
+
+/// A refused rewrap is remembered for rewraps only: decrypting the same rows still works.
+#[test]
+fn a_refused_rewrap_does_not_deny_decryption() {
+    let fx = Fixture::new();
+    let rt = runtime();
+    let writer = fx.envelope(CachePolicy::default());
+    let ct = rt.block_on(writer.encrypt(b"123-45-6789", AAD)).unwrap();
+    let reader = Envelope::builder(NoRewrapKms(LocalKms::new(fx.keyring.clone())), "default")
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let err = rt.block_on(reader.rewrap(&ct)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    }
+    assert_eq!(
+        reader.stats().unwraps_refused_remembered,
+        1,
+        "the second rewrap is remembered"
+    );
+    assert_eq!(
+        rt.block_on(reader.decrypt(&ct, AAD)).unwrap(),
+        b"123-45-6789",
+        "decryption of the same DEK is not refused"
+    );
+}

@@ -21,9 +21,30 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
+/// The KMS operations the guard stands in front of. Failures are remembered per operation:
+/// a rewrap the caller's credentials may not perform (Vault without `transit/rewrap`, AWS
+/// without `kms:ReEncrypt*`) says nothing about whether the same DEK unwraps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GuardedOp {
+    Unwrap,
+    Rewrap,
+}
+
+impl GuardedOp {
+    fn name(self) -> &'static str {
+        match self {
+            GuardedOp::Unwrap => "unwrap",
+            GuardedOp::Rewrap => "rewrap",
+        }
+    }
+}
+
+type FailureCache = moka::sync::Cache<Box<[u8]>, RememberedFailure>;
+
 /// The negative cache and the rate limit of one envelope.
 pub(crate) struct UnwrapGuard {
-    failures: Option<moka::sync::Cache<Box<[u8]>, RememberedFailure>>,
+    /// Remembered failures: unwraps, then rewraps.
+    failures: Option<[FailureCache; 2]>,
     limiter: Option<Mutex<TokenBucket>>,
 }
 
@@ -51,20 +72,28 @@ impl UnwrapGuard {
     pub(crate) fn new(negative_ttl: Duration, capacity: u64, max_per_second: Option<u32>) -> Self {
         UnwrapGuard {
             failures: (!negative_ttl.is_zero()).then(|| {
-                moka::sync::Cache::builder()
-                    .max_capacity(capacity)
-                    .time_to_live(negative_ttl)
-                    .build()
+                let cache = || {
+                    moka::sync::Cache::builder()
+                        .max_capacity(capacity)
+                        .time_to_live(negative_ttl)
+                        .build()
+                };
+                [cache(), cache()]
             }),
             limiter: max_per_second.map(|rate| Mutex::new(TokenBucket::new(rate))),
         }
     }
 
-    /// Whether a call for `kek_ref` may go to the KMS now; takes a token when it may.
-    pub(crate) fn admit(&self, kek_ref: &[u8], operation: &'static str) -> Result<(), Refusal> {
-        if let Some(failure) = self.failures.as_ref().and_then(|f| f.get(kek_ref)) {
+    fn failures(&self, op: GuardedOp) -> Option<&FailureCache> {
+        self.failures.as_ref().map(|caches| &caches[op as usize])
+    }
+
+    /// Whether `op` for `kek_ref` may go to the KMS now; takes a token when it may.
+    pub(crate) fn admit(&self, kek_ref: &[u8], op: GuardedOp) -> Result<(), Refusal> {
+        if let Some(failure) = self.failures(op).and_then(|f| f.get(kek_ref)) {
             return Err(Refusal::Remembered(failure.to_error()));
         }
+        let operation = op.name();
         if let Some(limiter) = &self.limiter {
             let admitted = match limiter.lock() {
                 Ok(mut bucket) => bucket.try_take(Instant::now()),
@@ -84,16 +113,16 @@ impl UnwrapGuard {
         Ok(())
     }
 
-    /// Remembers the failure of a KMS call for `kek_ref`, if it is one worth remembering.
-    pub(crate) fn remember(&self, kek_ref: &[u8], error: &Error) {
-        if let (Some(failures), Some(failure)) = (&self.failures, RememberedFailure::of(error)) {
+    /// Remembers the failure of `op` for `kek_ref`, if it is one worth remembering.
+    pub(crate) fn remember(&self, kek_ref: &[u8], op: GuardedOp, error: &Error) {
+        if let (Some(failures), Some(failure)) = (self.failures(op), RememberedFailure::of(error)) {
             failures.insert(Box::from(kek_ref), failure);
         }
     }
 
     /// Forgets every remembered failure.
     pub(crate) fn clear(&self) {
-        if let Some(failures) = &self.failures {
+        for failures in self.failures.iter().flatten() {
             failures.invalidate_all();
         }
     }
@@ -277,9 +306,10 @@ mod tests {
     #[test]
     fn only_lasting_failures_are_remembered() {
         let guard = UnwrapGuard::new(Duration::from_secs(60), 100, None);
-        guard.remember(b"a", &Error::DecryptionFailed);
+        guard.remember(b"a", GuardedOp::Unwrap, &Error::DecryptionFailed);
         guard.remember(
             b"b",
+            GuardedOp::Unwrap,
             &Error::Unavailable {
                 operation: "unwrap",
                 source: None,
@@ -287,40 +317,60 @@ mod tests {
         );
         guard.remember(
             b"c",
+            GuardedOp::Unwrap,
             &Error::KeyVersionDestroyed {
                 key_id: "k".into(),
                 version: "1".into(),
             },
         );
         assert!(matches!(
-            guard.admit(b"a", "unwrap"),
+            guard.admit(b"a", GuardedOp::Unwrap),
             Err(Refusal::Remembered(Error::DecryptionFailed))
         ));
         assert!(
-            guard.admit(b"b", "unwrap").is_ok(),
+            guard.admit(b"b", GuardedOp::Unwrap).is_ok(),
             "transient: not remembered"
         );
         assert!(matches!(
-            guard.admit(b"c", "unwrap"),
+            guard.admit(b"c", GuardedOp::Unwrap),
             Err(Refusal::Remembered(Error::KeyVersionDestroyed { .. }))
         ));
         guard.clear();
-        assert!(guard.admit(b"a", "unwrap").is_ok());
+        assert!(guard.admit(b"a", GuardedOp::Unwrap).is_ok());
+    }
+
+    #[test]
+    fn failures_are_remembered_per_operation() {
+        let guard = UnwrapGuard::new(Duration::from_secs(60), 100, None);
+        let denied = Error::PermissionDenied {
+            operation: "rewrap",
+            key_id: "k".into(),
+            source: None,
+        };
+        guard.remember(b"a", GuardedOp::Rewrap, &denied);
+        assert!(matches!(
+            guard.admit(b"a", GuardedOp::Rewrap),
+            Err(Refusal::Remembered(Error::PermissionDenied { .. }))
+        ));
+        assert!(
+            guard.admit(b"a", GuardedOp::Unwrap).is_ok(),
+            "a refused rewrap says nothing about the unwrap"
+        );
     }
 
     #[test]
     fn zero_ttl_remembers_nothing() {
         let guard = UnwrapGuard::new(Duration::ZERO, 100, None);
-        guard.remember(b"a", &Error::DecryptionFailed);
-        assert!(guard.admit(b"a", "unwrap").is_ok());
+        guard.remember(b"a", GuardedOp::Unwrap, &Error::DecryptionFailed);
+        assert!(guard.admit(b"a", GuardedOp::Unwrap).is_ok());
     }
 
     #[test]
     fn rate_limited_calls_fail_retryable() {
         let guard = UnwrapGuard::new(Duration::ZERO, 100, Some(2));
-        assert!(guard.admit(b"x", "unwrap").is_ok());
-        assert!(guard.admit(b"y", "unwrap").is_ok());
-        match guard.admit(b"z", "unwrap") {
+        assert!(guard.admit(b"x", GuardedOp::Unwrap).is_ok());
+        assert!(guard.admit(b"y", GuardedOp::Unwrap).is_ok());
+        match guard.admit(b"z", GuardedOp::Unwrap) {
             Err(Refusal::RateLimited(e)) => assert!(e.is_retryable()),
             other => panic!("{other:?}"),
         }

@@ -9,7 +9,7 @@ mod policy;
 mod single_flight;
 
 pub(crate) use active::{ActiveDek, ActiveSlot};
-pub(crate) use guard::{Refusal, UnwrapGuard};
+pub(crate) use guard::{GuardedOp, Refusal, UnwrapGuard};
 pub(crate) use hot::{CachedKey, HotKeys};
 pub use policy::CachePolicy;
 pub(crate) use single_flight::SingleFlightCache;
