@@ -58,7 +58,10 @@ MOD
 cp bindings/go/go.sum "$work/go/go.sum"
 (
     cd "$work/go"
-    GOFLAGS=-mod=mod GOPROXY=off go build -race -o outside .
+    # A build cache of its own: Go caches a cgo package with the linker flags pkg-config gave
+    # when it was built, not with the library's content, so a shared cache would link against
+    # an earlier (possibly deleted) prefix and test nothing about this install.
+    GOCACHE=$work/gocache GOFLAGS=-mod=mod GOPROXY=off go build -race -o outside .
     ./outside
 )
 
