@@ -11,7 +11,7 @@ use crate::clock;
 use crate::crypto::CryptoProvider;
 use crate::error::{Error, Result};
 use crate::format::{self, HeaderInfo, NonceSource, Output, Parsed};
-use crate::kms::{EncryptionContext, KeyDescription, Kms, KmsExt};
+use crate::kms::{EncryptionContext, KeyDescription, Kms, KmsExt, WrappedDek};
 use crate::stats::{ActiveDekStats, Counters, EnvelopeStats, KmsOp};
 use crate::suite::{DataKey, Suite};
 
@@ -337,6 +337,21 @@ impl Envelope {
         })
     }
 
+    /// [`Envelope::rewrap`] for many ciphertexts, results in input order. The DEKs not yet
+    /// in the rewrap memo are rewrapped in one KMS request where the service has a batch
+    /// rewrap ([`Kms::rewrap_dek_batch`], e.g. Vault's `batch_input`); otherwise one call per
+    /// distinct DEK, as [`Envelope::rewrap`] makes.
+    pub async fn rewrap_many(&self, ciphertexts: &[&[u8]]) -> Vec<Result<Rewrapped>> {
+        if self.inner.policy.is_enabled() {
+            self.inner.prefetch_rewraps(ciphertexts).await;
+        }
+        let mut out = Vec::with_capacity(ciphertexts.len());
+        for ciphertext in ciphertexts {
+            out.push(self.rewrap(ciphertext).await);
+        }
+        out
+    }
+
     /// [`Envelope::rewrap`] for the text form.
     pub async fn rewrap_text(&self, ciphertext: &str) -> Result<(String, bool)> {
         let rewrapped = self.rewrap(&format::from_text(ciphertext)?).await?;
@@ -628,7 +643,58 @@ impl Inner {
             )
             .await
             .inspect_err(|e| self.guard.remember(parsed.kek_ref, GuardedOp::Rewrap, e))?;
-        self.kms.check_owned(&new)?;
+        Self::rewrap_outcome(&*self.kms, &wrapped, new)
+    }
+
+    /// Rewraps the distinct DEKs of `ciphertexts` that the memo lacks in one batch request,
+    /// when the KMS has one, and stores the outcomes in the memo (failures in the guard).
+    async fn prefetch_rewraps(&self, ciphertexts: &[&[u8]]) {
+        let mut seen = std::collections::HashSet::new();
+        let mut refs = Vec::new();
+        let mut wrapped = Vec::new();
+        for ciphertext in ciphertexts {
+            let Ok(parsed) = format::parse(ciphertext) else {
+                continue;
+            };
+            if self.rewraps.get(parsed.kek_ref).is_some() || !seen.insert(parsed.kek_ref) {
+                continue;
+            }
+            let Ok(w) = parsed.wrapped() else { continue };
+            if self.kms.check_owned(&w).is_err()
+                || self.guard.admit(parsed.kek_ref, GuardedOp::Rewrap).is_err()
+            {
+                continue;
+            }
+            refs.push(parsed.kek_ref);
+            wrapped.push(w);
+        }
+        if wrapped.len() < 2 {
+            return;
+        }
+        let batch = self
+            .kms
+            .rewrap_dek_batch(&wrapped, &self.key_id, &self.context);
+        let Some(Ok(items)) = self
+            .counters
+            .kms_call_if_served(KmsOp::Rewrap, &self.key_id, batch)
+            .await
+        else {
+            return;
+        };
+        for ((kek_ref, old), item) in refs.into_iter().zip(&wrapped).zip(items) {
+            match item.and_then(|new| Self::rewrap_outcome(&*self.kms, old, new)) {
+                Ok(outcome) => self.rewraps.insert(Box::from(kek_ref), outcome),
+                Err(e) => self.guard.remember(kek_ref, GuardedOp::Rewrap, &e),
+            }
+        }
+    }
+
+    fn rewrap_outcome(
+        kms: &dyn Kms,
+        wrapped: &WrappedDek,
+        new: WrappedDek,
+    ) -> Result<Arc<RewrapOutcome>> {
+        kms.check_owned(&new)?;
         let unchanged = !new.key_version.is_empty()
             && new.key_id == wrapped.key_id
             && new.key_version == wrapped.key_version;

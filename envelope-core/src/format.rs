@@ -11,7 +11,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use crate::error::{Error, Result};
-use crate::kms::{Provider, WrappedDek};
+use crate::kms::{LabelCheck, Provider, WrappedDek};
 use crate::suite::{COMMITMENT_LEN, DataKey, FIXED_AD_LEN, Suite, TAG_LEN};
 
 /// The two magic bytes at the start of every binary ciphertext.
@@ -478,23 +478,44 @@ pub struct HeaderInfo {
     pub plaintext_len: usize,
     /// Bytes added to the plaintext (header and tag).
     pub overhead: usize,
+    /// The DEK's fingerprint: the first 8 bytes of its key commitment, in hex. It names one
+    /// DEK across rewraps (the commitment is derived from the DEK and never changes) and is
+    /// what a re-encryption after a suspected DEK exposure selects by.
+    pub dek_fingerprint: String,
+    /// What the wrapped DEK says about the version label (see [`LabelCheck`]).
+    pub label: LabelCheck,
 }
+
+/// Length in bytes of [`HeaderInfo::dek_fingerprint`] before hex encoding.
+pub const DEK_FINGERPRINT_LEN: usize = 8;
 
 /// Reads the header of a binary ciphertext without any key.
 pub fn inspect(ciphertext: &[u8]) -> Result<HeaderInfo> {
     let p = parse(ciphertext)?;
     let header_len = p.stable.len() + p.kek_ref.len();
+    let wrapped = p.wrapped()?;
+    let dek_fingerprint = p.commitment[..DEK_FINGERPRINT_LEN]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     Ok(HeaderInfo {
         format_version: FORMAT_VERSION,
         suite: p.suite,
         provider: p.provider,
-        key_id: p.key_id()?.to_owned(),
-        key_version: p.key_version()?.to_owned(),
+        label: wrapped.check_label(),
+        key_id: wrapped.key_id,
+        key_version: wrapped.key_version,
         wrapped_dek_len: p.wrapped_dek.len(),
         header_len,
         plaintext_len: p.body.len() - TAG_LEN,
         overhead: header_len + TAG_LEN,
+        dek_fingerprint,
     })
+}
+
+/// The wrapped DEK of a binary ciphertext, as its header records it (no key, no KMS call).
+pub fn wrapped_dek(ciphertext: &[u8]) -> Result<WrappedDek> {
+    parse(ciphertext)?.wrapped()
 }
 
 /// The text form of a binary ciphertext: `ev1:` + base64url without padding.

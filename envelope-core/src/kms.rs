@@ -112,6 +112,69 @@ impl fmt::Debug for WrappedDek {
     }
 }
 
+impl WrappedDek {
+    /// Checks the header's version label against what the wrapped DEK itself carries,
+    /// without any key or KMS call. The label is not covered by the body's tag, so a census
+    /// that reads headers only trusts it only as far as this check goes.
+    pub fn check_label(&self) -> LabelCheck {
+        match self.provider {
+            Provider::VaultTransit => match std::str::from_utf8(&self.ciphertext)
+                .ok()
+                .and_then(vault_carried_version)
+            {
+                Some(carried) if carried == self.key_version => LabelCheck::Matches,
+                Some(carried) => LabelCheck::Mislabeled {
+                    carried: carried.to_owned(),
+                },
+                None => LabelCheck::Mislabeled {
+                    carried: String::new(),
+                },
+            },
+            Provider::Local => LabelCheck::BoundByWrap,
+            Provider::AwsKms | Provider::GcpKms => LabelCheck::Opaque,
+        }
+    }
+}
+
+/// The `N` of a Vault Transit ciphertext `vault:vN:…`.
+fn vault_carried_version(ciphertext: &str) -> Option<&str> {
+    let (version, _) = ciphertext.strip_prefix("vault:v")?.split_once(':')?;
+    (!version.is_empty() && version.bytes().all(|b| b.is_ascii_digit())).then_some(version)
+}
+
+/// What a wrapped DEK says about the KEK version label in its header
+/// ([`WrappedDek::check_label`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum LabelCheck {
+    /// The wrapped DEK carries its version (Vault's `vault:vN:` prefix) and it equals the label.
+    Matches,
+    /// The wrapped DEK carries another version than the label (empty when it carries none
+    /// where it must): the header was altered. Decrypt and rewrap refuse such a ciphertext.
+    Mislabeled {
+        /// The version the wrapped DEK carries.
+        carried: String,
+    },
+    /// The wrap binds the version as associated data without showing it (the local
+    /// keyring): every unwrap and rewrap checks the label, a reader without the key cannot.
+    BoundByWrap,
+    /// The wrapped DEK is opaque (AWS KMS, Google Cloud KMS): only the KMS can say which
+    /// version wrapped it, so only a KMS call (unwrap, rewrap) checks the label.
+    Opaque,
+}
+
+impl LabelCheck {
+    /// A short name: `matches`, `mislabeled`, `bound_by_wrap` or `opaque`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LabelCheck::Matches => "matches",
+            LabelCheck::Mislabeled { .. } => "mislabeled",
+            LabelCheck::BoundByWrap => "bound_by_wrap",
+            LabelCheck::Opaque => "opaque",
+        }
+    }
+}
+
 /// A fresh DEK and its wrapped form.
 #[derive(Debug)]
 pub struct GeneratedDek {
@@ -225,6 +288,20 @@ pub trait Kms: Send + Sync + fmt::Debug {
         let dek = self.unwrap_dek(wrapped, context).await?;
         self.wrap_dek(target_key_id, &dek, context).await
     }
+
+    /// Rewraps many DEKs in one request, for services with a batch API (Vault's
+    /// `batch_input`): the outer error is the request's, the inner ones each item's, in
+    /// input order. `None` (the default) means the service has no batch rewrap and callers
+    /// use [`Kms::rewrap_dek`] per DEK.
+    async fn rewrap_dek_batch(
+        &self,
+        wrapped: &[WrappedDek],
+        target_key_id: &str,
+        context: &EncryptionContext,
+    ) -> Option<Result<Vec<Result<WrappedDek>>>> {
+        let _ = (wrapped, target_key_id, context);
+        None
+    }
 }
 
 /// Conveniences for every [`Kms`].
@@ -298,9 +375,65 @@ macro_rules! forward_kms {
             ) -> Result<WrappedDek> {
                 (**self).rewrap_dek(wrapped, target_key_id, context).await
             }
+            async fn rewrap_dek_batch(
+                &self,
+                wrapped: &[WrappedDek],
+                target_key_id: &str,
+                context: &EncryptionContext,
+            ) -> Option<Result<Vec<Result<WrappedDek>>>> {
+                (**self)
+                    .rewrap_dek_batch(wrapped, target_key_id, context)
+                    .await
+            }
         }
     };
 }
 
 forward_kms!(Arc<T>);
 forward_kms!(Box<T>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wrapped(provider: Provider, version: &str, ciphertext: &str) -> WrappedDek {
+        WrappedDek {
+            provider,
+            key_id: "k".into(),
+            key_version: version.into(),
+            ciphertext: ciphertext.as_bytes().to_vec(),
+        }
+    }
+
+    #[test]
+    fn labels_are_checked_where_the_wrapped_dek_carries_them() {
+        let vault = |v, ct| wrapped(Provider::VaultTransit, v, ct).check_label();
+        assert_eq!(vault("3", "vault:v3:abc"), LabelCheck::Matches);
+        assert_eq!(
+            vault("2", "vault:v3:abc"),
+            LabelCheck::Mislabeled {
+                carried: "3".into()
+            }
+        );
+        // A Vault wrapped DEK without its prefix carries nothing where it must.
+        assert_eq!(
+            vault("3", "v3:abc"),
+            LabelCheck::Mislabeled {
+                carried: String::new()
+            }
+        );
+        assert_eq!(vault("03", "vault:v3:abc").as_str(), "mislabeled");
+        assert_eq!(
+            wrapped(Provider::Local, "1", "x").check_label(),
+            LabelCheck::BoundByWrap
+        );
+        assert_eq!(
+            wrapped(Provider::AwsKms, "", "x").check_label(),
+            LabelCheck::Opaque
+        );
+        assert_eq!(
+            wrapped(Provider::GcpKms, "1", "x").check_label(),
+            LabelCheck::Opaque
+        );
+    }
+}

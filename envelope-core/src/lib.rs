@@ -29,7 +29,7 @@ pub use error::{BoxError, Error, ErrorKind, Result};
 pub use format::HeaderInfo;
 pub use kms::{
     EncryptionContext, GeneratedDek, KeyDescription, KeyVersionInfo, KeyVersionState, Kms, KmsExt,
-    Provider, RotationState, WrappedDek, canonical_context,
+    LabelCheck, Provider, RotationState, WrappedDek, canonical_context,
 };
 pub use local::{LocalKeyring, LocalKms};
 pub use secret::{Dek, KEY_LEN};

@@ -52,17 +52,40 @@ impl Counters {
         key_id: &str,
         call: impl Future<Output = Result<T>>,
     ) -> Result<T> {
-        let counter = match op {
+        self.counter(op).fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let result = call.await;
+        self.trace(op, key_id, started, &result);
+        result
+    }
+
+    /// [`Counters::kms_call`] for a call the backend may decline without doing anything
+    /// (`None`, e.g. a batch API it lacks): counted and traced only when served.
+    pub(crate) async fn kms_call_if_served<T>(
+        &self,
+        op: KmsOp,
+        key_id: &str,
+        call: impl Future<Output = Option<Result<T>>>,
+    ) -> Option<Result<T>> {
+        let started = Instant::now();
+        let result = call.await?;
+        self.counter(op).fetch_add(1, Ordering::Relaxed);
+        self.trace(op, key_id, started, &result);
+        Some(result)
+    }
+
+    fn counter(&self, op: KmsOp) -> &AtomicU64 {
+        match op {
             KmsOp::Generate => &self.kms_generate,
             KmsOp::Unwrap => &self.kms_unwrap,
             KmsOp::Rewrap => &self.kms_rewrap,
             KmsOp::Describe => &self.kms_describe,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        let started = Instant::now();
-        let result = call.await;
+        }
+    }
+
+    fn trace<T>(&self, op: KmsOp, key_id: &str, started: Instant, result: &Result<T>) {
         let latency_us = started.elapsed().as_micros() as u64;
-        match &result {
+        match result {
             Ok(_) => tracing::debug!(
                 target: "envelope::kms",
                 operation = op.name(),
@@ -83,7 +106,6 @@ impl Counters {
                 )
             }
         }
-        result
     }
 
     pub(crate) fn bump(counter: &AtomicU64) {

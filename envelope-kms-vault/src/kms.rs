@@ -605,6 +605,15 @@ impl Kms for VaultKms {
         let parsed: CiphertextResponse = parse_data("rewrap", &response)?;
         self.wrapped_from(target_key_id, parsed.ciphertext)
     }
+
+    async fn rewrap_dek_batch(
+        &self,
+        wrapped: &[WrappedDek],
+        target_key_id: &str,
+        context: &EncryptionContext,
+    ) -> Option<Result<Vec<Result<WrappedDek>>>> {
+        Some(self.rewrap_batch(wrapped, target_key_id, context).await)
+    }
 }
 
 #[cfg(test)]
