@@ -200,6 +200,11 @@ impl LocalKeyring {
         &self.path
     }
 
+    /// The ids of the keyring's keys, in order.
+    pub fn key_ids(&self) -> Result<Vec<String>> {
+        Ok(self.load()?.keys.keys().cloned().collect())
+    }
+
     /// Adds a key with a fresh version 1.
     pub fn add_key(&self, key_id: &str) -> Result<()> {
         validate_key_id(key_id)?;

@@ -1,0 +1,381 @@
+//! The census: stored ciphertexts counted by provider, key, KEK version and suite, from
+//! their headers alone.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use envelope::{HeaderInfo, LabelCheck};
+use serde::Serialize;
+
+use crate::labels::Verdict;
+
+/// How many locations a census remembers per group (to name where data is).
+const SAMPLES: usize = 5;
+
+/// One group of the census: ciphertexts with the same provider, key, version and suite.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct GroupKey {
+    /// The provider's scheme (`local`, `aws-kms`, `gcp-kms`, `vault`).
+    pub provider: String,
+    /// The KEK's key id.
+    pub key_id: String,
+    /// The KEK version label (empty when the KMS did not report one).
+    pub key_version: String,
+    /// The algorithm suite.
+    pub suite: String,
+}
+
+/// The counts of one group.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GroupCount {
+    /// Ciphertexts in the group.
+    pub count: u64,
+    /// How far the version label is trusted: `matches` (carried by the wrapped DEK),
+    /// `verified` (unwrapped under it by `--verify-with`), `bound_by_wrap` (the local
+    /// keyring: checked by every unwrap, not by a headers-only census), `opaque` (AWS, GCP:
+    /// only the KMS knows).
+    pub label: String,
+    /// Distinct DEKs (fingerprints) seen in the group.
+    pub deks: u64,
+    /// Up to five locations (primary keys or file paths).
+    pub samples: Vec<String>,
+    #[serde(skip)]
+    fingerprints: std::collections::BTreeSet<String>,
+}
+
+/// A ciphertext whose header names another KEK version than its wrapped DEK carries.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct MislabeledKey {
+    /// The provider's scheme.
+    pub provider: String,
+    /// The key id.
+    pub key_id: String,
+    /// The version the header claims.
+    pub labeled: String,
+    /// The version the wrapped DEK carries (or opens under); empty when it carries none.
+    pub actual: String,
+}
+
+/// Counts of a census over one or more stores.
+#[derive(Debug, Clone, Default)]
+pub struct Census {
+    /// Values examined (NULLs are not values).
+    pub scanned: u64,
+    /// Readable ciphertexts by group.
+    pub groups: BTreeMap<GroupKey, GroupCount>,
+    /// Mislabeled ciphertexts, with up to five locations each.
+    pub mislabeled: BTreeMap<MislabeledKey, (u64, Vec<String>)>,
+    /// Values that are not readable envelope ciphertexts, by error kind, with samples.
+    pub unreadable: BTreeMap<String, (u64, Vec<String>)>,
+}
+
+fn push_sample(samples: &mut Vec<String>, location: &str) {
+    if samples.len() < SAMPLES {
+        samples.push(location.to_owned());
+    }
+}
+
+impl Census {
+    /// Counts one value: its header, or the error that made it unreadable. `verdict` is
+    /// the `--verify-with` result for labels the header cannot show.
+    pub fn observe(
+        &mut self,
+        location: &str,
+        header: Result<&HeaderInfo, &envelope::Error>,
+        verdict: Option<&Verdict>,
+    ) {
+        self.scanned += 1;
+        let info = match header {
+            Ok(info) => info,
+            Err(e) => {
+                self.count_unreadable(location, e.kind().as_str());
+                return;
+            }
+        };
+        let label = match (&info.label, verdict) {
+            (LabelCheck::Mislabeled { carried }, _)
+            | (_, Some(Verdict::Mislabeled { carried })) => {
+                self.count_mislabeled(location, info, carried);
+                return;
+            }
+            (_, Some(Verdict::Unopenable(kind))) => {
+                self.count_unreadable(location, kind);
+                return;
+            }
+            (_, Some(Verdict::Verified)) => "verified",
+            (check, None) => check.as_str(),
+        };
+        let group = self
+            .groups
+            .entry(GroupKey {
+                provider: info.provider.to_string(),
+                key_id: info.key_id.clone(),
+                key_version: info.key_version.clone(),
+                suite: info.suite.to_string(),
+            })
+            .or_default();
+        group.count += 1;
+        if group.label.is_empty() || group.label == "verified" {
+            group.label = label.to_owned();
+        }
+        if group.fingerprints.insert(info.dek_fingerprint.clone()) {
+            group.deks += 1;
+        }
+        push_sample(&mut group.samples, location);
+    }
+
+    fn count_unreadable(&mut self, location: &str, kind: &str) {
+        let entry = self.unreadable.entry(kind.to_owned()).or_default();
+        entry.0 += 1;
+        push_sample(&mut entry.1, location);
+    }
+
+    fn count_mislabeled(&mut self, location: &str, info: &HeaderInfo, actual: &str) {
+        let entry = self
+            .mislabeled
+            .entry(MislabeledKey {
+                provider: info.provider.to_string(),
+                key_id: info.key_id.clone(),
+                labeled: info.key_version.clone(),
+                actual: actual.to_owned(),
+            })
+            .or_default();
+        entry.0 += 1;
+        push_sample(&mut entry.1, location);
+    }
+
+    /// Adds another census's counts (another store, another worker).
+    pub fn merge(&mut self, other: Census) {
+        self.scanned += other.scanned;
+        for (key, count) in other.groups {
+            let group = self.groups.entry(key).or_default();
+            group.count += count.count;
+            if group.label.is_empty() {
+                group.label = count.label;
+            }
+            for f in count.fingerprints {
+                if group.fingerprints.insert(f) {
+                    group.deks += 1;
+                }
+            }
+            for s in count.samples {
+                push_sample(&mut group.samples, &s);
+            }
+        }
+        for (key, (n, samples)) in other.mislabeled {
+            let entry = self.mislabeled.entry(key).or_default();
+            entry.0 += n;
+            for s in samples {
+                push_sample(&mut entry.1, &s);
+            }
+        }
+        for (kind, (n, samples)) in other.unreadable {
+            let entry = self.unreadable.entry(kind).or_default();
+            entry.0 += n;
+            for s in samples {
+                push_sample(&mut entry.1, &s);
+            }
+        }
+    }
+
+    /// Ciphertexts whose header names `provider`/`key_id`/`version`, trusted or mislabeled
+    /// either way (a retire gate counts both), with sample locations.
+    pub fn under_version(&self, provider: &str, key_id: &str, version: &str) -> (u64, Vec<String>) {
+        let mut total = 0;
+        let mut samples = Vec::new();
+        for (key, count) in &self.groups {
+            if key.provider == provider && key.key_id == key_id && key.key_version == version {
+                total += count.count;
+                for s in &count.samples {
+                    push_sample(&mut samples, s);
+                }
+            }
+        }
+        for (key, (n, s)) in &self.mislabeled {
+            if key.provider == provider
+                && key.key_id == key_id
+                && (key.labeled == version || key.actual == version)
+            {
+                total += n;
+                for s in s {
+                    push_sample(&mut samples, s);
+                }
+            }
+        }
+        (total, samples)
+    }
+
+    /// Values that could not be read or trusted (unreadable plus mislabeled).
+    pub fn problems(&self) -> u64 {
+        self.unreadable.values().map(|(n, _)| n).sum::<u64>()
+            + self.mislabeled.values().map(|(n, _)| n).sum::<u64>()
+    }
+
+    /// The oldest and newest version label seen per provider and key.
+    pub fn version_range(&self) -> BTreeMap<(String, String), (String, String)> {
+        let mut out: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
+        for key in self.groups.keys() {
+            let v = &key.key_version;
+            out.entry((key.provider.clone(), key.key_id.clone()))
+                .and_modify(|(lo, hi)| {
+                    if compare_versions(v, lo) == Ordering::Less {
+                        lo.clone_from(v);
+                    }
+                    if compare_versions(v, hi) == Ordering::Greater {
+                        hi.clone_from(v);
+                    }
+                })
+                .or_insert_with(|| (v.clone(), v.clone()));
+        }
+        out
+    }
+
+    /// The census as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let groups: Vec<_> = self
+            .groups
+            .iter()
+            .map(|(k, c)| {
+                serde_json::json!({
+                    "provider": k.provider, "key_id": k.key_id, "key_version": k.key_version,
+                    "suite": k.suite, "count": c.count, "label": c.label, "deks": c.deks,
+                    "samples": c.samples,
+                })
+            })
+            .collect();
+        let keys: Vec<_> = self
+            .version_range()
+            .into_iter()
+            .map(|((provider, key_id), (oldest, newest))| {
+                serde_json::json!({
+                    "provider": provider, "key_id": key_id,
+                    "oldest_version": oldest, "newest_version": newest,
+                })
+            })
+            .collect();
+        let mislabeled: Vec<_> = self
+            .mislabeled
+            .iter()
+            .map(|(k, (n, s))| {
+                serde_json::json!({
+                    "provider": k.provider, "key_id": k.key_id, "labeled_version": k.labeled,
+                    "actual_version": k.actual, "count": n, "samples": s,
+                })
+            })
+            .collect();
+        let unreadable: serde_json::Map<_, _> = self
+            .unreadable
+            .iter()
+            .map(|(kind, (n, s))| {
+                (
+                    kind.clone(),
+                    serde_json::json!({ "count": n, "samples": s }),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "scanned": self.scanned,
+            "groups": groups,
+            "keys": keys,
+            "mislabeled": mislabeled,
+            "unreadable": unreadable,
+        })
+    }
+
+    /// The census as an aligned table for a terminal.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "values scanned: {}", self.scanned);
+        if !self.groups.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<8} {:<24} {:>8} {:<18} {:>10} {:>6}  label",
+                "provider", "key", "version", "suite", "values", "DEKs"
+            );
+        }
+        for (k, c) in &self.groups {
+            let _ = writeln!(
+                out,
+                "{:<8} {:<24} {:>8} {:<18} {:>10} {:>6}  {}",
+                k.provider,
+                k.key_id,
+                if k.key_version.is_empty() { "-" } else { &k.key_version },
+                k.suite,
+                c.count,
+                c.deks,
+                c.label
+            );
+        }
+        for ((provider, key_id), (oldest, newest)) in self.version_range() {
+            let _ = writeln!(
+                out,
+                "{provider} {key_id}: oldest version {oldest}, newest version {newest}"
+            );
+        }
+        for (k, (n, samples)) in &self.mislabeled {
+            let _ = writeln!(
+                out,
+                "MISLABELED: {n} value(s) of {} {} labeled version {} but wrapped by {} (e.g. {})",
+                k.provider,
+                k.key_id,
+                k.labeled,
+                if k.actual.is_empty() { "no version" } else { &k.actual },
+                samples.join(", ")
+            );
+        }
+        for (kind, (n, samples)) in &self.unreadable {
+            let _ = writeln!(
+                out,
+                "unreadable ({kind}): {n} value(s) (e.g. {})",
+                samples.join(", ")
+            );
+        }
+        out
+    }
+}
+
+/// Counts one stored value, verifying its label through `verifier` when the header
+/// cannot show it (fails only when the verifier's KMS fails retryably).
+pub async fn observe_stored(
+    census: &mut Census,
+    item: &crate::action::Item,
+    verifier: Option<&crate::labels::LabelVerifier>,
+) -> envelope::Result<()> {
+    let stored = match &item.stored {
+        Ok(stored) => stored,
+        Err(e) => {
+            census.observe(&item.location, Err(e), None);
+            return Ok(());
+        }
+    };
+    let header = envelope::format::inspect(&stored.binary);
+    let verdict = match (&header, verifier) {
+        (Ok(info), Some(v)) if info.label == LabelCheck::BoundByWrap => {
+            v.verdict(&envelope::format::wrapped_dek(&stored.binary)?)
+                .await?
+        }
+        _ => None,
+    };
+    census.observe(&item.location, header.as_ref(), verdict.as_ref());
+    Ok(())
+}
+
+/// Orders version labels: numerically when both are numbers, else as strings.
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        _ => a.cmp(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_order_numerically() {
+        assert_eq!(compare_versions("9", "10"), Ordering::Less);
+        assert_eq!(compare_versions("b", "a"), Ordering::Greater);
+    }
+}

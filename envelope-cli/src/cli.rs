@@ -1,0 +1,264 @@
+//! The command line: every subcommand and option (clap, derive API).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Envelope encryption from the command line, and the jobs that follow a key rotation.
+///
+/// Key URIs name a KEK: `local:///path/keyring.json#KEY` (the local keyring; `#KEY` defaults
+/// to `default`), `aws-kms://arn:aws:kms:…`, `vault://HOST:PORT/transit/keys/NAME`.
+///
+/// After a rotation: `census` counts stored ciphertexts by KEK version (headers only),
+/// `rewrap` moves stale ones to the current version (header only, bodies untouched),
+/// `reencrypt` replaces DEKs after a suspected exposure, `retire` disables or destroys a
+/// version once a census finds nothing left under it.
+///
+/// Exit codes: 0 success; 1 error (nothing or only whole batches written); 2 bad arguments;
+/// 3 a job finished but some values failed (left untouched, counted by kind); 4 `retire`
+/// refused because data remains under the version; 5 a job stopped early with a resumable
+/// checkpoint (e.g. the KMS became unreachable): rerun with `--resume JOB`.
+#[derive(Debug, Parser)]
+#[command(name = "envelope", version, about, long_about, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage local keyring keys; describe a key of any backend.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Encrypt a file or stdin to a file or stdout.
+    Encrypt(CryptArgs),
+    /// Decrypt a file or stdin to a file or stdout.
+    Decrypt(CryptArgs),
+    /// Show a ciphertext's header (binary or text form) without any key or KMS call.
+    Inspect(InspectArgs),
+    /// Count stored ciphertexts by provider, key, KEK version and suite (headers only).
+    Census(CensusArgs),
+    /// Move every stale ciphertext to the current KEK version (header only).
+    Rewrap(JobArgs),
+    /// Re-encrypt ciphertexts under a new DEK (new nonce, new body) after a suspected exposure.
+    Reencrypt(ReencryptArgs),
+    /// Disable or destroy a KEK version once no stored ciphertext uses it.
+    Retire(RetireArgs),
+}
+
+/// `envelope keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a local keyring key (and the keyring file, mode 0600, if missing).
+    Create {
+        /// `local:///path/keyring.json#KEY`
+        uri: String,
+    },
+    /// Add a new version to a local key and make it current.
+    Rotate {
+        /// `local:///path/keyring.json#KEY`
+        uri: String,
+    },
+    /// List the keys of a local keyring with their versions.
+    List {
+        /// `local:///path/keyring.json`
+        uri: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a version of a local key (reversible: `keys enable`).
+    Disable(VersionArgs),
+    /// Enable a disabled version of a local key.
+    Enable(VersionArgs),
+    /// Destroy a version of a local key: data under it becomes unrecoverable. Prefer
+    /// `envelope retire`, which refuses while data remains.
+    Destroy(VersionArgs),
+    /// Describe a key of any backend: current version, versions and states, rotation.
+    Describe {
+        /// A key URI.
+        uri: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A local key version.
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// `local:///path/keyring.json#KEY`
+    pub uri: String,
+    /// The version number.
+    #[arg(long)]
+    pub version: u32,
+}
+
+/// `envelope encrypt` / `envelope decrypt`.
+#[derive(Debug, Args)]
+pub struct CryptArgs {
+    /// The key URI (for decryption: the KMS holding the KEK named in the header).
+    #[arg(long, env = "ENVELOPE_KEY")]
+    pub key: String,
+    /// Associated data the ciphertext is bound to (UTF-8; the same on both sides).
+    #[arg(long, default_value = "")]
+    pub aad: String,
+    /// Input file (default: stdin).
+    #[arg(short, long)]
+    pub input: Option<PathBuf>,
+    /// Output file, written atomically (default: stdout).
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Encrypt to the text form (`ev1:` + base64url) instead of binary. Decryption reads
+    /// both forms without this flag.
+    #[arg(long)]
+    pub text: bool,
+}
+
+/// `envelope inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The ciphertext file (default: stdin); binary or text form.
+    pub input: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where ciphertexts are stored: one PostgreSQL column and/or directories of files.
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreArgs {
+    /// PostgreSQL connection string (`postgres://user@host:port/db`,
+    /// `host=/run/postgresql dbname=app`); `PGPASSWORD` etc. apply. TLS is not supported.
+    #[arg(long, env = "ENVELOPE_DB", requires_all = ["table", "column"])]
+    pub db: Option<String>,
+    /// The table (optionally schema-qualified). It needs a single-column primary key.
+    #[arg(long, requires = "db")]
+    pub table: Option<String>,
+    /// The column holding ciphertexts: `text`/`varchar` (text form) or `bytea` (binary
+    /// form). NULLs are skipped.
+    #[arg(long, requires = "db")]
+    pub column: Option<String>,
+    /// A directory of ciphertext files (one ciphertext per file, binary or text form),
+    /// walked recursively. Repeatable.
+    #[arg(long = "dir")]
+    pub dirs: Vec<PathBuf>,
+}
+
+impl StoreArgs {
+    /// Whether no store was named.
+    pub fn is_empty(&self) -> bool {
+        self.db.is_none() && self.dirs.is_empty()
+    }
+}
+
+/// `envelope census`.
+#[derive(Debug, Args)]
+pub struct CensusArgs {
+    /// The stores to count.
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    /// Also check the labels that headers alone cannot (the local keyring binds the
+    /// version inside the wrap): one unwrap per distinct DEK through this key's KMS.
+    #[arg(long = "verify-with", value_name = "KEY_URI")]
+    pub verify_with: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options shared by `rewrap` and `reencrypt`.
+#[derive(Debug, Args)]
+pub struct JobArgs {
+    /// The key URI whose current version ciphertexts move to.
+    #[arg(long, env = "ENVELOPE_KEY")]
+    pub key: String,
+    /// The stores to process.
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    /// Rows per batch; each batch is one transaction (PostgreSQL).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+    /// Parallel workers, each over its own primary-key range (PostgreSQL).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+    /// At most this many KMS calls per second.
+    #[arg(long, value_name = "CALLS_PER_SECOND")]
+    pub max_rate: Option<f64>,
+    /// Resume a job from its checkpoint (PostgreSQL; the same table, column, key and kind).
+    #[arg(long, value_name = "JOB")]
+    pub resume: Option<String>,
+    /// Print a census and the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `envelope reencrypt`.
+#[derive(Debug, Args)]
+pub struct ReencryptArgs {
+    /// Shared job options.
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// Only ciphertexts under this DEK (its fingerprint, as `inspect` and `census` show it).
+    #[arg(long, value_name = "FINGERPRINT")]
+    pub dek: Vec<String>,
+    /// Only ciphertexts whose KEK version is this one.
+    #[arg(long, value_name = "VERSION")]
+    pub kek_version: Vec<String>,
+    /// Re-encrypt every ciphertext (no filter).
+    #[arg(long, conflicts_with_all = ["dek", "kek_version"])]
+    pub all: bool,
+    /// The AAD each value was encrypted with, as a template: `{table}`, `{column}`, any
+    /// column of the row as `{name}` (its text form), for files `{path}` (relative, `/`
+    /// separated) and `{name}`; `{{` and `}}` are literal braces. The Python and Go column
+    /// types bind `envelope:{table}.{column}`.
+    #[arg(long)]
+    pub aad: String,
+}
+
+/// `envelope retire`.
+#[derive(Debug, Args)]
+pub struct RetireArgs {
+    /// The key URI.
+    #[arg(long, env = "ENVELOPE_KEY")]
+    pub key: String,
+    /// The KEK version to retire.
+    #[arg(long)]
+    pub version: String,
+    /// What to do once nothing is left under the version.
+    #[arg(long, value_enum, default_value_t = RetireAction::Disable)]
+    pub action: RetireAction,
+    /// The stores that must hold nothing under the version.
+    #[command(flatten)]
+    pub stores: StoreArgs,
+    /// Print JSON evidence.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `retire` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RetireAction {
+    /// Only check and print the evidence (any backend).
+    Check,
+    /// Disable the version (local keyring; reversible).
+    Disable,
+    /// Destroy the version (local keyring; data under it becomes unrecoverable).
+    Destroy,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

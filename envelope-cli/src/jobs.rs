@@ -1,0 +1,326 @@
+//! `census`, `rewrap`, `reencrypt` and `retire`: the stores named on the command line, one
+//! after the other, with one envelope (and so one DEK cache) for the whole run.
+
+use std::sync::Arc;
+
+use envelope::{Envelope, Kms};
+
+use crate::aad::AadTemplate;
+use crate::action::{Filter, JobKind, Processor};
+use crate::census::Census;
+use crate::cli::{CensusArgs, JobArgs, ReencryptArgs, RetireAction, RetireArgs, StoreArgs};
+use crate::exit::{
+    CliError, CliResult, FINISHED_WITH_FAILURES, OK, RETIRE_REFUSED, STOPPED_RESUMABLE,
+};
+use crate::labels::LabelVerifier;
+use crate::ratelimit::RateLimitedKms;
+use crate::summary::Summary;
+use crate::{files, pg};
+
+fn require_store(stores: &StoreArgs) -> Result<(), CliError> {
+    if stores.is_empty() {
+        return Err(CliError::with_code(
+            crate::exit::USAGE,
+            "name a store: --db URL --table T --column C, and/or --dir D",
+        ));
+    }
+    Ok(())
+}
+
+/// A census of every named store, merged.
+async fn census_of(stores: &StoreArgs, verifier: Option<&LabelVerifier>) -> Result<Census, CliError> {
+    let mut census = Census::default();
+    if let (Some(db), Some(table), Some(column)) = (&stores.db, &stores.table, &stores.column) {
+        let client = pg::connect(db).await?;
+        let target = pg::Target::resolve(&client, table, column, &[]).await?;
+        census.merge(pg::census(&client, &target, verifier).await?);
+    }
+    if !stores.dirs.is_empty() {
+        census.merge(files::census(&stores.dirs, verifier).await?);
+    }
+    Ok(census)
+}
+
+/// `envelope census`.
+pub async fn census(args: CensusArgs) -> CliResult {
+    require_store(&args.stores)?;
+    let verifier = match &args.verify_with {
+        Some(uri) => Some(LabelVerifier::new(envelope::kms_from_uri(uri)?.0)),
+        None => None,
+    };
+    let census = census_of(&args.stores, verifier.as_ref()).await?;
+    if args.json {
+        println!("{}", census.to_json());
+    } else {
+        print!("{}", census.render());
+    }
+    Ok(OK)
+}
+
+fn job_kms(args: &JobArgs) -> Result<(Arc<dyn Kms>, String), CliError> {
+    let (kms, key_id) = envelope::kms_from_uri(&args.key)?;
+    let kms: Arc<dyn Kms> = match args.max_rate {
+        Some(rate) if rate.is_finite() && rate > 0.0 => Arc::new(RateLimitedKms::new(kms, rate)),
+        Some(rate) => {
+            return Err(CliError::with_code(
+                crate::exit::USAGE,
+                format!("--max-rate {rate}: give a positive number of KMS calls per second"),
+            ));
+        }
+        None => kms,
+    };
+    Ok((kms, key_id))
+}
+
+/// `envelope rewrap`.
+pub async fn rewrap(args: JobArgs) -> CliResult {
+    run_job(args, JobKind::Rewrap, None).await
+}
+
+/// `envelope reencrypt`.
+pub async fn reencrypt(args: ReencryptArgs) -> CliResult {
+    if !args.all && args.dek.is_empty() && args.kek_version.is_empty() {
+        return Err(CliError::with_code(
+            crate::exit::USAGE,
+            "reencrypt needs a filter: --dek FINGERPRINT, --kek-version V, or --all",
+        ));
+    }
+    let template = AadTemplate::parse(&args.aad)?;
+    if !args.job.stores.dirs.is_empty() {
+        files::check_template(&template)?;
+    }
+    let filter = Filter {
+        deks: args.dek.iter().map(|d| d.to_ascii_lowercase()).collect(),
+        kek_versions: args.kek_version.iter().cloned().collect(),
+    };
+    run_job(args.job, JobKind::Reencrypt(filter), Some(template)).await
+}
+
+async fn run_job(args: JobArgs, kind: JobKind, template: Option<AadTemplate>) -> CliResult {
+    require_store(&args.stores)?;
+    if args.resume.is_some() && args.stores.db.is_none() {
+        return Err(CliError::with_code(
+            crate::exit::USAGE,
+            "--resume applies to PostgreSQL jobs (file jobs are resumed by running them again)",
+        ));
+    }
+    let (kms, key_id) = job_kms(&args)?;
+    let envelope = Envelope::builder_dyn(kms, key_id).build()?;
+    if args.dry_run {
+        return dry_run(&args, &envelope, &kind).await;
+    }
+    let processor = Arc::new(Processor::new(envelope, kind));
+    let mut summaries: Vec<Summary> = Vec::new();
+    let mut stopped = None;
+    if let (Some(db), Some(table), Some(column)) =
+        (&args.stores.db, &args.stores.table, &args.stores.column)
+    {
+        let spec = pg::job::JobSpec {
+            db: db.clone(),
+            table: table.clone(),
+            column: column.clone(),
+            key_uri: args.key.clone(),
+            template: template.clone(),
+            batch_size: args.batch_size,
+            workers: args.workers,
+            resume: args.resume.clone(),
+        };
+        let end = pg::job::run(&spec, processor.clone()).await?;
+        if let Some(e) = end.stopped {
+            stopped = Some((e, Some(end.summary.job_id.clone())));
+        }
+        summaries.push(end.summary);
+    }
+    for dir in &args.stores.dirs {
+        if stopped.is_some() {
+            break;
+        }
+        let end =
+            files::run_job(dir, &processor, template.as_ref(), args.batch_size as usize).await?;
+        if let Some(e) = end.stopped {
+            stopped = Some((e, None));
+        }
+        summaries.push(end.summary);
+    }
+    if args.json {
+        let list: Vec<_> = summaries
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap_or_default())
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        for s in &summaries {
+            print!("{}", s.render());
+        }
+    }
+    if let Some((e, job_id)) = stopped {
+        let how = match job_id {
+            Some(id) => format!("rerun the same command with --resume {id}"),
+            None => "rerun the same command (finished files are skipped)".into(),
+        };
+        return Err(CliError::with_code(
+            STOPPED_RESUMABLE,
+            format!("stopped: {e}; committed work is kept: {how}"),
+        ));
+    }
+    let failed: u64 = summaries.iter().map(|s| s.total.failed).sum();
+    Ok(if failed > 0 { FINISHED_WITH_FAILURES } else { OK })
+}
+
+async fn dry_run(args: &JobArgs, envelope: &Envelope, kind: &JobKind) -> CliResult {
+    let census = census_of(&args.stores, None).await?;
+    let description = envelope.describe_key().await?;
+    let current = description.current_version.clone().unwrap_or_default();
+    let provider = envelope.kms().provider().to_string();
+    let stale: u64 = census
+        .groups
+        .iter()
+        .filter(|(k, _)| {
+            k.provider == provider && k.key_id == envelope.key_id() && k.key_version != current
+        })
+        .map(|(_, c)| c.count)
+        .sum();
+    let other_keys: u64 = census
+        .groups
+        .iter()
+        .filter(|(k, _)| k.provider != provider || k.key_id != envelope.key_id())
+        .map(|(_, c)| c.count)
+        .sum();
+    let plan = match kind {
+        JobKind::Rewrap => format!(
+            "plan: rewrap {stale} value(s) labeled with a version other than the current {current:?} \
+             of {} (the job decides staleness from the wrapped DEK, one KMS call per distinct DEK); \
+             {other_keys} value(s) under other keys are rewrapped to this key; {} problem value(s) \
+             would be left untouched; dry run: nothing changed",
+            envelope.key_id(),
+            census.problems()
+        ),
+        JobKind::Reencrypt(filter) => format!(
+            "plan: re-encrypt the values whose DEK is one of {:?} and KEK version one of {:?} \
+             (empty: any) under new DEKs of {} version {current:?}; dry run: nothing changed",
+            filter.deks,
+            filter.kek_versions,
+            envelope.key_id()
+        ),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({ "census": census.to_json(), "current_version": current,
+                "stale_by_label": stale, "plan": plan, "dry_run": true })
+        );
+    } else {
+        print!("{}", census.render());
+        println!("{plan}");
+    }
+    Ok(OK)
+}
+
+/// `envelope retire`.
+pub async fn retire(args: RetireArgs) -> CliResult {
+    require_store(&args.stores)?;
+    let (kms, key_id) = envelope::kms_from_uri(&args.key)?;
+    let provider = kms.provider();
+    let description = kms.describe_key(&key_id).await?;
+    if !description.versions.iter().any(|v| v.version == args.version) {
+        return Err(CliError::new(format!(
+            "key {key_id:?} has no version {:?}",
+            args.version
+        )));
+    }
+    if description.current_version.as_deref() == Some(args.version.as_str()) {
+        return Err(CliError::with_code(
+            RETIRE_REFUSED,
+            format!(
+                "refusing to retire version {} of {key_id:?}: it is the current version (rotate, then rewrap, first)",
+                args.version
+            ),
+        ));
+    }
+    // Labels the headers cannot show are checked by unwrapping each distinct DEK once, so
+    // that a relabeled row cannot hide data under the version being retired.
+    let verifier = LabelVerifier::new(kms.clone());
+    let census = census_of(&args.stores, Some(&verifier)).await?;
+    let (remaining, samples) = census.under_version(provider.scheme(), &key_id, &args.version);
+    if remaining > 0 {
+        let mut stores = Vec::new();
+        if let (Some(t), Some(c)) = (&args.stores.table, &args.stores.column) {
+            stores.push(format!("{t}.{c}"));
+        }
+        stores.extend(args.stores.dirs.iter().map(|d| d.display().to_string()));
+        return Err(CliError::with_code(
+            RETIRE_REFUSED,
+            format!(
+                "refusing to {} version {} of {key_id:?}: {remaining} ciphertext(s) in {} are still under it (e.g. {}); run `envelope rewrap` first",
+                action_name(args.action),
+                args.version,
+                stores.join(", "),
+                samples.join(", ")
+            ),
+        ));
+    }
+    match args.action {
+        RetireAction::Check => {}
+        RetireAction::Disable | RetireAction::Destroy => {
+            if !args.key.starts_with("local://") {
+                return Err(CliError::new(format!(
+                    "no ciphertext is left under version {} of {key_id:?}, but retire can {} versions of \
+                     the local keyring only: do it in the KMS itself ({})",
+                    args.version,
+                    action_name(args.action),
+                    provider.scheme()
+                )));
+            }
+            let (local, _) = envelope::LocalKms::from_uri(&args.key)?;
+            let version: u32 = args.version.parse().map_err(|_| {
+                CliError::new(format!("{:?} is not a local keyring version", args.version))
+            })?;
+            if args.action == RetireAction::Disable {
+                local.keyring().disable_version(&key_id, version)?;
+            } else {
+                local.keyring().destroy_version(&key_id, version)?;
+            }
+        }
+    }
+    let after = kms.describe_key(&key_id).await?;
+    let evidence = serde_json::json!({
+        "key": args.key,
+        "key_id": key_id,
+        "version": args.version,
+        "action": action_name(args.action),
+        "at": crate::keys::epoch(Some(std::time::SystemTime::now())),
+        "census": census.to_json(),
+        "ciphertexts_under_version": 0,
+        "key_after": crate::keys::description_json(&after),
+    });
+    if args.json {
+        println!("{evidence}");
+    } else {
+        print!("{}", census.render());
+        println!(
+            "0 ciphertexts under version {} of {key_id:?} in the named stores; {}",
+            args.version,
+            match args.action {
+                RetireAction::Check => "nothing changed (--action check)".to_owned(),
+                a => format!("version {} {}", args.version, past(a)),
+            }
+        );
+    }
+    Ok(OK)
+}
+
+fn action_name(action: RetireAction) -> &'static str {
+    match action {
+        RetireAction::Check => "check",
+        RetireAction::Disable => "disable",
+        RetireAction::Destroy => "destroy",
+    }
+}
+
+fn past(action: RetireAction) -> &'static str {
+    match action {
+        RetireAction::Check => "checked",
+        RetireAction::Disable => "disabled",
+        RetireAction::Destroy => "destroyed",
+    }
+}

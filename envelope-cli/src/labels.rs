@@ -1,0 +1,106 @@
+//! Checking version labels that a header alone cannot (the local keyring binds the version
+//! inside its wrap): unwrap once per distinct DEK, and when that fails, find the version
+//! the DEK really opens under.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use envelope::{EncryptionContext, ErrorKind, Kms, KmsExt, WrappedDek};
+use tokio::sync::Mutex;
+
+/// What an unwrap said about a header's version label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The DEK unwraps under the labeled version.
+    Verified,
+    /// The DEK unwraps under another version than the label.
+    Mislabeled {
+        /// The version it unwraps under.
+        carried: String,
+    },
+    /// The DEK unwraps under no version of the key (error kind of the labeled unwrap).
+    Unopenable(&'static str),
+}
+
+/// Unwraps each distinct wrapped DEK once and remembers the verdict.
+pub struct LabelVerifier {
+    kms: Arc<dyn Kms>,
+    context: EncryptionContext,
+    memo: Mutex<HashMap<Vec<u8>, Verdict>>,
+}
+
+impl LabelVerifier {
+    /// A verifier over a KMS (the census's `--verify-with`, or a job's own KMS).
+    pub fn new(kms: Arc<dyn Kms>) -> Self {
+        LabelVerifier {
+            kms,
+            context: EncryptionContext::new(),
+            memo: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The verdict for a wrapped DEK of this verifier's provider (`None` for another
+    /// provider's). Fails only on a retryable KMS error (the verdict is then unknown).
+    pub async fn verdict(&self, wrapped: &WrappedDek) -> envelope::Result<Option<Verdict>> {
+        if self.kms.check_owned(wrapped).is_err() {
+            return Ok(None);
+        }
+        let memo_key = memo_key(wrapped);
+        if let Some(v) = self.memo.lock().await.get(&memo_key) {
+            return Ok(Some(v.clone()));
+        }
+        let verdict = match self.kms.unwrap_dek(wrapped, &self.context).await {
+            Ok(_) => Verdict::Verified,
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(e) => self.diagnose(wrapped, e.kind()).await?,
+        };
+        self.memo.lock().await.insert(memo_key, verdict.clone());
+        Ok(Some(verdict))
+    }
+
+    /// Why a wrapped DEK does not open under its label: another version of the key opens
+    /// it (mislabeled), or none does.
+    pub async fn diagnose(
+        &self,
+        wrapped: &WrappedDek,
+        kind: ErrorKind,
+    ) -> envelope::Result<Verdict> {
+        if kind != ErrorKind::DecryptionFailed && kind != ErrorKind::KeyVersionNotFound {
+            return Ok(Verdict::Unopenable(kind.as_str()));
+        }
+        let description = match self.kms.describe_key(&wrapped.key_id).await {
+            Ok(d) => d,
+            Err(e) if e.is_retryable() => return Err(e),
+            Err(_) => return Ok(Verdict::Unopenable(kind.as_str())),
+        };
+        for version in description.versions {
+            if version.version == wrapped.key_version {
+                continue;
+            }
+            let candidate = WrappedDek {
+                key_version: version.version.clone(),
+                ..wrapped.clone()
+            };
+            match self.kms.unwrap_dek(&candidate, &self.context).await {
+                Ok(_) => {
+                    return Ok(Verdict::Mislabeled {
+                        carried: version.version,
+                    });
+                }
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(_) => {}
+            }
+        }
+        Ok(Verdict::Unopenable(kind.as_str()))
+    }
+}
+
+fn memo_key(wrapped: &WrappedDek) -> Vec<u8> {
+    let mut key = Vec::with_capacity(wrapped.ciphertext.len() + wrapped.key_id.len() + 8);
+    key.extend_from_slice(wrapped.key_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(wrapped.key_version.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&wrapped.ciphertext);
+    key
+}

@@ -1,0 +1,62 @@
+//! The `envelope` command line, as a library so that its job engine can be tested and
+//! benchmarked directly. The binary (`src/main.rs`) only calls [`run`].
+//!
+//! Modules: [`cli`] (arguments), [`keys`], [`crypt`] (encrypt/decrypt/inspect), [`census`],
+//! [`action`] (what a job does to a batch), [`labels`] (version-label checks), [`pg`]
+//! (PostgreSQL census and job engine), [`files`] (directories), [`jobs`] (the subcommands),
+//! [`summary`], [`ratelimit`], [`aad`], [`value`], [`exit`].
+
+pub mod aad;
+pub mod action;
+pub mod census;
+pub mod cli;
+pub mod crypt;
+pub mod exit;
+pub mod files;
+pub mod jobs;
+pub mod keys;
+pub mod labels;
+pub mod pg;
+pub mod ratelimit;
+pub mod summary;
+pub mod value;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::exit::CliResult;
+
+/// Parses the command line, runs the subcommand and maps the outcome to an exit code,
+/// printing errors as one line on stderr.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("envelope: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::ERROR);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("envelope: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> CliResult {
+    match command {
+        Command::Keys(k) => keys::run(k).await,
+        Command::Encrypt(a) => crypt::encrypt(a).await,
+        Command::Decrypt(a) => crypt::decrypt(a).await,
+        Command::Inspect(a) => crypt::inspect(a),
+        Command::Census(a) => jobs::census(a).await,
+        Command::Rewrap(a) => jobs::rewrap(a).await,
+        Command::Reencrypt(a) => jobs::reencrypt(a).await,
+        Command::Retire(a) => jobs::retire(a).await,
+    }
+}
