@@ -90,6 +90,7 @@ pub async fn run(spec: &JobSpec, processor: Arc<Processor>) -> Result<JobEnd, Cl
             (job_id.clone(), record.parts)
         }
         None => {
+            refuse_foreign_column(&client, &target).await?;
             let job_id = new_job_id(kind);
             let ranges = split(&client, &target, spec.workers).await?;
             let parts =
@@ -185,6 +186,35 @@ fn new_job_id(kind: &str) -> String {
         .map(|d| d.as_micros())
         .unwrap_or(0);
     format!("{kind}-{micros:x}")
+}
+
+/// Refuses a column whose first values include no envelope ciphertext at all (a wrong
+/// `--column` would otherwise be reported row by row as failures).
+async fn refuse_foreign_column(
+    client: &tokio_postgres::Client,
+    target: &Target,
+) -> Result<(), CliError> {
+    let limit: i64 = 100;
+    let (sql, params) = target.page_query(&None, &None, &limit);
+    let rows = client.query(&sql, &params).await?;
+    let read: Vec<ReadRow> = rows.iter().filter_map(|r| decode_row(target, None, r)).collect();
+    let envelope_values = read
+        .iter()
+        .filter(|r| {
+            r.item
+                .stored
+                .as_ref()
+                .is_ok_and(|s| envelope::format::inspect(&s.binary).is_ok())
+        })
+        .count();
+    if !read.is_empty() && envelope_values == 0 {
+        return Err(CliError::new(format!(
+            "column {} holds no envelope ciphertexts (none of its first {} values parses): wrong --column?",
+            target.name(),
+            read.len()
+        )));
+    }
+    Ok(())
 }
 
 /// `workers` key ranges of about equal row counts.

@@ -59,7 +59,7 @@ impl Target {
                 "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) \
                  FROM pg_index i JOIN pg_attribute a \
                    ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) \
-                 WHERE i.indrelid = $1::regclass AND i.indisprimary",
+                 WHERE i.indrelid = $1::text::regclass AND i.indisprimary",
                 &[&table_sql],
             )
             .await?;
@@ -83,7 +83,7 @@ impl Target {
             }
             let exists = client
                 .query_opt(
-                    "SELECT 1 FROM pg_attribute WHERE attrelid = $1::regclass \
+                    "SELECT 1 FROM pg_attribute WHERE attrelid = $1::text::regclass \
                      AND attname = $2 AND attnum > 0 AND NOT attisdropped",
                     &[&table_sql, var],
                 )
@@ -118,7 +118,7 @@ impl Target {
             .query_opt(
                 "SELECT t.typname::text, format_type(a.atttypid, a.atttypmod) \
                  FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
-                 WHERE a.attrelid = $1::regclass AND a.attname = $2 \
+                 WHERE a.attrelid = $1::text::regclass AND a.attname = $2 \
                    AND a.attnum > 0 AND NOT a.attisdropped",
                 &[&table_sql, &column],
             )
@@ -145,9 +145,14 @@ impl Target {
     }
 
     fn select_list(&self) -> String {
-        let mut list = format!("{}::text, {}", self.pk_sql, self.column_sql);
-        for (_, quoted) in &self.aad_columns {
-            list.push_str(&format!(", {quoted}::text"));
+        // Output names that no ORDER BY can mistake for the key column (a bare ORDER BY
+        // name matches output columns first: the key's text form would sort as text).
+        let mut list = format!(
+            "t.{}::text AS envelope_key, t.{} AS envelope_value",
+            self.pk_sql, self.column_sql
+        );
+        for (i, (_, quoted)) in self.aad_columns.iter().enumerate() {
+            list.push_str(&format!(", t.{quoted}::text AS envelope_aad_{i}"));
         }
         list
     }
@@ -161,7 +166,7 @@ impl Target {
         limit_param: &'a i64,
     ) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
         let mut sql = format!(
-            "SELECT {} FROM {} WHERE {} IS NOT NULL",
+            "SELECT {} FROM {} AS t WHERE t.{} IS NOT NULL",
             self.select_list(),
             self.table_sql,
             self.column_sql
@@ -170,7 +175,7 @@ impl Target {
         if let Some(after) = after {
             params.push(after);
             sql.push_str(&format!(
-                " AND {} > ${}::text::{}",
+                " AND t.{} > ${}::text::{}",
                 self.pk_sql,
                 params.len(),
                 self.pk_type
@@ -179,7 +184,7 @@ impl Target {
         if let Some(until) = until {
             params.push(until);
             sql.push_str(&format!(
-                " AND {} <= ${}::text::{}",
+                " AND t.{} <= ${}::text::{}",
                 self.pk_sql,
                 params.len(),
                 self.pk_type
@@ -187,7 +192,7 @@ impl Target {
         }
         params.push(limit_param);
         sql.push_str(&format!(
-            " ORDER BY {} LIMIT ${}",
+            " ORDER BY t.{} LIMIT ${}",
             self.pk_sql,
             params.len()
         ));
@@ -197,7 +202,7 @@ impl Target {
     /// The rows with these primary keys (text), current values (NULLs included).
     pub fn reread_query(&self) -> String {
         format!(
-            "SELECT {} FROM {} WHERE {} = ANY($1::text[]::{}[])",
+            "SELECT {} FROM {} AS t WHERE t.{} = ANY($1::text[]::{}[])",
             self.select_list(),
             self.table_sql,
             self.pk_sql,
