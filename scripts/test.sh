@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, every test (the backend tests against real
-# servers this script installs and starts) on each crypto provider, the C ABI under valgrind
+# The whole test suite: formatting, lints, every test (the backend tests and the CLI's
+# rotation jobs against real servers this script installs and starts: OpenBao, moto,
+# PostgreSQL) on each crypto provider, the C ABI under valgrind
 # and ASan/UBSan, a short pass of every fuzz target, the Python and Go packages,
 # warning-free docs, and the check that envelope-core pulls in no cloud SDK. Exits non-zero
 # on the first failure.
@@ -14,11 +15,14 @@ step() { printf '\n==> %s\n' "$*"; }
 # Real servers for the backend tests, stopped whatever happens.
 source scripts/lib/openbao.sh
 source scripts/lib/moto.sh
-trap 'stop_openbao; stop_moto' EXIT
+source scripts/lib/postgres.sh
+trap 'stop_openbao; stop_moto; stop_postgres' EXIT
 step "start OpenBao (Vault Transit)"
 start_openbao
 step "start moto (AWS KMS)"
 start_moto
+step "start PostgreSQL (the rotation jobs' database)"
+start_postgres
 
 step "cargo fmt --check"
 cargo fmt --all --check

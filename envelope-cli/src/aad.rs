@@ -113,6 +113,9 @@ mod tests {
         for bad in ["{", "{a", "}", "{}", "a{b{c}}"] {
             assert!(AadTemplate::parse(bad).is_err(), "{bad}");
         }
-        assert_eq!(AadTemplate::parse("").expect("empty").render(|_| None), Ok(vec![]));
+        assert_eq!(
+            AadTemplate::parse("").expect("empty").render(|_| None),
+            Ok(vec![])
+        );
     }
 }

@@ -187,8 +187,10 @@ impl Processor {
             return Err(Stop(e));
         }
         let kind = e.kind();
-        if matches!(kind, ErrorKind::DecryptionFailed | ErrorKind::KeyVersionNotFound)
-            && let Ok(wrapped) = format::wrapped_dek(binary)
+        if matches!(
+            kind,
+            ErrorKind::DecryptionFailed | ErrorKind::KeyVersionNotFound
+        ) && let Ok(wrapped) = format::wrapped_dek(binary)
             && wrapped.check_label() == LabelCheck::BoundByWrap
         {
             // One unwrap per distinct DEK (memoized): a wrong AAD leaves the label verified.

@@ -300,7 +300,11 @@ impl Census {
                 "{:<8} {:<24} {:>8} {:<18} {:>10} {:>6}  {}",
                 k.provider,
                 k.key_id,
-                if k.key_version.is_empty() { "-" } else { &k.key_version },
+                if k.key_version.is_empty() {
+                    "-"
+                } else {
+                    &k.key_version
+                },
                 k.suite,
                 c.count,
                 c.deks,
@@ -320,7 +324,11 @@ impl Census {
                 k.provider,
                 k.key_id,
                 k.labeled,
-                if k.actual.is_empty() { "no version" } else { &k.actual },
+                if k.actual.is_empty() {
+                    "no version"
+                } else {
+                    &k.actual
+                },
                 samples.join(", ")
             );
         }

@@ -53,17 +53,20 @@ pub enum Command {
 pub enum KeysCommand {
     /// Create a local keyring key (and the keyring file, mode 0600, if missing).
     Create {
-        /// `local:///path/keyring.json#KEY`
+        /// The key to create: `local:///path/keyring.json#KEY` (`#KEY` defaults to
+        /// `default`). The key starts at version 1.
         uri: String,
     },
     /// Add a new version to a local key and make it current.
     Rotate {
-        /// `local:///path/keyring.json#KEY`
+        /// The key to rotate: `local:///path/keyring.json#KEY`. New encryptions use the
+        /// new version at once in new processes (running ones within the cache's max age);
+        /// stored data moves with `envelope rewrap`.
         uri: String,
     },
     /// List the keys of a local keyring with their versions.
     List {
-        /// `local:///path/keyring.json`
+        /// The keyring: `local:///path/keyring.json` (any `#KEY` is ignored).
         uri: String,
         /// Print JSON.
         #[arg(long)]

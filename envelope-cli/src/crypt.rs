@@ -13,8 +13,9 @@ use crate::value::Stored;
 
 fn read_input(path: Option<&Path>) -> Result<Vec<u8>, CliError> {
     match path {
-        Some(p) => std::fs::read(p)
-            .map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display()))),
+        Some(p) => {
+            std::fs::read(p).map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display())))
+        }
         None => {
             let mut buf = Vec::new();
             std::io::stdin().read_to_end(&mut buf)?;
@@ -63,7 +64,11 @@ pub async fn encrypt(args: CryptArgs) -> CliResult {
 pub async fn decrypt(args: CryptArgs) -> CliResult {
     let envelope = envelope::open(&args.key)?;
     let stored = Stored::from_file_bytes(read_input(args.input.as_deref())?)?;
-    let plaintext = Zeroizing::new(envelope.decrypt(&stored.binary, args.aad.as_bytes()).await?);
+    let plaintext = Zeroizing::new(
+        envelope
+            .decrypt(&stored.binary, args.aad.as_bytes())
+            .await?,
+    );
     write_output(args.output.as_deref(), &plaintext)?;
     Ok(OK)
 }
@@ -100,11 +105,21 @@ pub fn inspect(args: InspectArgs) -> CliResult {
         println!("suite           {}", info.suite);
         println!("provider        {}", info.provider);
         println!("key id          {}", info.key_id);
-        println!("key version     {}", if info.key_version.is_empty() { "-" } else { &info.key_version });
+        println!(
+            "key version     {}",
+            if info.key_version.is_empty() {
+                "-"
+            } else {
+                &info.key_version
+            }
+        );
         println!("version label   {label}");
         println!("DEK fingerprint {}", info.dek_fingerprint);
         println!("wrapped DEK     {} bytes", wrapped.ciphertext.len());
-        println!("plaintext       {} bytes (overhead {} bytes)", info.plaintext_len, info.overhead);
+        println!(
+            "plaintext       {} bytes (overhead {} bytes)",
+            info.plaintext_len, info.overhead
+        );
     }
     Ok(OK)
 }

@@ -50,7 +50,11 @@ fn relative(dir: &Path, path: &Path) -> String {
         .join("/")
 }
 
-fn read_item(dir: &Path, path: &Path, template: Option<&AadTemplate>) -> Result<(Item, Vec<u8>), CliError> {
+fn read_item(
+    dir: &Path,
+    path: &Path,
+    template: Option<&AadTemplate>,
+) -> Result<(Item, Vec<u8>), CliError> {
     let bytes = fs::read(path)
         .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
     let rel = relative(dir, path);
@@ -89,7 +93,10 @@ pub fn check_template(template: &AadTemplate) -> Result<(), CliError> {
 }
 
 /// A census of directories.
-pub async fn census(dirs: &[PathBuf], verifier: Option<&LabelVerifier>) -> Result<Census, CliError> {
+pub async fn census(
+    dirs: &[PathBuf],
+    verifier: Option<&LabelVerifier>,
+) -> Result<Census, CliError> {
     let mut census = Census::default();
     for dir in dirs {
         for path in walk(dir)? {
@@ -107,12 +114,15 @@ pub fn replace_atomically(path: &Path, contents: &[u8]) -> Result<(), CliError> 
     let fail = |what: &str, e: std::io::Error| {
         CliError::new(format!("cannot {what} {}: {e}", path.display()))
     };
-    let permissions = fs::metadata(path).map_err(|e| fail("stat", e))?.permissions();
+    let permissions = fs::metadata(path)
+        .map_err(|e| fail("stat", e))?
+        .permissions();
     let mut temp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .tempfile_in(parent)
         .map_err(|e| fail("create a temporary file beside", e))?;
-    temp.write_all(contents).map_err(|e| fail("write the replacement of", e))?;
+    temp.write_all(contents)
+        .map_err(|e| fail("write the replacement of", e))?;
     temp.as_file()
         .set_permissions(permissions)
         .map_err(|e| fail("set permissions on the replacement of", e))?;

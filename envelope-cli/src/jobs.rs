@@ -28,7 +28,10 @@ fn require_store(stores: &StoreArgs) -> Result<(), CliError> {
 }
 
 /// A census of every named store, merged.
-async fn census_of(stores: &StoreArgs, verifier: Option<&LabelVerifier>) -> Result<Census, CliError> {
+async fn census_of(
+    stores: &StoreArgs,
+    verifier: Option<&LabelVerifier>,
+) -> Result<Census, CliError> {
     let mut census = Census::default();
     if let (Some(db), Some(table), Some(column)) = (&stores.db, &stores.table, &stores.column) {
         let client = pg::connect(db).await?;
@@ -164,7 +167,11 @@ async fn run_job(args: JobArgs, kind: JobKind, template: Option<AadTemplate>) ->
         ));
     }
     let failed: u64 = summaries.iter().map(|s| s.total.failed).sum();
-    Ok(if failed > 0 { FINISHED_WITH_FAILURES } else { OK })
+    Ok(if failed > 0 {
+        FINISHED_WITH_FAILURES
+    } else {
+        OK
+    })
 }
 
 async fn dry_run(args: &JobArgs, envelope: &Envelope, kind: &JobKind) -> CliResult {
@@ -222,7 +229,11 @@ pub async fn retire(args: RetireArgs) -> CliResult {
     let (kms, key_id) = envelope::kms_from_uri(&args.key)?;
     let provider = kms.provider();
     let description = kms.describe_key(&key_id).await?;
-    if !description.versions.iter().any(|v| v.version == args.version) {
+    if !description
+        .versions
+        .iter()
+        .any(|v| v.version == args.version)
+    {
         return Err(CliError::new(format!(
             "key {key_id:?} has no version {:?}",
             args.version

@@ -28,7 +28,10 @@ pub async fn run(command: KeysCommand) -> CliResult {
             } else {
                 LocalKeyring::create(keyring.path(), &key_id)?;
             }
-            println!("created key {key_id:?} (version 1) in {}", keyring.path().display());
+            println!(
+                "created key {key_id:?} (version 1) in {}",
+                keyring.path().display()
+            );
         }
         KeysCommand::Rotate { uri } => {
             let (keyring, key_id) = local(&uri)?;
@@ -131,7 +134,9 @@ fn render(d: &KeyDescription) -> String {
     if d.rotation.automatic {
         out.push_str(&format!(
             "  rotates every {} s; next at {}\n",
-            d.rotation.period.map_or("?".into(), |p| p.as_secs().to_string()),
+            d.rotation
+                .period
+                .map_or("?".into(), |p| p.as_secs().to_string()),
             epoch(d.rotation.next_rotation).map_or("-".into(), |s| format!("{s} (unix)"))
         ));
     } else {

@@ -32,7 +32,10 @@ use crate::exit::CliResult;
 /// printing errors as one line on stderr.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("envelope: cannot start the async runtime: {e}");

@@ -94,7 +94,11 @@ impl Summary {
             self.store,
             t.scanned,
             t.changed,
-            if self.kind == "rewrap" { "rewrapped" } else { "re-encrypted" },
+            if self.kind == "rewrap" {
+                "rewrapped"
+            } else {
+                "re-encrypted"
+            },
             t.already_current,
             t.skipped,
             t.failed,

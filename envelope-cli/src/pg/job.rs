@@ -73,7 +73,12 @@ pub async fn run(spec: &JobSpec, processor: Arc<Processor>) -> Result<JobEnd, Cl
     let (job_id, parts) = match &spec.resume {
         Some(job_id) => {
             let record = checkpoint::load(&client, job_id).await?;
-            let mine = (kind, spec.table.as_str(), spec.column.as_str(), spec.key_uri.as_str());
+            let mine = (
+                kind,
+                spec.table.as_str(),
+                spec.column.as_str(),
+                spec.key_uri.as_str(),
+            );
             let theirs = (
                 record.kind.as_str(),
                 record.table.as_str(),
@@ -83,8 +88,13 @@ pub async fn run(spec: &JobSpec, processor: Arc<Processor>) -> Result<JobEnd, Cl
             if mine != theirs {
                 return Err(CliError::new(format!(
                     "job {job_id:?} is a {} of {}.{} with key {}; this command is a {kind} of {}.{} with key {}",
-                    record.kind, record.table, record.column, record.key_uri,
-                    spec.table, spec.column, spec.key_uri
+                    record.kind,
+                    record.table,
+                    record.column,
+                    record.key_uri,
+                    spec.table,
+                    spec.column,
+                    spec.key_uri
                 )));
             }
             (job_id.clone(), record.parts)
@@ -197,7 +207,10 @@ async fn refuse_foreign_column(
     let limit: i64 = 100;
     let (sql, params) = target.page_query(&None, &None, &limit);
     let rows = client.query(&sql, &params).await?;
-    let read: Vec<ReadRow> = rows.iter().filter_map(|r| decode_row(target, None, r)).collect();
+    let read: Vec<ReadRow> = rows
+        .iter()
+        .filter_map(|r| decode_row(target, None, r))
+        .collect();
     let envelope_values = read
         .iter()
         .filter(|r| {

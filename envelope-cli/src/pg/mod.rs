@@ -37,9 +37,12 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
 
 /// Connects (without TLS) and drives the connection on the runtime.
 pub async fn connect(url: &str) -> Result<Client, CliError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| CliError::new(format!("cannot connect to the database: {}", describe_pg_error(&e))))?;
+    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(|e| {
+        CliError::new(format!(
+            "cannot connect to the database: {}",
+            describe_pg_error(&e)
+        ))
+    })?;
     tokio::spawn(async move {
         // The client's calls report a closed connection; nothing more to do here.
         let _ = connection.await;
@@ -81,8 +84,9 @@ pub fn decode_row(target: &Target, template: Option<&AadTemplate>, row: &Row) ->
     let aad = match template {
         None => Ok(Vec::new()),
         Some(t) => {
-            let values: Vec<Option<String>> =
-                (0..target.aad_columns.len()).map(|i| row.get(2 + i)).collect();
+            let values: Vec<Option<String>> = (0..target.aad_columns.len())
+                .map(|i| row.get(2 + i))
+                .collect();
             t.render(|name| match name {
                 "table" => Some(target.table.as_str()),
                 "column" => Some(target.column.as_str()),

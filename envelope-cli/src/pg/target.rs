@@ -45,10 +45,7 @@ impl Target {
             .query_one("SELECT to_regclass($1)::text", &[&table])
             .await
             .map_err(|e| {
-                CliError::new(format!(
-                    "table {table:?}: {}",
-                    super::describe_pg_error(&e)
-                ))
+                CliError::new(format!("table {table:?}: {}", super::describe_pg_error(&e)))
             })?;
         let table_sql: String = row
             .get::<_, Option<String>>(0)
@@ -123,9 +120,7 @@ impl Target {
                 &[&table_sql, &column],
             )
             .await?
-            .ok_or_else(|| {
-                CliError::new(format!("table {table:?} has no column {column:?}"))
-            })?;
+            .ok_or_else(|| CliError::new(format!("table {table:?} has no column {column:?}")))?;
         let typname: String = row.get(0);
         match typname.as_str() {
             "text" | "varchar" => Ok(Form::Text),
