@@ -318,6 +318,63 @@ async fn rewrap_batch_reports_each_item() {
     }
 }
 
+/// `Envelope::rewrap_many` sends the distinct DEKs of a batch in one `batch_input` request.
+#[tokio::test]
+async fn envelope_rewrap_many_uses_one_batch_request() {
+    let server = server();
+    let admin = Admin::new(&server);
+    let key = unique("many");
+    admin.create_key(&key, false).await;
+    let writer = Envelope::builder(kms(&server, &server.token), key.clone())
+        .cache_policy(CachePolicy::default().with_max_messages(2))
+        .build()
+        .unwrap();
+    let mut cts = Vec::new();
+    for i in 0..12u8 {
+        cts.push(writer.encrypt(&[i], b"aad").await.unwrap());
+    }
+    admin.rotate(&key).await;
+    let mut relabeled = cts[0].clone();
+    let info = Envelope::inspect(&relabeled).unwrap();
+    assert_eq!(info.label, envelope_core::LabelCheck::Matches);
+    // The version label "1" sits right after the key id in the header.
+    let at = relabeled
+        .windows(key.len())
+        .position(|w| w == key.as_bytes())
+        .unwrap()
+        + key.len();
+    assert_eq!(&relabeled[at..at + 2], b"\x011");
+    relabeled[at + 1] = b'2';
+    assert!(matches!(
+        Envelope::inspect(&relabeled).unwrap().label,
+        envelope_core::LabelCheck::Mislabeled { ref carried } if carried == "1"
+    ));
+    let rewrapper = Envelope::builder(kms(&server, &server.token), key.clone())
+        .build()
+        .unwrap();
+    let mut inputs: Vec<&[u8]> = cts.iter().map(Vec::as_slice).collect();
+    inputs.push(&relabeled);
+    let results = rewrapper.rewrap_many(&inputs).await;
+    assert_eq!(
+        rewrapper.stats().kms_rewrap_calls,
+        1,
+        "six distinct DEKs, one request"
+    );
+    for (i, r) in results[..12].iter().enumerate() {
+        let r = r.as_ref().unwrap();
+        assert!(r.changed);
+        assert_eq!(r.to_version, "2");
+        assert_eq!(
+            writer.decrypt(&r.ciphertext, b"aad").await.unwrap(),
+            [i as u8]
+        );
+    }
+    assert_eq!(
+        results[12].as_ref().unwrap_err().kind(),
+        ErrorKind::DecryptionFailed
+    );
+}
+
 #[tokio::test]
 async fn least_privilege_token_cannot_decrypt() {
     let server = server();
