@@ -22,6 +22,12 @@ rustcrypto)
     echo "rustcrypto: $(printf '%s\n' "$tree" | sort -u | wc -l) crates, no aws-lc, ring or openssl"
     ;;
 fips)
+    # bindgen (which builds aws-lc-fips-sys) accepts any syn >= 2 but only compiles with
+    # syn 2 (and prettyplease 0.2): a lockfile update that lets syn 3 in breaks this build.
+    if ! awk '/^name = "bindgen"/{b=1} b&&/^\[\[package\]\]/{exit} b' Cargo.lock | grep -q '"syn 2\.'; then
+        echo "Cargo.lock: bindgen must resolve to syn 2 (edit its dependency back to \"syn 2.x\")" >&2
+        exit 1
+    fi
     args=(-p envelope-core --no-default-features --features fips --locked)
     cargo clippy "${args[@]}" --lib --tests -- -D warnings
     # The crypto tests assert fips_mode() == cfg!(feature = "fips").
