@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every test (the backend tests and the CLI's
 # rotation jobs against real servers this script installs and starts: OpenBao, moto,
-# PostgreSQL) on each crypto provider, the C ABI under valgrind
+# MiniStack, PostgreSQL) on each crypto provider, the C ABI under valgrind
 # and ASan/UBSan, a short pass of every fuzz target, the Python and Go packages,
 # warning-free docs, and the check that envelope-core pulls in no cloud SDK. Exits non-zero
 # on the first failure.
@@ -15,12 +15,15 @@ step() { printf '\n==> %s\n' "$*"; }
 # Real servers for the backend tests, stopped whatever happens.
 source scripts/lib/openbao.sh
 source scripts/lib/moto.sh
+source scripts/lib/ministack.sh
 source scripts/lib/postgres.sh
-trap 'stop_openbao; stop_moto; stop_postgres' EXIT
+trap 'stop_openbao; stop_moto; stop_ministack; stop_postgres' EXIT
 step "start OpenBao (Vault Transit)"
 start_openbao
 step "start moto (AWS KMS)"
 start_moto
+step "start MiniStack (AWS KMS with key material ids and key states)"
+start_ministack
 step "start PostgreSQL (the rotation jobs' database)"
 start_postgres
 

@@ -9,6 +9,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_kms::Client;
+use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::{Blob, DateTime};
 use aws_sdk_kms::types::{DataKeySpec, KeyState};
 use envelope_core::{
@@ -266,12 +267,14 @@ impl Kms for AwsKms {
             .await
             .map_err(|e| map_sdk_error(e, "describe", key_id))?;
         Self::bump(&self.calls.describe);
-        let rotations = client
-            .list_key_rotations()
-            .key_id(&arn)
-            .send()
-            .await
-            .map_err(|e| map_sdk_error(e, "describe", key_id))?;
+        // Earlier key materials come from ListKeyRotations. A role without
+        // kms:ListKeyRotations (or a server without the action) still gets the current
+        // material, the key state and the rotation schedule; only older versions go unlisted.
+        let rotations = match client.list_key_rotations().key_id(&arn).send().await {
+            Ok(out) => out.rotations.unwrap_or_default(),
+            Err(e) if rotations_unlistable(e.code()) => Vec::new(),
+            Err(e) => return Err(map_sdk_error(e, "describe", key_id)),
+        };
         let state = match metadata.key_state() {
             Some(KeyState::Enabled) => KeyVersionState::Enabled,
             Some(KeyState::Disabled) => KeyVersionState::Disabled,
@@ -281,8 +284,6 @@ impl Kms for AwsKms {
         };
         let current = metadata.current_key_material_id().map(str::to_owned);
         let mut versions: Vec<KeyVersionInfo> = rotations
-            .rotations
-            .unwrap_or_default()
             .into_iter()
             .filter_map(|r| {
                 Some(KeyVersionInfo {
@@ -379,5 +380,30 @@ impl Kms for AwsKms {
                 .ok_or_else(|| missing("rewrap", "ciphertext"))?
                 .into_inner(),
         })
+    }
+}
+/// Error codes of ListKeyRotations after which describe_key lists the current key material
+/// only: the caller may not list rotations, or the service does not offer the action.
+fn rotations_unlistable(code: Option<&str>) -> bool {
+    matches!(
+        code,
+        Some("AccessDeniedException" | "InvalidAction" | "UnknownOperationException")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotations_unlistable;
+
+    #[test]
+    fn only_permission_and_unsupported_action_skip_the_rotation_list() {
+        assert!(rotations_unlistable(Some("AccessDeniedException")));
+        assert!(rotations_unlistable(Some("InvalidAction")));
+        assert!(!rotations_unlistable(Some("NotFoundException")));
+        assert!(!rotations_unlistable(Some("KMSInternalException")));
+        assert!(
+            !rotations_unlistable(None),
+            "a transport failure is not skipped"
+        );
     }
 }
