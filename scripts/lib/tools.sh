@@ -12,14 +12,15 @@ ensure_venv() {
     fi
 }
 
-# ensure_venv_tool PACKAGE[==VERSION] COMMAND: installs PACKAGE into the project's virtualenv
-# unless COMMAND is already there.
+# ensure_venv_tool "PACKAGE[==VERSION] [MORE…]" COMMAND: installs the space-separated packages
+# into the project's virtualenv unless COMMAND is already there.
 ensure_venv_tool() {
     local package=$1 command=$2
     ensure_venv
     if [ ! -x "$ENVELOPE_VENV/bin/$command" ]; then
         echo "installing $package into $ENVELOPE_VENV" >&2
-        "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check "$package"
+        # shellcheck disable=SC2086 # a space-separated list of requirements
+        "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check $package
     fi
     [ -x "$ENVELOPE_VENV/bin/$command" ] || { echo "$package did not provide $command" >&2; return 1; }
 }
