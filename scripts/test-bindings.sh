@@ -11,13 +11,15 @@ source scripts/lib/tools.sh
 cargo build --release --locked -p envelope-ffi --example interop -p envelope
 # The Go module finds the C library through pkg-config: install it into a project prefix.
 scripts/install-c.sh "$ENVELOPE_TOOLS/prefix" >/dev/null
-export PKG_CONFIG_PATH=$ENVELOPE_TOOLS/prefix/lib/pkgconfig
+# Only the Go commands see PKG_CONFIG_PATH: aws-lc-sys's build script reruns when it changes,
+# so exporting it to cargo would rebuild the whole AWS-LC stack in every later build.
+go_pkg_config=$ENVELOPE_TOOLS/prefix/lib/pkgconfig
 ensure_venv
 "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
 "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check "./bindings/python[test]"
 
 mkdir -p "$ENVELOPE_TOOLS/bin"
-(cd bindings/go && go build -o "$ENVELOPE_TOOLS/bin/envelope-interop" ./cmd/envelope-interop)
+(cd bindings/go && PKG_CONFIG_PATH=$go_pkg_config go build -o "$ENVELOPE_TOOLS/bin/envelope-interop" ./cmd/envelope-interop)
 export ENVELOPE_INTEROP_RUST=$PWD/target/release/examples/interop
 export ENVELOPE_INTEROP_GO=$ENVELOPE_TOOLS/bin/envelope-interop
 
@@ -26,7 +28,7 @@ echo "==> pytest (bindings/python)"
 
 echo "==> go vet, go test -race (bindings/go)"
 (cd bindings/go && test -z "$(gofmt -l .)" || { gofmt -l . >&2; echo "gofmt: files above need formatting" >&2; exit 1; })
-(cd bindings/go && go vet ./... && go test -race -count=1 ./...)
+(cd bindings/go && export PKG_CONFIG_PATH=$go_pkg_config && go vet ./... && go test -race -count=1 ./...)
 
 # The cross-language test again with the Rust side on the pure-Rust provider: RustCrypto
 # ciphertexts must decrypt in Python and Go (aws-lc-rs) and theirs in RustCrypto.

@@ -26,11 +26,13 @@ echo "==> C: install into a prefix, build a program outside the repository with 
 command -v pkg-config >/dev/null || { apt-get update -qq && apt-get install -y -qq pkg-config; }
 prefix=$work/prefix
 scripts/install-c.sh "$prefix"
-export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+# PKG_CONFIG_PATH only inside the C and Go subshells: aws-lc-sys's build script reruns when
+# it changes, so the wheel's cargo build below must not see it.
 mkdir "$work/c"
 cp examples/out-of-tree/roundtrip.c "$work/c/"
 (
     cd "$work/c"
+    export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
     # shellcheck disable=SC2046
     cc -std=c11 -Wall -Werror roundtrip.c $(pkg-config --cflags --libs envelope) -o roundtrip-shared
     # shellcheck disable=SC2046
@@ -58,6 +60,7 @@ MOD
 cp bindings/go/go.sum "$work/go/go.sum"
 (
     cd "$work/go"
+    export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
     # A build cache of its own: Go caches a cgo package with the linker flags pkg-config gave
     # when it was built, not with the library's content, so a shared cache would link against
     # an earlier (possibly deleted) prefix and test nothing about this install.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every test (the backend tests and the CLI's
 # rotation jobs against real servers this script installs and starts: OpenBao, moto,
-# MiniStack, PostgreSQL) on each crypto provider, the C ABI under valgrind
+# MiniStack, drongo, PostgreSQL) on each crypto provider, the C ABI under valgrind
 # and ASan/UBSan, a short pass of every fuzz target, the Python and Go packages,
 # warning-free docs, and the check that envelope-core pulls in no cloud SDK. Exits non-zero
 # on the first failure.
@@ -16,14 +16,17 @@ step() { printf '\n==> %s\n' "$*"; }
 source scripts/lib/openbao.sh
 source scripts/lib/moto.sh
 source scripts/lib/ministack.sh
+source scripts/lib/drongo.sh
 source scripts/lib/postgres.sh
-trap 'stop_openbao; stop_moto; stop_ministack; stop_postgres' EXIT
+trap 'stop_openbao; stop_moto; stop_ministack; stop_drongo; stop_postgres' EXIT
 step "start OpenBao (Vault Transit)"
 start_openbao
 step "start moto (AWS KMS)"
 start_moto
 step "start MiniStack (AWS KMS with key material ids and key states)"
 start_ministack
+step "start drongo (Google Cloud KMS)"
+start_drongo
 step "start PostgreSQL (the rotation jobs' database)"
 start_postgres
 
@@ -32,7 +35,7 @@ cargo fmt --all --check
 
 # The default crypto provider (aws-lc-rs) with the pure-Rust one compiled in beside it, so
 # that every test vector runs on both in one pass; every backend.
-FEATURES=envelope/aws,envelope/vault,envelope-core/rustcrypto
+FEATURES=envelope/aws,envelope/gcp,envelope/vault,envelope-core/rustcrypto
 
 step "cargo clippy (all targets, default provider + rustcrypto + every backend, -D warnings)"
 cargo clippy --workspace --all-targets --features "$FEATURES" --locked -- -D warnings

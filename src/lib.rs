@@ -9,6 +9,10 @@ mod uri;
 #[cfg(feature = "aws")]
 pub use envelope_kms_aws as aws;
 
+/// The Google Cloud KMS backend (feature `gcp`).
+#[cfg(feature = "gcp")]
+pub use envelope_kms_gcp as gcp;
+
 /// The Vault / OpenBao Transit backend (feature `vault`).
 #[cfg(feature = "vault")]
 pub use envelope_kms_vault as vault;

@@ -28,6 +28,12 @@ pub fn kms_from_uri(uri: &str) -> Result<(Arc<dyn Kms>, String)> {
         }
         #[cfg(not(feature = "aws"))]
         "aws-kms" => Err(not_enabled(scheme, "aws")),
+        #[cfg(feature = "gcp")]
+        "gcp-kms" => {
+            let (builder, key_id) = envelope_kms_gcp::GcpKmsBuilder::from_env().with_url(uri)?;
+            Ok((Arc::new(builder.build()?), key_id))
+        }
+        #[cfg(not(feature = "gcp"))]
         "gcp-kms" => Err(not_enabled(scheme, "gcp")),
         #[cfg(feature = "vault")]
         "vault" => {
@@ -43,6 +49,7 @@ pub fn kms_from_uri(uri: &str) -> Result<(Arc<dyn Kms>, String)> {
     }
 }
 
+#[cfg_attr(all(feature = "aws", feature = "gcp", feature = "vault"), allow(dead_code))]
 fn not_enabled(scheme: &str, feature: &'static str) -> Error {
     Error::FeatureNotEnabled {
         scheme: scheme.to_owned(),
@@ -70,10 +77,13 @@ mod tests {
     #[test]
     fn dispatches_and_names_missing_features() {
         assert!(kms_from_uri("local:///tmp/x.json").is_ok());
-        let mut missing = vec![(
-            "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
-            "gcp",
-        )];
+        let mut missing = Vec::new();
+        if cfg!(not(feature = "gcp")) {
+            missing.push((
+                "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k",
+                "gcp",
+            ));
+        }
         if cfg!(not(feature = "aws")) {
             missing.push(("aws-kms://arn:aws:kms:us-east-1:111122223333:key/k", "aws"));
         }
@@ -99,6 +109,16 @@ mod tests {
                 .expect_err("not a key ARN");
             assert_eq!(err.kind(), ErrorKind::InvalidKeyUri);
             assert!(kms_from_uri("aws-kms://arn:aws:kms:us-east-1:111122223333:key/k").is_ok());
+        }
+        #[cfg(feature = "gcp")]
+        {
+            let err = kms_from_uri("gcp-kms://projects/p/locations/l/keyRings/r")
+                .expect_err("not a CryptoKey name");
+            assert_eq!(err.kind(), ErrorKind::InvalidKeyUri);
+            let (kms, key) =
+                kms_from_uri("gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k").unwrap();
+            assert_eq!(kms.provider(), envelope_core::Provider::GcpKms);
+            assert_eq!(key, "projects/p/locations/l/keyRings/r/cryptoKeys/k");
         }
         let err = kms_from_uri("s3://bucket/key").expect_err("unknown");
         assert_eq!(err.kind(), ErrorKind::InvalidKeyUri);

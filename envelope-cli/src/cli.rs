@@ -7,7 +7,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Envelope encryption from the command line, and the jobs that follow a key rotation.
 ///
 /// Key URIs name a KEK: `local:///path/keyring.json#KEY` (the local keyring; `#KEY` defaults
-/// to `default`), `aws-kms://arn:aws:kms:…`, `vault://HOST:PORT/transit/keys/NAME`.
+/// to `default`), `aws-kms://arn:aws:kms:…`, `gcp-kms://projects/P/locations/L/keyRings/R/cryptoKeys/K`,
+/// `vault://HOST:PORT/transit/keys/NAME`.
 ///
 /// After a rotation: `census` counts stored ciphertexts by KEK version (headers only),
 /// `rewrap` moves stale ones to the current version (header only, bodies untouched),

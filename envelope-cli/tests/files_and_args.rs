@@ -365,8 +365,8 @@ async fn bad_arguments_give_one_clear_line() {
         "no primary key",
     );
     let mut gcp = job(&table, "ssn");
-    gcp[2] = "gcp-kms://projects/p/locations/l/keyRings/r/cryptoKeys/k".into();
-    check(gcp, 1, "`gcp`");
+    gcp[2] = "gcp-kms://projects/p/locations/l/keyRings/r".into();
+    check(gcp, 1, "cryptoKeys/K");
     let mut bad_db = job(&table, "ssn");
     bad_db[4] = "postgres://nobody@127.0.0.1:1/none".into();
     check(bad_db, 1, "cannot connect to the database");

@@ -144,8 +144,8 @@ envelope_status envelope_last_error_message(uint8_t *buf, size_t buf_len, size_t
 // `out` must be valid for a write.
 envelope_status envelope_client_options_default(struct envelope_client_options *out);
 
-// Creates a client for a key URI (`local://…`, `aws-kms://…`, `vault://…`). `options` may be
-// NULL for the defaults. Makes no KMS call.
+// Creates a client for a key URI (`local://…`, `aws-kms://…`, `gcp-kms://…`, `vault://…`).
+// `options` may be NULL for the defaults. Makes no KMS call.
 //
 // # Safety
 // `key_uri` must be valid for `key_uri_len` bytes; `options` NULL or valid; `out` valid for

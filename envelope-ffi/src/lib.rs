@@ -244,8 +244,8 @@ pub unsafe extern "C" fn envelope_client_options_default(
     })
 }
 
-/// Creates a client for a key URI (`local://…`, `aws-kms://…`, `vault://…`). `options` may be
-/// NULL for the defaults. Makes no KMS call.
+/// Creates a client for a key URI (`local://…`, `aws-kms://…`, `gcp-kms://…`, `vault://…`).
+/// `options` may be NULL for the defaults. Makes no KMS call.
 ///
 /// # Safety
 /// `key_uri` must be valid for `key_uri_len` bytes; `options` NULL or valid; `out` valid for

@@ -101,7 +101,7 @@ pub(crate) fn describe(
     listed.sort_by_key(|v| (v.version.len(), v.version.clone()));
     let period = key
         .rotation_period()
-        .and_then(|d| Duration::try_from((**d).clone()).ok());
+        .and_then(|d| Duration::try_from(**d).ok());
     Ok(KeyDescription {
         key_id: key.name.clone(),
         current_version: primary.as_ref().map(|p| p.version.clone()),

@@ -309,14 +309,53 @@ def _vault_uri() -> str:
     return f"vault://{addr.removeprefix('http://')}/transit/keys/{name}?http=loopback"
 
 
-def test_client_works_in_a_forked_child():
+def _gcp_uri() -> str:
+    """A fresh key ring and key on the drongo (Cloud KMS) server scripts/test.sh started."""
+    import json
+    import urllib.request
+    import uuid
+
+    from conftest import required_env
+
+    endpoint = required_env("ENVELOPE_TEST_GCP_ENDPOINT")
+    ring = f"projects/py/locations/global/keyRings/py-{uuid.uuid4().hex[:8]}"
+    for url, body in [
+        (f"{endpoint}/v1/projects/py/locations/global/keyRings?keyRingId={ring.rsplit('/', 1)[1]}", {}),
+        (f"{endpoint}/v1/{ring}/cryptoKeys?cryptoKeyId=k", {"purpose": "ENCRYPT_DECRYPT"}),
+    ]:
+        request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+        urllib.request.urlopen(request, timeout=10).close()
+    os.environ["ENVELOPE_GCP_KMS_ENDPOINT"] = endpoint  # read by GcpKmsBuilder::from_env
+    return f"gcp-kms://{ring}/cryptoKeys/k?http=loopback&credentials=anonymous"
+
+
+def test_gcp_key_uri():
+    """The package reaches Google Cloud KMS through the key URI like any other backend: the
+    header names the CryptoKey and its version, a cold client decrypts, and a wrong context
+    (Cloud KMS's additional authenticated data) is refused by the server."""
+    uri = _gcp_uri()
+    with Client(uri) as c:
+        ct = c.encrypt(b"123-45-6789", b"users.ssn#1")
+        info = Client.inspect(ct)
+        assert info.provider == "gcp-kms"
+        assert info.key_id == uri.removeprefix("gcp-kms://").split("?")[0]
+        assert info.key_version == "1"
+    with Client(uri, cache=False) as cold:
+        assert cold.decrypt(ct, b"users.ssn#1") == b"123-45-6789"
+    with Client(uri, cache=False, encryption_context={"tenant": "other"}) as other:
+        with pytest.raises(envelope_sdk.DecryptionFailed):
+            other.decrypt(ct, b"users.ssn#1")
+
+
+@pytest.mark.parametrize("make_uri", [_vault_uri, _gcp_uri], ids=["vault", "gcp"])
+def test_client_works_in_a_forked_child(make_uri):
     """A worker forked after the client was made (gunicorn --preload, multiprocessing)
     gets a working client: the parent's KMS runtime thread does not exist in the child, so
-    its first KMS call starts a runtime of its own. Vault is used because a network KMS
-    needs the runtime's I/O driver (a local keyring would not notice)."""
+    its first KMS call starts a runtime of its own. Network KMSs are used because they need
+    the runtime's I/O driver and pooled connections (a local keyring would not notice)."""
     import signal
 
-    with Client(_vault_uri(), cache=False) as c:  # every call is a KMS call
+    with Client(make_uri(), cache=False) as c:  # every call is a KMS call
         parent_ct = c.encrypt(b"parent", b"a")
         pid = os.fork()
         if pid == 0:  # the child: never return into pytest
