@@ -49,7 +49,10 @@ pub fn kms_from_uri(uri: &str) -> Result<(Arc<dyn Kms>, String)> {
     }
 }
 
-#[cfg_attr(all(feature = "aws", feature = "gcp", feature = "vault"), allow(dead_code))]
+#[cfg_attr(
+    all(feature = "aws", feature = "gcp", feature = "vault"),
+    allow(dead_code)
+)]
 fn not_enabled(scheme: &str, feature: &'static str) -> Error {
     Error::FeatureNotEnabled {
         scheme: scheme.to_owned(),
