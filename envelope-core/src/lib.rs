@@ -12,6 +12,7 @@ mod error;
 pub mod format;
 pub mod kms;
 pub mod local;
+mod per_process;
 mod secret;
 mod stats;
 mod suite;
@@ -32,6 +33,7 @@ pub use kms::{
     LabelCheck, Provider, RotationState, WrappedDek, canonical_context,
 };
 pub use local::{LocalKeyring, LocalKms};
+pub use per_process::PerProcess;
 pub use secret::{Dek, KEY_LEN};
 pub use stats::{ActiveDekStats, EnvelopeStats};
 pub use suite::{COMMITMENT_LEN, Suite, TAG_LEN};

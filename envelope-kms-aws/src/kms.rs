@@ -14,7 +14,7 @@ use aws_sdk_kms::primitives::{Blob, DateTime};
 use aws_sdk_kms::types::{DataKeySpec, KeyState};
 use envelope_core::{
     Dek, EncryptionContext, Error, GeneratedDek, KeyDescription, KeyVersionInfo, KeyVersionState,
-    Kms, KmsExt, Provider, Result, RotationState, WrappedDek,
+    Kms, KmsExt, PerProcess, Provider, Result, RotationState, WrappedDek,
 };
 use zeroize::Zeroize;
 
@@ -60,9 +60,9 @@ struct Counters {
 /// - The envelope's encryption context is passed as KMS's encryption context.
 pub struct AwsKms {
     builder: AwsKmsBuilder,
-    /// The SDK client and the process that built it: rebuilt in a forked child, whose
-    /// parent's pooled connections belong to a runtime thread that does not exist there.
-    client: tokio::sync::Mutex<Option<(u32, Client)>>,
+    /// The SDK client, rebuilt in a forked child (whose parent's pooled connections belong
+    /// to a runtime thread that does not exist there).
+    client: PerProcess<Client>,
     calls: Counters,
 }
 
@@ -120,7 +120,7 @@ impl AwsKms {
     pub(crate) fn from_builder(builder: AwsKmsBuilder) -> Self {
         AwsKms {
             builder,
-            client: tokio::sync::Mutex::new(None),
+            client: PerProcess::new(),
             calls: Counters::default(),
         }
     }
@@ -140,15 +140,12 @@ impl AwsKms {
     /// The SDK client, configured on first use (and again in a forked child) from the
     /// builder and the AWS environment.
     pub async fn client(&self) -> Client {
-        let mut slot = self.client.lock().await;
-        let pid = std::process::id();
-        if let Some((built_by, client)) = slot.as_ref()
-            && *built_by == pid
-        {
-            return client.clone();
-        }
-        let client = self.build_client().await;
-        *slot = Some((pid, client.clone()));
+        let Ok(client) = self
+            .client
+            .get_or_try_init(|| async {
+                Ok::<_, std::convert::Infallible>(self.build_client().await)
+            })
+            .await;
         client
     }
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use envelope_core::{
-    Dek, EncryptionContext, Error, KeyDescription, Kms, KmsExt, Provider, Result, WrappedDek,
-    canonical_context,
+    Dek, EncryptionContext, Error, KeyDescription, Kms, KmsExt, PerProcess, Provider, Result,
+    WrappedDek, canonical_context,
 };
 use google_cloud_gax::exponential_backoff::ExponentialBackoffBuilder;
 use google_cloud_gax::options::RequestOptionsBuilder;
@@ -57,9 +57,9 @@ struct Counters {
 /// - Every Encrypt and Decrypt carries and checks CRC32C checksums.
 pub struct GcpKms {
     builder: GcpKmsBuilder,
-    /// The client and the process that built it: rebuilt in a forked child, whose parent's
-    /// pooled connections belong to a runtime thread that does not exist there.
-    client: tokio::sync::Mutex<Option<(u32, KeyManagementService)>>,
+    /// The client, rebuilt in a forked child (whose parent's pooled connections belong to a
+    /// runtime thread that does not exist there).
+    client: PerProcess<KeyManagementService>,
     calls: Counters,
 }
 
@@ -105,7 +105,7 @@ impl GcpKms {
     pub(crate) fn from_builder(builder: GcpKmsBuilder) -> Self {
         GcpKms {
             builder,
-            client: tokio::sync::Mutex::new(None),
+            client: PerProcess::new(),
             calls: Counters::default(),
         }
     }
@@ -124,16 +124,7 @@ impl GcpKms {
     /// builder and Application Default Credentials. Failing to find credentials is
     /// `PermissionDenied`; an unusable configuration is `InvalidConfig`.
     pub async fn client(&self) -> Result<KeyManagementService> {
-        let mut slot = self.client.lock().await;
-        let pid = std::process::id();
-        if let Some((built_by, client)) = slot.as_ref()
-            && *built_by == pid
-        {
-            return Ok(client.clone());
-        }
-        let client = self.build_client().await?;
-        *slot = Some((pid, client.clone()));
-        Ok(client)
+        self.client.get_or_try_init(|| self.build_client()).await
     }
 
     async fn build_client(&self) -> Result<KeyManagementService> {
@@ -183,23 +174,24 @@ impl GcpKms {
     ) -> Result<WrappedDek> {
         let client = self.client().await?;
         let aad = aad(context);
+        let sent_aad = aad.is_some();
         let mut request = client
             .encrypt()
             .set_name(key_id)
             .set_plaintext_crc32c(crc32c(dek.expose_secret()))
             .set_plaintext(Bytes::from_owner(PlaintextDek(*dek.expose_secret())))
             .with_idempotency(true);
-        if let Some(aad) = &aad {
+        if let Some(aad) = aad {
             request = request
-                .set_additional_authenticated_data_crc32c(crc32c(aad))
-                .set_additional_authenticated_data(aad.clone());
+                .set_additional_authenticated_data_crc32c(crc32c(&aad))
+                .set_additional_authenticated_data(aad);
         }
         Self::bump(&self.calls.encrypt);
         let response = request
             .send()
             .await
             .map_err(|e| map_error(e, operation, key_id))?;
-        check_encrypt(&response, aad.is_some(), operation)?;
+        check_encrypt(&response, sent_aad, operation)?;
         let version = version_id(key_id, &response.name, operation)?.to_owned();
         Ok(WrappedDek {
             provider: Provider::GcpKms,

@@ -98,7 +98,7 @@ pub(crate) fn describe(
         listed.push(primary.clone());
     }
     // Numeric order: "10" after "9".
-    listed.sort_by_key(|v| (v.version.len(), v.version.clone()));
+    listed.sort_by(|a, b| (a.version.len(), &a.version).cmp(&(b.version.len(), &b.version)));
     let period = key
         .rotation_period()
         .and_then(|d| Duration::try_from(**d).ok());
