@@ -1,10 +1,20 @@
-//! Writes `testvectors/v1.json` (deterministic: the same bytes on every run).
+//! Writes `testvectors/v1.json` and `testvectors/compact.json` (deterministic: the same
+//! bytes on every run).
 //!
 //! `cargo run -p envelope-core --features testing --example generate_testvectors`
 
 fn main() -> std::io::Result<()> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testvectors/v1.json");
-    std::fs::write(&path, envelope_core::vectors::generate_file())?;
-    println!("wrote {}", path.canonicalize()?.display());
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testvectors");
+    for (name, text) in [
+        ("v1.json", envelope_core::vectors::generate_file()),
+        (
+            "compact.json",
+            envelope_core::vectors::compact::generate_file(),
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text)?;
+        println!("wrote {}", path.canonicalize()?.display());
+    }
     Ok(())
 }

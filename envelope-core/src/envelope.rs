@@ -8,6 +8,7 @@ use crate::cache::{
     UnwrapGuard,
 };
 use crate::clock;
+use crate::compact::{self, DekId, DekState, DekStore, NewDek, ParsedCompact};
 use crate::crypto::CryptoProvider;
 use crate::error::{Error, Result};
 use crate::format::{self, HeaderInfo, NonceSource, Output, Parsed};
@@ -31,8 +32,11 @@ struct Inner {
     provider: CryptoProvider,
     context: EncryptionContext,
     policy: CachePolicy,
+    /// Where compact-form DEKs live; `Some` makes encryption write the compact form.
+    store: Option<Arc<dyn DekStore>>,
     active: ActiveSlot,
-    /// Prepared DEKs for decryption, keyed by the header's KEK reference bytes.
+    /// Prepared DEKs for decryption, keyed by the header's KEK reference bytes (v1) or by
+    /// [`DekId::cache_key`] (compact form).
     unwrapped: SingleFlightCache<Box<[u8]>, Arc<CachedKey>>,
     /// The lock-free front of `unwrapped`.
     hot: HotKeys,
@@ -71,6 +75,7 @@ pub struct EnvelopeBuilder {
     provider: CryptoProvider,
     policy: CachePolicy,
     context: EncryptionContext,
+    store: Option<Arc<dyn DekStore>>,
 }
 
 impl EnvelopeBuilder {
@@ -99,6 +104,15 @@ impl EnvelopeBuilder {
         self
     }
 
+    /// A DEK store: new ciphertexts are written in the compact form (40 bytes of overhead
+    /// for AES-256-GCM), naming their DEK by its id in `store`, and compact ciphertexts
+    /// decrypt through it. Without a store the envelope writes v1 and refuses compact
+    /// ciphertexts with [`Error::InvalidConfig`].
+    pub fn dek_store(mut self, store: Arc<dyn DekStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     /// Checks the configuration and builds the envelope. Makes no KMS call.
     pub fn build(self) -> Result<Envelope> {
         self.policy.validate(self.suite)?;
@@ -114,6 +128,7 @@ impl EnvelopeBuilder {
                 suite: self.suite,
                 provider: self.provider,
                 context: self.context,
+                store: self.store,
                 unwrapped: SingleFlightCache::new(policy.decrypt_capacity(), policy.decrypt_ttl()),
                 hot: HotKeys::new(policy.decrypt_capacity()),
                 rewraps: SingleFlightCache::new(policy.decrypt_capacity(), policy.max_age()),
@@ -138,6 +153,7 @@ impl fmt::Debug for Envelope {
             .field("suite", &self.inner.suite)
             .field("crypto_provider", &self.inner.provider)
             .field("policy", &self.inner.policy)
+            .field("dek_store", &self.inner.store)
             .finish_non_exhaustive()
     }
 }
@@ -157,6 +173,7 @@ impl Envelope {
             provider: CryptoProvider::default(),
             policy: CachePolicy::default(),
             context: EncryptionContext::new(),
+            store: None,
         }
     }
 
@@ -282,6 +299,14 @@ impl Envelope {
         aad: &[u8],
         out: &mut Output<'_>,
     ) -> Result<usize> {
+        if compact::is_compact(ciphertext) {
+            let parsed = compact::parse(ciphertext)?;
+            if let Some(opened) = self.inner.open_compact_cached_to(&parsed, aad, out) {
+                return opened;
+            }
+            let key = self.inner.load_stored_key(parsed.dek_id).await?;
+            return out.open_compact(&key.key, &parsed, aad);
+        }
         let parsed = format::parse(ciphertext)?;
         if let Some(opened) = self.inner.open_cached_to(&parsed, aad, out) {
             return opened;
@@ -299,7 +324,16 @@ impl Envelope {
     /// the header: the nonce, commitment and body bytes stay identical. A ciphertext already
     /// under the current version comes back unchanged. One KMS call per distinct DEK (results
     /// are reused for the cache's `max_age`).
+    ///
+    /// A compact ciphertext carries no KEK reference: it is refused with
+    /// [`Error::InvalidConfig`]; rotate its DEK store instead ([`Envelope::rewrap_wrapped`],
+    /// `envelope rewrap --dek-store`).
     pub async fn rewrap(&self, ciphertext: &[u8]) -> Result<Rewrapped> {
+        if compact::is_compact(ciphertext) {
+            return Err(Error::InvalidConfig(
+                "a compact ciphertext has no KEK reference to rewrap: rotate its DEK store (envelope rewrap --dek-store)".into(),
+            ));
+        }
         let parsed = format::parse(ciphertext)?;
         let inner = &self.inner;
         let outcome = if inner.policy.is_enabled() {
@@ -369,10 +403,17 @@ impl Envelope {
     pub async fn reencrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let plaintext = zeroize::Zeroizing::new(self.decrypt(ciphertext, aad).await?);
         // Never re-encrypt under the DEK being replaced: retire it if it is the active one.
-        let parsed = format::parse(ciphertext)?;
-        self.inner
-            .active
-            .retire_if(|active| *active.kek_ref == *parsed.kek_ref);
+        if compact::is_compact(ciphertext) {
+            let id = compact::parse(ciphertext)?.dek_id;
+            self.inner
+                .active
+                .retire_if(|active| active.dek_id == Some(id));
+        } else {
+            let parsed = format::parse(ciphertext)?;
+            self.inner
+                .active
+                .retire_if(|active| *active.kek_ref == *parsed.kek_ref);
+        }
         self.encrypt(&plaintext, aad).await
     }
 
@@ -463,11 +504,81 @@ impl Envelope {
         aad: &[u8],
         out: &mut Output<'_>,
     ) -> Option<Result<usize>> {
+        if compact::is_compact(ciphertext) {
+            return match compact::parse(ciphertext) {
+                Ok(parsed) => self.inner.open_compact_cached_to(&parsed, aad, out),
+                Err(e) => Some(Err(e)),
+            };
+        }
         let parsed = match format::parse(ciphertext) {
             Ok(parsed) => parsed,
             Err(e) => return Some(Err(e)),
         };
         self.inner.open_cached_to(&parsed, aad, out)
+    }
+
+    /// The DEK store compact ciphertexts read through, if any.
+    pub fn dek_store(&self) -> Option<&Arc<dyn DekStore>> {
+        self.inner.store.as_ref()
+    }
+
+    /// Moves wrapped DEKs to the current version of this envelope's KEK (the DEK store's
+    /// rotation), results in input order: `Ok(None)` when a DEK is already under the current
+    /// version, `Ok(Some(new))` when it moved. One KMS request for all of them where the
+    /// service has a batch rewrap ([`Kms::rewrap_dek_batch`]), else one call per DEK.
+    /// Nothing is cached: each call asks the KMS.
+    pub async fn rewrap_wrapped(&self, wrapped: &[WrappedDek]) -> Vec<Result<Option<WrappedDek>>> {
+        let inner = &self.inner;
+        let moved = |old: &WrappedDek, new: WrappedDek| -> Result<Option<WrappedDek>> {
+            inner.kms.check_owned(&new)?;
+            let unchanged = !new.key_version.is_empty()
+                && new.key_id == old.key_id
+                && new.key_version == old.key_version;
+            Ok((!unchanged).then_some(new))
+        };
+        if let Some(first_foreign) = wrapped.iter().find(|w| inner.kms.check_owned(w).is_err()) {
+            let error = inner.kms.check_owned(first_foreign).err();
+            return wrapped
+                .iter()
+                .map(|w| match inner.kms.check_owned(w) {
+                    Ok(()) => Err(Error::InvalidConfig(format!(
+                        "batch refused: another DEK in it belongs to another KMS ({})",
+                        error.as_ref().map(ToString::to_string).unwrap_or_default()
+                    ))),
+                    Err(e) => Err(e),
+                })
+                .collect();
+        }
+        if wrapped.len() >= 2 {
+            let batch = inner
+                .kms
+                .rewrap_dek_batch(wrapped, &inner.key_id, &inner.context);
+            if let Some(Ok(items)) = inner
+                .counters
+                .kms_call_if_served(KmsOp::Rewrap, &inner.key_id, batch)
+                .await
+                && items.len() == wrapped.len()
+            {
+                return wrapped
+                    .iter()
+                    .zip(items)
+                    .map(|(old, item)| item.and_then(|new| moved(old, new)))
+                    .collect();
+            }
+        }
+        let mut out = Vec::with_capacity(wrapped.len());
+        for old in wrapped {
+            let new = inner
+                .counters
+                .kms_call(
+                    KmsOp::Rewrap,
+                    &old.key_id,
+                    inner.kms.rewrap_dek(old, &inner.key_id, &inner.context),
+                )
+                .await;
+            out.push(new.and_then(|new| moved(old, new)));
+        }
+        out
     }
 }
 
@@ -480,13 +591,16 @@ impl Inner {
         aad: &[u8],
         out: &mut Output<'_>,
     ) -> Result<usize> {
-        out.seal(
-            active.data_key(),
-            &active.kek_ref,
-            NonceSource::Fresh,
-            plaintext,
-            aad,
-        )
+        match active.dek_id {
+            Some(id) => out.seal_compact(active.data_key(), id, NonceSource::Fresh, plaintext, aad),
+            None => out.seal(
+                active.data_key(),
+                &active.kek_ref,
+                NonceSource::Fresh,
+                plaintext,
+                aad,
+            ),
+        }
     }
 
     /// Gets a usable active DEK with one message reserved, generating a new DEK when needed.
@@ -527,15 +641,35 @@ impl Inner {
         });
         drop(generated.dek);
         let kek_ref: Arc<[u8]> = format::encode_kek_ref(&generated.wrapped)?.into();
+        let dek_id = match &self.store {
+            Some(store) => {
+                let id = store
+                    .insert(&NewDek {
+                        suite: self.suite,
+                        wrapped: generated.wrapped.clone(),
+                        commitment: *cached.key.commitment(),
+                    })
+                    .await?;
+                Counters::bump(&self.counters.dek_store_writes);
+                Some(id)
+            }
+            None => None,
+        };
         Counters::bump(&self.counters.deks_created);
         if self.policy.is_enabled() {
-            // Our own ciphertexts decrypt without an unwrap.
-            self.unwrapped.insert(Box::from(&*kek_ref), cached.clone());
-            self.hot.insert(&kek_ref, cached.clone());
+            // Our own ciphertexts decrypt without an unwrap (or a store read).
+            let cache_key = dek_id.map(DekId::cache_key);
+            let key: &[u8] = match &cache_key {
+                Some(k) => k,
+                None => &kek_ref,
+            };
+            self.unwrapped.insert(Box::from(key), cached.clone());
+            self.hot.insert(key, cached.clone());
         }
         Ok(ActiveDek::new(
             cached,
             kek_ref,
+            dek_id,
             generated.wrapped.key_version,
             self.policy.max_age(),
         ))
@@ -569,6 +703,98 @@ impl Inner {
         };
         Counters::bump(&self.counters.decrypt_hits);
         Some(opened)
+    }
+
+    /// [`Inner::open_cached_to`] for the compact form, keyed by the DEK id.
+    #[inline]
+    fn open_compact_cached_to(
+        &self,
+        parsed: &ParsedCompact<'_>,
+        aad: &[u8],
+        out: &mut Output<'_>,
+    ) -> Option<Result<usize>> {
+        if !self.policy.is_enabled() {
+            return None;
+        }
+        let key = parsed.dek_id.cache_key();
+        let opened = match self.hot.with(&key, |dk| out.open_compact(dk, parsed, aad)) {
+            Some(opened) => opened,
+            None => {
+                let cached = self.unwrapped.get(&key[..])?;
+                if cached.expires <= clock::now() {
+                    return None;
+                }
+                self.hot.insert(&key, cached.clone());
+                out.open_compact(&cached.key, parsed, aad)
+            }
+        };
+        Counters::bump(&self.counters.decrypt_hits);
+        Some(opened)
+    }
+
+    /// Resolves a DEK id through the store (one read and one unwrap per id, single flight).
+    async fn load_stored_key(&self, id: DekId) -> Result<Arc<CachedKey>> {
+        Counters::bump(&self.counters.decrypt_misses);
+        let Some(store) = &self.store else {
+            return Err(Error::InvalidConfig(format!(
+                "the ciphertext is in the compact form (DEK {id}): build the envelope with a DEK store to read it"
+            )));
+        };
+        if !self.policy.is_enabled() {
+            return self.unwrap_stored(&**store, id).await;
+        }
+        let key = id.cache_key();
+        let cached = self
+            .unwrapped
+            .get_or_load(
+                &key[..],
+                || Box::from(&key[..]),
+                || self.unwrap_stored(&**store, id),
+            )
+            .await?;
+        self.hot.insert(&key, cached.clone());
+        Ok(cached)
+    }
+
+    /// Reads the store row of `id`, unwraps its DEK and checks the row's commitment before
+    /// anything can cache it: a row whose wrapped DEK and commitment disagree fails like a
+    /// bad tag.
+    async fn unwrap_stored(&self, store: &dyn DekStore, id: DekId) -> Result<Arc<CachedKey>> {
+        let key = id.cache_key();
+        self.admit(&key, GuardedOp::Unwrap)?;
+        let loaded = async {
+            Counters::bump(&self.counters.dek_store_reads);
+            let row = store.get(id).await?.ok_or(Error::DekNotFound {
+                id: id.get(),
+                retired: false,
+            })?;
+            if row.state == DekState::Retired {
+                return Err(Error::DekNotFound {
+                    id: id.get(),
+                    retired: true,
+                });
+            }
+            self.kms.check_owned(&row.wrapped)?;
+            let dek = self
+                .counters
+                .kms_call(
+                    KmsOp::Unwrap,
+                    &row.wrapped.key_id,
+                    self.kms.unwrap_dek(&row.wrapped, &self.context),
+                )
+                .await?;
+            let data_key = DataKey::new(self.provider, row.suite, &dek);
+            if !data_key.commitment_matches(&row.commitment) {
+                return Err(Error::DecryptionFailed);
+            }
+            Ok(data_key)
+        }
+        .await
+        .inspect_err(|e| self.guard.remember(&key, GuardedOp::Unwrap, e))?;
+        Ok(Arc::new(CachedKey {
+            key: loaded,
+            expires: clock::deadline(self.policy.decrypt_ttl()),
+        }))
     }
 
     async fn load_data_key(&self, parsed: &Parsed<'_>) -> Result<Arc<CachedKey>> {

@@ -31,7 +31,7 @@ pub enum Error {
     },
 
     /// The ciphertext uses a format version this build does not know.
-    #[error("unsupported ciphertext format version {0} (this build reads version 1)")]
+    #[error("unsupported ciphertext format version {0} (this build reads versions 1 and 2)")]
     UnsupportedFormatVersion(u8),
 
     /// The ciphertext names an algorithm suite this build does not know.
@@ -186,6 +186,29 @@ pub enum Error {
         capacity: usize,
     },
 
+    /// A compact ciphertext names a DEK its DEK store does not have (the row was deleted,
+    /// or this is another store), or has retired. A deleted DEK is unrecoverable.
+    #[error("{}", dek_not_found_message(*id, *retired))]
+    DekNotFound {
+        /// The DEK id the ciphertext names.
+        id: u64,
+        /// Whether the row exists but is retired (re-activating it restores access).
+        retired: bool,
+    },
+
+    /// The DEK store failed for a reason other than being unreachable (which is
+    /// [`Error::Unavailable`]): a missing table, a denied statement, a corrupt row.
+    #[error("DEK store {operation} failed: {message}")]
+    DekStore {
+        /// The store operation.
+        operation: &'static str,
+        /// What went wrong (never key material).
+        message: String,
+        /// The driver's own error.
+        #[source]
+        source: Option<BoxError>,
+    },
+
     /// The plaintext is larger than one message may be.
     #[error("plaintext of {len} bytes exceeds the per-message limit of {max} bytes")]
     MessageTooLarge {
@@ -194,6 +217,16 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+}
+
+fn dek_not_found_message(id: u64, retired: bool) -> String {
+    if retired {
+        format!("DEK {id} is retired in the DEK store: values under it no longer decrypt")
+    } else {
+        format!(
+            "DEK {id} is not in the DEK store (deleted, or the ciphertext belongs to another store): values under it cannot be decrypted"
+        )
+    }
 }
 
 impl Error {
@@ -221,6 +254,8 @@ impl Error {
             Error::InvalidConfig(_) => ErrorKind::InvalidConfig,
             Error::Keyring { .. } => ErrorKind::Keyring,
             Error::MessageTooLarge { .. } => ErrorKind::MessageTooLarge,
+            Error::DekNotFound { .. } => ErrorKind::DekNotFound,
+            Error::DekStore { .. } => ErrorKind::DekStore,
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
         }
     }
@@ -296,6 +331,10 @@ pub enum ErrorKind {
     MessageTooLarge,
     /// See [`Error::BufferTooSmall`].
     BufferTooSmall,
+    /// See [`Error::DekNotFound`].
+    DekNotFound,
+    /// See [`Error::DekStore`].
+    DekStore,
 }
 
 impl ErrorKind {
@@ -323,6 +362,8 @@ impl ErrorKind {
             ErrorKind::Keyring => "keyring",
             ErrorKind::MessageTooLarge => "message_too_large",
             ErrorKind::BufferTooSmall => "buffer_too_small",
+            ErrorKind::DekNotFound => "dek_not_found",
+            ErrorKind::DekStore => "dek_store",
         }
     }
 }

@@ -301,7 +301,7 @@ fn seal_laid_out(
 }
 
 /// Checks that `plaintext` fits one message of `suite`.
-fn check_message_len(suite: Suite, plaintext: &[u8]) -> Result<()> {
+pub(crate) fn check_message_len(suite: Suite, plaintext: &[u8]) -> Result<()> {
     if plaintext.len() as u64 > suite.max_plaintext_len() {
         return Err(Error::MessageTooLarge {
             len: plaintext.len() as u64,
@@ -518,17 +518,29 @@ pub fn wrapped_dek(ciphertext: &[u8]) -> Result<WrappedDek> {
     parse(ciphertext)?.wrapped()
 }
 
-/// The text form of a binary ciphertext: `ev1:` + base64url without padding.
+/// The text form of a binary ciphertext: `ev1:` (v1) or `ev2:` (compact, by its version byte)
+/// + base64url without padding.
 pub fn to_text(ciphertext: &[u8]) -> String {
-    let mut out = String::with_capacity(TEXT_PREFIX.len() + ciphertext.len().div_ceil(3) * 4);
-    out.push_str(TEXT_PREFIX);
+    let prefix = if crate::compact::is_compact(ciphertext) {
+        crate::compact::COMPACT_TEXT_PREFIX
+    } else {
+        TEXT_PREFIX
+    };
+    let mut out = String::with_capacity(prefix.len() + ciphertext.len().div_ceil(3) * 4);
+    out.push_str(prefix);
     URL_SAFE_NO_PAD.encode_string(ciphertext, &mut out);
     out
 }
 
-/// The binary form of a text ciphertext.
+/// The binary form of a text ciphertext of either form: `ev1:` (v1) or `ev2:` (compact).
+/// The prefix must match the binary's format version byte.
 pub fn from_text(text: &str) -> Result<Vec<u8>> {
-    let Some(encoded) = text.strip_prefix(TEXT_PREFIX) else {
+    let compact = crate::compact::COMPACT_TEXT_PREFIX;
+    let (version, encoded) = if let Some(encoded) = text.strip_prefix(TEXT_PREFIX) {
+        (FORMAT_VERSION, encoded)
+    } else if let Some(encoded) = text.strip_prefix(compact) {
+        (crate::compact::COMPACT_FORMAT_VERSION, encoded)
+    } else {
         if let Some(rest) = text.strip_prefix("ev")
             && let Some((digits, _)) = rest.split_once(':')
             && let Ok(version) = digits.parse::<u8>()
@@ -537,12 +549,22 @@ pub fn from_text(text: &str) -> Result<Vec<u8>> {
         }
         return Err(Error::malformed(
             "text form",
-            "does not start with \"ev1:\"",
+            format!("does not start with \"{TEXT_PREFIX}\" or \"{compact}\""),
         ));
     };
-    URL_SAFE_NO_PAD
+    let binary = URL_SAFE_NO_PAD
         .decode(encoded)
-        .map_err(|e| Error::malformed("text form", format!("invalid base64url: {e}")))
+        .map_err(|e| Error::malformed("text form", format!("invalid base64url: {e}")))?;
+    if binary.len() > 2 && binary[..2] == MAGIC && binary[2] != version {
+        return Err(Error::malformed(
+            "text form",
+            format!(
+                "the prefix \"ev{version}:\" does not match the binary's format version {}",
+                binary[2]
+            ),
+        ));
+    }
+    Ok(binary)
 }
 
 #[cfg(test)]
@@ -581,8 +603,20 @@ mod tests {
         let bytes = vec![0x45, 0x56, 1, 2, 3];
         assert_eq!(from_text(&to_text(&bytes)).expect("decode"), bytes);
         assert!(matches!(
-            from_text("ev2:AAAA"),
-            Err(Error::UnsupportedFormatVersion(2))
+            from_text("ev3:AAAA"),
+            Err(Error::UnsupportedFormatVersion(3))
+        ));
+        // The prefix names the binary's version: ev2: is the compact form.
+        let compact = vec![0x45, 0x56, 2, 1, 0];
+        assert_eq!(to_text(&compact), "ev2:RVYCAQA");
+        assert_eq!(from_text("ev2:RVYCAQA").expect("decode"), compact);
+        assert!(matches!(
+            from_text("ev1:RVYCAQA"),
+            Err(Error::Malformed { .. })
+        ));
+        assert!(matches!(
+            from_text("ev2:RVYBAgM"),
+            Err(Error::Malformed { .. })
         ));
         assert!(matches!(from_text("xyz"), Err(Error::Malformed { .. })));
         assert!(matches!(from_text("ev1:@@@"), Err(Error::Malformed { .. })));

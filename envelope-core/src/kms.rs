@@ -80,6 +80,19 @@ impl Provider {
             Provider::VaultTransit => "vault",
         }
     }
+
+    /// The provider whose key URI scheme is `scheme` (`local`, `aws-kms`, `gcp-kms`,
+    /// `vault`).
+    pub fn from_scheme(scheme: &str) -> Option<Self> {
+        [
+            Provider::Local,
+            Provider::AwsKms,
+            Provider::GcpKms,
+            Provider::VaultTransit,
+        ]
+        .into_iter()
+        .find(|p| p.scheme() == scheme)
+    }
 }
 
 impl fmt::Display for Provider {

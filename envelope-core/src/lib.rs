@@ -5,6 +5,7 @@
 mod blocking;
 pub mod cache;
 mod clock;
+pub mod compact;
 pub mod crypto;
 mod endpoint;
 mod envelope;
@@ -23,6 +24,7 @@ pub mod vectors;
 
 pub use blocking::BlockingEnvelope;
 pub use cache::CachePolicy;
+pub use compact::{DekId, DekState, DekStore};
 pub use crypto::{CryptoProvider, fips_mode};
 pub use endpoint::check_kms_endpoint;
 pub use envelope::{Envelope, EnvelopeBuilder, Rewrapped};

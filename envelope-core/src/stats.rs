@@ -41,6 +41,8 @@ pub(crate) struct Counters {
     pub deks_created: AtomicU64,
     pub unwraps_remembered: AtomicU64,
     pub unwraps_rate_limited: AtomicU64,
+    pub dek_store_reads: AtomicU64,
+    pub dek_store_writes: AtomicU64,
 }
 
 impl Counters {
@@ -129,6 +131,8 @@ impl Counters {
             deks_created: l(&self.deks_created),
             unwraps_refused_remembered: l(&self.unwraps_remembered),
             unwraps_refused_rate_limited: l(&self.unwraps_rate_limited),
+            dek_store_reads: l(&self.dek_store_reads),
+            dek_store_writes: l(&self.dek_store_writes),
             active_dek: active,
         }
     }
@@ -180,6 +184,10 @@ pub struct EnvelopeStats {
     pub unwraps_refused_remembered: u64,
     /// Unwraps and rewraps refused by the envelope's rate limit, without a KMS call.
     pub unwraps_refused_rate_limited: u64,
+    /// DEK store rows read (compact form: one per DEK id not cached).
+    pub dek_store_reads: u64,
+    /// DEK store rows written (compact form: one per new DEK).
+    pub dek_store_writes: u64,
     /// The active encryption DEK, if any.
     pub active_dek: Option<ActiveDekStats>,
 }

@@ -92,6 +92,13 @@ impl Suite {
             Suite::XChaCha20Poly1305 => "XChaCha20-Poly1305",
         }
     }
+
+    /// The suite of a conventional name (as [`Suite::name`] spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Suite::Aes256Gcm, Suite::XChaCha20Poly1305]
+            .into_iter()
+            .find(|s| s.name() == name)
+    }
 }
 
 impl fmt::Display for Suite {
@@ -164,7 +171,7 @@ impl DataKey {
         self.suite
     }
 
-    #[cfg(test)]
+    /// The key commitment (not secret: it is stored in headers and DEK store rows).
     pub(crate) fn commitment(&self) -> &[u8; COMMITMENT_LEN] {
         &self.commitment
     }

@@ -110,11 +110,11 @@ fn unknown_versions_and_suites_are_named() {
     let rt = runtime();
     let env = fx.envelope(CachePolicy::default());
     let ct = rt.block_on(env.encrypt(b"x", b"")).unwrap();
-    let mut v2 = ct.clone();
-    v2[2] = 2;
-    let err = rt.block_on(env.decrypt(&v2, b"")).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedFormatVersion(2)));
-    assert!(err.to_string().contains("format version 2"), "{err}");
+    let mut v3 = ct.clone();
+    v3[2] = 3;
+    let err = rt.block_on(env.decrypt(&v3, b"")).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedFormatVersion(3)));
+    assert!(err.to_string().contains("format version 3"), "{err}");
     let mut suite = ct.clone();
     suite[3] = 0x33;
     let err = Envelope::inspect(&suite).unwrap_err();

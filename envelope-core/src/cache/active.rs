@@ -8,6 +8,7 @@ use arc_swap::ArcSwapOption;
 
 use crate::cache::{CachePolicy, CachedKey};
 use crate::clock::{self, CoarseInstant};
+use crate::compact::DekId;
 use crate::suite::DataKey;
 
 /// A DEK in use for encryption, with its serialized KEK reference and usage counters.
@@ -15,6 +16,9 @@ use crate::suite::DataKey;
 pub(crate) struct ActiveDek {
     cached: Arc<CachedKey>,
     pub kek_ref: Arc<[u8]>,
+    /// The DEK store id when the envelope writes the compact form (then the header names
+    /// the DEK by this id instead of carrying `kek_ref`).
+    pub dek_id: Option<DekId>,
     pub key_version: String,
     /// When the DEK stops being used (`max_age` after creation).
     expires: CoarseInstant,
@@ -27,12 +31,14 @@ impl ActiveDek {
     pub(crate) fn new(
         cached: Arc<CachedKey>,
         kek_ref: Arc<[u8]>,
+        dek_id: Option<DekId>,
         key_version: String,
         max_age: Duration,
     ) -> Self {
         ActiveDek {
             cached,
             kek_ref,
+            dek_id,
             key_version,
             expires: clock::deadline(max_age),
             created: clock::now(),

@@ -1,8 +1,11 @@
-//! Deterministic generation of the format test vectors in `testvectors/v1.json`.
+//! Deterministic generation of the format test vectors in `testvectors/v1.json` and
+//! `testvectors/compact.json` ([`compact`]).
 //!
 //! Every key, DEK and nonce is derived from a label with SHA-256, so regenerating gives the
 //! same file byte for byte; a test checks that the committed file is current. Regenerate
 //! with `cargo run -p envelope-core --features testing --example generate_testvectors`.
+
+pub mod compact;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -76,8 +79,8 @@ fn text_vectors(base: &str) -> Vec<Value> {
             "the prefix is lower-case ev1:",
         ),
         t(
-            "format version 2",
-            "ev2:RVYC".into(),
+            "format version 3",
+            "ev3:RVYD".into(),
             "unsupported_format_version",
             "evN: names the format version",
         ),
@@ -348,11 +351,11 @@ pub fn generate() -> Value {
         "first magic byte flipped",
     );
     neg(
-        "unknown format version 2",
-        set(2, 2),
+        "unknown format version 3",
+        set(2, 3),
         AAD,
         "unsupported_format_version",
-        "version byte set to 2",
+        "version byte set to 3 (2 is the compact form: testvectors/compact.json)",
     );
     neg(
         "unknown format version 0",
@@ -553,19 +556,24 @@ pub fn generate() -> Value {
         "description": "envelope format v1 test vectors: see docs/FORMAT.md. Keys are derived from labels and public: never use them.",
         "format_version": 1,
         "text_prefix": TEXT_PREFIX,
-        "keyring": {
-            "provider": "local",
-            "key_id": KEY_ID,
-            "encryption_context": {},
-            "versions": {
-                "1": { "state": "enabled", "kek": hex(&kek(1)) },
-                "2": { "state": "enabled", "kek": hex(&kek(2)) },
-                "3": { "state": "destroyed" },
-            },
-            "primary_version": 2,
-        },
+        "keyring": keyring(),
         "text_vectors": text_vectors,
         "vectors": vectors,
+    })
+}
+
+/// The vectors' local keyring: KEK versions 1 and 2, version 3 destroyed.
+fn keyring() -> Value {
+    json!({
+        "provider": "local",
+        "key_id": KEY_ID,
+        "encryption_context": {},
+        "versions": {
+            "1": { "state": "enabled", "kek": hex(&kek(1)) },
+            "2": { "state": "enabled", "kek": hex(&kek(2)) },
+            "3": { "state": "destroyed" },
+        },
+        "primary_version": 2,
     })
 }
 

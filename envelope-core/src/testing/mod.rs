@@ -4,6 +4,10 @@
 //! server (or emulator); the local KMS runs it in every build. Each check returns a
 //! [`Result`] with a message naming what broke, so a failing backend fails loudly.
 
+mod dek_store;
+
+pub use dek_store::{MemoryDekStore, check_dek_store};
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -1,0 +1,519 @@
+//! The compact form (format version 2) and its DEK store: every vector of
+//! `testvectors/compact.json` through `Envelope` and by hand (docs/FORMAT.md with the raw
+//! RustCrypto primitives), the size promise, the cache's store reads, and rotation through
+//! the store.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+
+mod common;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use envelope_core::compact::{
+    DekId, DekStore, StoredDek, compact_overhead, inspect_compact, stored_deks_from_json,
+};
+use envelope_core::testing::MemoryDekStore;
+use envelope_core::{
+    CachePolicy, Envelope, Error, ErrorKind, LocalKeyring, LocalKms, Suite, format,
+};
+use serde_json::Value;
+
+use common::Fixture;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn load() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testvectors/compact.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    hex::decode(s).unwrap()
+}
+
+/// The vectors' keyring as a keyring file (the documented format).
+fn keyring_from(doc: &Value, dir: &std::path::Path) -> LocalKeyring {
+    use base64::Engine;
+    let ring = &doc["keyring"];
+    let mut versions = Vec::new();
+    for (version, entry) in ring["versions"].as_object().unwrap() {
+        let mut v = serde_json::json!({
+            "version": version.parse::<u32>().unwrap(), "state": entry["state"], "created_at": 0,
+        });
+        if let Some(kek) = entry["kek"].as_str() {
+            v["material"] = base64::engine::general_purpose::STANDARD
+                .encode(unhex(kek))
+                .into();
+        }
+        versions.push(v);
+    }
+    let file = serde_json::json!({
+        "envelope_keyring": 1,
+        "keys": { ring["key_id"].as_str().unwrap(): {
+            "primary_version": ring["primary_version"], "versions": versions } }
+    });
+    let path = dir.join("keyring.json");
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    LocalKeyring::new(path)
+}
+
+/// The vectors' store rows with a vector's `store_edit` applied (as documented in the file).
+fn rows_with_edit(doc: &Value, edit: &Value) -> Vec<StoredDek> {
+    let mut rows =
+        stored_deks_from_json(serde_json::to_string(&doc["dek_store"]).unwrap().as_bytes())
+            .unwrap();
+    let index = |rows: &[StoredDek], id: &Value| {
+        rows.iter()
+            .position(|r| r.id.get() == id.as_u64().unwrap())
+            .unwrap()
+    };
+    match edit["op"].as_str() {
+        None => {}
+        Some("set") => {
+            let i = index(&rows, &edit["row"]);
+            if let Some(v) = edit["key_version"].as_str() {
+                rows[i].wrapped.key_version = v.into();
+            }
+            if let Some(w) = edit["wrapped_dek"].as_str() {
+                rows[i].wrapped.ciphertext = unhex(w);
+            }
+            if let Some(c) = edit["commitment"].as_str() {
+                rows[i].commitment = unhex(c).try_into().unwrap();
+            }
+        }
+        Some("swap_wrapped") => {
+            let (a, b) = (
+                index(&rows, &edit["rows"][0]),
+                index(&rows, &edit["rows"][1]),
+            );
+            let wa = rows[a].wrapped.clone();
+            rows[a].wrapped = std::mem::replace(&mut rows[b].wrapped, wa);
+        }
+        Some("swap") => {
+            let (a, b) = (
+                index(&rows, &edit["rows"][0]),
+                index(&rows, &edit["rows"][1]),
+            );
+            let (ida, idb) = (rows[a].id, rows[b].id);
+            rows.swap(a, b);
+            rows[a].id = ida;
+            rows[b].id = idb;
+        }
+        Some("delete") => {
+            let i = index(&rows, &edit["row"]);
+            rows.remove(i);
+        }
+        Some(other) => panic!("unknown store edit {other}"),
+    }
+    rows
+}
+
+fn store_of(rt: &tokio::runtime::Runtime, rows: &[StoredDek]) -> Arc<MemoryDekStore> {
+    let store = Arc::new(MemoryDekStore::new());
+    for row in rows {
+        rt.block_on(store.import(row)).unwrap();
+    }
+    store
+}
+
+fn reader(ring: &LocalKeyring, key_id: &str, store: Arc<MemoryDekStore>) -> Envelope {
+    Envelope::builder(LocalKms::new(ring.clone()), key_id)
+        .dek_store(store)
+        .build()
+        .unwrap()
+}
+
+/// Decryption by hand, following docs/FORMAT.md "Compact form": look the DEK id up in the
+/// rows, unwrap the row's wrapped DEK with the KEK, derive the AEAD key and commitment,
+/// check the row's commitment, decrypt with magic..DEK id || commitment || AAD.
+fn decrypt_by_hand(doc: &Value, rows: &Value, ct: &[u8], aad: &[u8]) -> Vec<u8> {
+    assert_eq!(&ct[..3], b"EV\x02");
+    let suite = ct[3];
+    let nonce_len = if suite == 1 { 12 } else { 24 };
+    let id = u64::from_be_bytes(ct[4..12].try_into().unwrap());
+    let nonce = &ct[12..12 + nonce_len];
+    let body = &ct[12 + nonce_len..];
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"].as_u64() == Some(id))
+        .unwrap();
+    let (key_id, version) = (
+        row["key_id"].as_str().unwrap(),
+        row["key_version"].as_str().unwrap(),
+    );
+    let wrapped = unhex(row["wrapped_dek"].as_str().unwrap());
+    let kek = unhex(doc["keyring"]["versions"][version]["kek"].as_str().unwrap());
+    let mut ad = b"envelope.local.wrap.v1".to_vec();
+    ad.extend_from_slice(&(key_id.len() as u16).to_be_bytes());
+    ad.extend_from_slice(key_id.as_bytes());
+    ad.push(version.len() as u8);
+    ad.extend_from_slice(version.as_bytes());
+    ad.extend_from_slice(&[0, 0]);
+    let dek = aes_gcm::Aes256Gcm::new_from_slice(&kek)
+        .unwrap()
+        .decrypt(
+            wrapped[..12].into(),
+            Payload {
+                msg: &wrapped[12..],
+                aad: &ad,
+            },
+        )
+        .unwrap();
+    assert_eq!(hex::encode(&dek), row["dek"].as_str().unwrap());
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"envelope.v1"), &dek);
+    let mut key = [0u8; 32];
+    let mut commitment = [0u8; 32];
+    hk.expand(
+        &[b"envelope.v1.aead-key".as_slice(), &[suite]].concat(),
+        &mut key,
+    )
+    .unwrap();
+    hk.expand(
+        &[b"envelope.v1.commitment".as_slice(), &[suite]].concat(),
+        &mut commitment,
+    )
+    .unwrap();
+    assert_eq!(hex::encode(commitment), row["commitment"].as_str().unwrap());
+    let mut body_ad = ct[..12].to_vec();
+    body_ad.extend_from_slice(&commitment);
+    body_ad.extend_from_slice(aad);
+    let payload = Payload {
+        msg: body,
+        aad: &body_ad,
+    };
+    match suite {
+        1 => aes_gcm::Aes256Gcm::new_from_slice(&key)
+            .unwrap()
+            .decrypt(nonce.into(), payload),
+        _ => chacha20poly1305::XChaCha20Poly1305::new_from_slice(&key)
+            .unwrap()
+            .decrypt(nonce.into(), payload),
+    }
+    .unwrap()
+}
+
+#[test]
+fn committed_compact_vectors_are_current() {
+    let committed = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testvectors/compact.json"),
+    )
+    .unwrap();
+    assert!(
+        committed == envelope_core::vectors::compact::generate_file(),
+        "testvectors/compact.json is stale: run cargo run -p envelope-core --features testing --example generate_testvectors"
+    );
+}
+
+#[test]
+fn every_compact_vector_has_its_expected_outcome() {
+    let doc = load();
+    let dir = tempfile::tempdir().unwrap();
+    let ring = keyring_from(&doc, dir.path());
+    let key_id = doc["keyring"]["key_id"].as_str().unwrap();
+    let rt = runtime();
+    let vectors = doc["vectors"].as_array().unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for v in vectors {
+        let name = v["name"].as_str().unwrap();
+        let ct = unhex(v["ciphertext"].as_str().unwrap());
+        let aad = unhex(v["aad"].as_str().unwrap());
+        let rows = rows_with_edit(&doc, &v["store_edit"]);
+        // Fresh envelope and store per vector: nothing cached between vectors.
+        let env = reader(&ring, key_id, store_of(&rt, &rows));
+        let got = rt.block_on(env.decrypt(&ct, &aad));
+        match v["expected"].as_str().unwrap() {
+            "ok" => {
+                let plaintext = unhex(v["plaintext"].as_str().unwrap());
+                assert_eq!(got.unwrap(), plaintext, "{name}");
+                let info = inspect_compact(&ct).unwrap();
+                assert_eq!(info.dek_id.get(), v["dek_id"].as_u64().unwrap(), "{name}");
+                assert_eq!(info.suite.name(), v["suite"].as_str().unwrap(), "{name}");
+                assert_eq!(info.overhead, compact_overhead(info.suite), "{name}");
+                let rows_json =
+                    serde_json::to_value(envelope_core::compact::stored_deks_to_json(&rows))
+                        .unwrap();
+                let mut rows_with_deks = rows_json.clone();
+                for (r, orig) in rows_with_deks
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .zip(doc["dek_store"].as_array().unwrap())
+                {
+                    r["dek"] = orig["dek"].clone();
+                }
+                assert_eq!(
+                    decrypt_by_hand(&doc, &rows_with_deks, &ct, &aad),
+                    plaintext,
+                    "{name} by hand"
+                );
+                if let Some(text) = v["ciphertext_text"].as_str() {
+                    assert!(text.starts_with("ev2:"), "{name}");
+                    assert_eq!(format::to_text(&ct), text, "{name}");
+                    assert_eq!(
+                        rt.block_on(env.decrypt_text(text, &aad)).unwrap(),
+                        plaintext,
+                        "{name} text"
+                    );
+                }
+            }
+            expected => {
+                let err = got.expect_err(name);
+                assert_eq!(err.kind().as_str(), expected, "{name}: {err}");
+                kinds.insert(expected.to_owned());
+            }
+        }
+    }
+    for kind in [
+        "decryption_failed",
+        "malformed",
+        "unsupported_format_version",
+        "unsupported_suite",
+        "dek_not_found",
+        "key_version_destroyed",
+    ] {
+        assert!(kinds.contains(kind), "no negative vector expects {kind}");
+    }
+    for t in doc["text_vectors"].as_array().unwrap() {
+        let env = reader(
+            &ring,
+            key_id,
+            store_of(&rt, &rows_with_edit(&doc, &Value::Null)),
+        );
+        let err = rt
+            .block_on(env.decrypt_text(t["text"].as_str().unwrap(), b""))
+            .unwrap_err();
+        assert_eq!(
+            err.kind().as_str(),
+            t["expected"].as_str().unwrap(),
+            "{}",
+            t["name"]
+        );
+    }
+}
+
+#[test]
+fn an_eleven_byte_value_takes_51_bytes() {
+    let fx = Fixture::new();
+    let rt = runtime();
+    let store = Arc::new(MemoryDekStore::new());
+    let env = Envelope::builder(LocalKms::new(LocalKeyring::new(fx.path())), "default")
+        .dek_store(store.clone())
+        .build()
+        .unwrap();
+    let ct = rt
+        .block_on(env.encrypt(b"123-45-6789", b"t.ssn:42"))
+        .unwrap();
+    assert_eq!(ct.len(), 51, "11-byte SSN, AES-256-GCM");
+    assert_eq!(compact_overhead(Suite::Aes256Gcm), 40);
+    let text = rt
+        .block_on(env.encrypt_to_text(b"123-45-6789", b"t.ssn:42"))
+        .unwrap();
+    assert_eq!(text.len(), 4 + 68, "{text}");
+    assert!(text.starts_with("ev2:"));
+    let sixty_four = rt.block_on(env.encrypt(&[7; 64], b"")).unwrap();
+    assert_eq!(sixty_four.len(), 104);
+    // The v1 form of the same value, for comparison: 138 bytes of overhead.
+    let v1 = fx.envelope(CachePolicy::default());
+    assert_eq!(
+        rt.block_on(v1.encrypt(b"123-45-6789", b"")).unwrap().len(),
+        149
+    );
+    // Both forms decrypt through the store-backed envelope.
+    let v1_ct = rt.block_on(v1.encrypt(b"v1 value", b"a")).unwrap();
+    assert_eq!(rt.block_on(env.decrypt(&v1_ct, b"a")).unwrap(), b"v1 value");
+    assert_eq!(
+        rt.block_on(env.decrypt(&ct, b"t.ssn:42")).unwrap(),
+        b"123-45-6789"
+    );
+    let xchacha = Envelope::builder(LocalKms::new(LocalKeyring::new(fx.path())), "default")
+        .suite(Suite::XChaCha20Poly1305)
+        .dek_store(store.clone())
+        .build()
+        .unwrap();
+    let x = rt.block_on(xchacha.encrypt(b"123-45-6789", b"")).unwrap();
+    assert_eq!(x.len(), 11 + 52);
+    assert_eq!(rt.block_on(env.decrypt(&x, b"")).unwrap(), b"123-45-6789");
+    // One DEK, one store row, for all of them (per suite).
+    assert_eq!(store.edit(|rows| rows.len()), 2);
+}
+
+#[test]
+fn a_cold_reader_makes_one_store_read_and_one_unwrap_even_when_concurrent() {
+    let fx = Fixture::new();
+    let rt = runtime();
+    let store = Arc::new(MemoryDekStore::new());
+    let writer = Envelope::builder(LocalKms::new(LocalKeyring::new(fx.path())), "default")
+        .dek_store(store.clone())
+        .build()
+        .unwrap();
+    let values: Vec<Vec<u8>> = (0..2000)
+        .map(|i| {
+            rt.block_on(
+                writer.encrypt(format!("value {i}").as_bytes(), &i.to_string().into_bytes()),
+            )
+            .unwrap()
+        })
+        .collect();
+    let s = writer.stats();
+    assert_eq!(
+        (s.kms_generate_calls, s.dek_store_writes, s.dek_store_reads),
+        (1, 1, 0)
+    );
+    let reads_before = store.reads();
+    let reader = Envelope::builder(LocalKms::new(LocalKeyring::new(fx.path())), "default")
+        .dek_store(store.clone())
+        .build()
+        .unwrap();
+    let values = Arc::new(values);
+    rt.block_on(async {
+        let mut tasks = Vec::new();
+        for t in 0..16usize {
+            let (reader, values) = (reader.clone(), values.clone());
+            tasks.push(tokio::spawn(async move {
+                for i in (t..2000).step_by(16) {
+                    let pt = reader
+                        .decrypt(&values[i], &i.to_string().into_bytes())
+                        .await
+                        .unwrap();
+                    assert_eq!(pt, format!("value {i}").into_bytes());
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let s = reader.stats();
+    assert_eq!(s.kms_unwrap_calls, 1, "{s:?}");
+    assert_eq!(s.dek_store_reads, 1, "{s:?}");
+    assert_eq!(store.reads() - reads_before, 1);
+    assert_eq!(s.decrypt_cache_hits + s.decrypt_cache_misses, 2000);
+}
+
+#[test]
+fn compact_values_need_a_store_and_cannot_be_rewrapped_one_by_one() {
+    let fx = Fixture::new();
+    let rt = runtime();
+    let store = Arc::new(MemoryDekStore::new());
+    let env = Envelope::builder(LocalKms::new(LocalKeyring::new(fx.path())), "default")
+        .dek_store(store.clone())
+        .build()
+        .unwrap();
+    let ct = rt.block_on(env.encrypt(b"x", b"")).unwrap();
+    let plain = fx.envelope(CachePolicy::default());
+    let err = rt.block_on(plain.decrypt(&ct, b"")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("DEK store"), "{err}");
+    let err = rt.block_on(env.rewrap(&ct)).unwrap_err();
+    assert!(err.to_string().contains("--dek-store"), "{err}");
+    // Re-encryption moves the value to a new DEK (a new row), the same plaintext.
+    let again = rt.block_on(env.reencrypt(&ct, b"")).unwrap();
+    let (a, b) = (
+        inspect_compact(&ct).unwrap().dek_id,
+        inspect_compact(&again).unwrap().dek_id,
+    );
+    assert_ne!(a, b);
+    assert_eq!(rt.block_on(env.decrypt(&again, b"")).unwrap(), b"x");
+    assert_eq!(store.edit(|rows| rows.len()), 2);
+    // A retired row refuses; re-activating restores.
+    rt.block_on(store.set_state(a, envelope_core::DekState::Retired))
+        .unwrap();
+    let cold = Envelope::builder(LocalKms::new(LocalKeyring::new(fx.path())), "default")
+        .dek_store(store.clone())
+        .build()
+        .unwrap();
+    let err = rt.block_on(cold.decrypt(&ct, b"")).unwrap_err();
+    assert!(
+        matches!(err, Error::DekNotFound { id, retired: true } if id == a.get()),
+        "{err}"
+    );
+    assert!(err.to_string().contains("retired"), "{err}");
+}
+
+#[test]
+fn rotating_the_store_moves_every_dek_and_no_value() {
+    let fx = Fixture::new();
+    let rt = runtime();
+    let store = Arc::new(MemoryDekStore::new());
+    let ring = LocalKeyring::new(fx.path());
+    let mut values = Vec::new();
+    for process in 0..5 {
+        // Each "process" writes its own DEK row.
+        let env = Envelope::builder(LocalKms::new(ring.clone()), "default")
+            .dek_store(store.clone())
+            .build()
+            .unwrap();
+        for i in 0..10 {
+            let aad = format!("{process}/{i}");
+            values.push((
+                aad.clone(),
+                rt.block_on(env.encrypt(b"secret", aad.as_bytes())).unwrap(),
+            ));
+        }
+    }
+    ring.rotate("default").unwrap();
+    let rotator = Envelope::builder(LocalKms::new(ring.clone()), "default")
+        .dek_store(store.clone())
+        .build()
+        .unwrap();
+    let rows = rt.block_on(store.list(None, 100)).unwrap();
+    assert_eq!(rows.len(), 5);
+    let wrapped: Vec<_> = rows.iter().map(|r| r.wrapped.clone()).collect();
+    let moved = rt.block_on(rotator.rewrap_wrapped(&wrapped));
+    assert_eq!(rotator.stats().kms_rewrap_calls, 5, "one call per DEK");
+    let changes: Vec<_> = rows
+        .iter()
+        .zip(moved)
+        .map(|(row, new)| envelope_core::compact::WrappedDekChange {
+            id: row.id,
+            old: row.wrapped.clone(),
+            new: new.unwrap().expect("moved to v2"),
+        })
+        .collect();
+    let checkpoint = envelope_core::compact::StoreCheckpoint {
+        job: "t".into(),
+        last_id: rows[4].id,
+        progress: "{}".into(),
+    };
+    assert_eq!(
+        rt.block_on(store.apply_rewraps(&changes, &checkpoint))
+            .unwrap(),
+        5
+    );
+    // Already current: nothing moves.
+    let rows = rt.block_on(store.list(None, 100)).unwrap();
+    assert!(rows.iter().all(|r| r.wrapped.key_version == "2"));
+    let again = rt.block_on(
+        rotator.rewrap_wrapped(&rows.iter().map(|r| r.wrapped.clone()).collect::<Vec<_>>()),
+    );
+    assert!(again.into_iter().all(|r| r.unwrap().is_none()));
+    // Version 1 destroyed: every value still decrypts through the rotated store.
+    ring.destroy_version("default", 1).unwrap();
+    let cold = Envelope::builder(LocalKms::new(ring.clone()), "default")
+        .dek_store(store.clone())
+        .build()
+        .unwrap();
+    for (aad, ct) in &values {
+        assert_eq!(
+            rt.block_on(cold.decrypt(ct, aad.as_bytes())).unwrap(),
+            b"secret"
+        );
+    }
+    assert_eq!(cold.stats().kms_unwrap_calls, 5);
+    let _ = DekId::new(1);
+}
