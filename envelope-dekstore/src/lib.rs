@@ -1,0 +1,36 @@
+#![doc = include_str!("../README.md")]
+
+#[cfg(feature = "postgres")]
+mod postgres;
+mod row;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod uri;
+
+use std::sync::Arc;
+
+use envelope_core::{DekStore, Result};
+
+#[cfg(feature = "postgres")]
+pub use postgres::PgDekStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteDekStore;
+pub use uri::{DEFAULT_TABLE, DekStoreUri};
+
+/// Opens the DEK store a URI names: `sqlite:///path/deks.sqlite` (the file and its tables
+/// are created if missing) or `postgres://user@host:port/db[?table=NAME]` (the table is
+/// created on first use; connecting waits for the first call). Makes no connection and no
+/// KMS call for PostgreSQL; opens (and creates) the file for SQLite.
+pub fn open_dek_store(uri: &str) -> Result<Arc<dyn DekStore>> {
+    match DekStoreUri::parse(uri)? {
+        #[cfg(feature = "sqlite")]
+        DekStoreUri::Sqlite { path } => Ok(Arc::new(SqliteDekStore::open(path)?)),
+        #[cfg(feature = "postgres")]
+        DekStoreUri::Postgres { config, table } => Ok(Arc::new(PgDekStore::new(&config, &table)?)),
+        #[allow(unreachable_patterns)]
+        other => Err(envelope_core::Error::FeatureNotEnabled {
+            scheme: other.scheme().into(),
+            feature: other.feature(),
+        }),
+    }
+}
