@@ -33,7 +33,7 @@ echo "==> go vet, go test -race (bindings/go)"
 # The cross-language test again with the Rust side on the pure-Rust provider: RustCrypto
 # ciphertexts must decrypt in Python and Go (aws-lc-rs) and theirs in RustCrypto.
 echo "==> cross-language test, Rust on the RustCrypto provider"
-cargo build --release --locked -p envelope --no-default-features --features rustcrypto --example interop
+cargo build --release --locked -p envelope --no-default-features --features rustcrypto,dekstore --example interop
 cp target/release/examples/interop "$ENVELOPE_TOOLS/bin/envelope-interop-rustcrypto"
 ENVELOPE_INTEROP_RUST=$ENVELOPE_TOOLS/bin/envelope-interop-rustcrypto \
     bash -c 'cd bindings/python && "$0" -m pytest -q -p no:cacheprovider tests/test_cross_language.py' \

@@ -17,4 +17,27 @@ pub use envelope_kms_gcp as gcp;
 #[cfg(feature = "vault")]
 pub use envelope_kms_vault as vault;
 
+/// DEK stores for the compact column form: SQLite and PostgreSQL (feature `dekstore`).
+#[cfg(feature = "dekstore")]
+pub use envelope_dekstore as dekstore;
+
 pub use uri::{builder_from_uri, kms_from_uri, open};
+
+/// Opens the DEK store a URI names (`sqlite:///path/deks.sqlite`,
+/// `postgres://user@host:port/db[?table=NAME]`), for [`EnvelopeBuilder::dek_store`]: the
+/// envelope then writes the compact form (`docs/FORMAT.md`, "Compact form"). Without the
+/// `dekstore` feature every such URI is [`Error::FeatureNotEnabled`].
+pub fn open_dek_store(uri: &str) -> Result<std::sync::Arc<dyn DekStore>> {
+    #[cfg(feature = "dekstore")]
+    {
+        envelope_dekstore::open_dek_store(uri)
+    }
+    #[cfg(not(feature = "dekstore"))]
+    {
+        let scheme = uri.split_once("://").map_or(uri, |(scheme, _)| scheme);
+        Err(Error::FeatureNotEnabled {
+            scheme: scheme.to_owned(),
+            feature: "dekstore",
+        })
+    }
+}

@@ -56,6 +56,12 @@ type Options struct {
 	// MaxUnwrapsPerSecond caps unwrap and rewrap KMS calls (0: no limit); calls past it
 	// fail at once with an error matching ErrThrottled.
 	MaxUnwrapsPerSecond uint32
+	// DEKStore names a DEK store (sqlite:///path/deks.sqlite,
+	// postgres://user@host:port/db?table=NAME): the client then writes the compact form (40
+	// bytes of overhead for AES-256-GCM; the wrapped DEK is kept once in the store, and a
+	// key rotation rewraps the store, not the values). Both forms decrypt either way;
+	// compact values need the store.
+	DEKStore string
 }
 
 // Client encrypts and decrypts under one KEK named by a key URI.
@@ -65,7 +71,9 @@ type Client struct {
 	overhead atomic.Int64 // the last ciphertext's header and tag length
 }
 
-// HeaderInfo holds header facts of a ciphertext, read without any key.
+// HeaderInfo holds header facts of a ciphertext, read without any key or store. Format
+// version 1 names its KEK (Provider, KeyID, KeyVersion, WrappedDEKLen; DEKID is 0); the
+// compact form (format version 2) names its DEK store row (DEKID; the KEK fields are empty).
 type HeaderInfo struct {
 	FormatVersion int    `json:"format_version"`
 	Suite         string `json:"suite"`
@@ -73,6 +81,7 @@ type HeaderInfo struct {
 	KeyID         string `json:"key_id"`
 	KeyVersion    string `json:"key_version"`
 	WrappedDEKLen int    `json:"wrapped_dek_len"`
+	DEKID         uint64 `json:"dek_id"`
 	HeaderLen     int    `json:"header_len"`
 	PlaintextLen  int    `json:"plaintext_len"`
 	Overhead      int    `json:"overhead"`
@@ -129,7 +138,14 @@ func Open(keyURI string, opts *Options) (*Client, error) {
 			}
 		}
 	}
-	// The options struct holds a pointer to the context: it must live in C memory.
+	// The options struct holds pointers to the context and the store URI: they must live in
+	// C memory.
+	if opts != nil && opts.DEKStore != "" {
+		cstore := C.CBytes([]byte(opts.DEKStore))
+		defer C.free(cstore)
+		options.dek_store_uri = (*C.uint8_t)(cstore)
+		options.dek_store_uri_len = C.size_t(len(opts.DEKStore))
+	}
 	if len(context) > 0 {
 		cctx := C.CBytes(context)
 		defer C.free(cctx)
@@ -285,7 +301,8 @@ func (c *Client) call(fn func(*C.envelope_client, **C.uint8_t, *C.size_t) C.enve
 	return takeBytes(p, n), nil
 }
 
-// EncryptText encrypts into the text form "ev1:..." (for text columns).
+// EncryptText encrypts into the text form (for text columns): "ev1:...", or "ev2:..." with a
+// DEK store.
 func (c *Client) EncryptText(plaintext, aad []byte) (string, error) {
 	out, err := c.call(func(p *C.envelope_client, o **C.uint8_t, n *C.size_t) C.envelope_status {
 		return C.envelope_encrypt_text(p, ptrOf(plaintext), C.size_t(len(plaintext)), ptrOf(aad), C.size_t(len(aad)), o, n)
@@ -352,6 +369,21 @@ func Version() string {
 	return C.GoString(C.envelope_version())
 }
 
+// ImportDEKStoreRows copies DEK store rows, ids kept, into the store storeURI names (created
+// if missing): rowsJSON is a JSON array in the documented row form (docs/FORMAT.md, "DEK
+// store"). An id the store already has fails with an error matching ErrDEKStore (rows before
+// it stay imported). It returns the number of rows imported.
+func ImportDEKStoreRows(storeURI string, rowsJSON []byte) (int, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	u := []byte(storeURI)
+	var n C.size_t
+	if st := C.envelope_dek_store_import_json(ptrOf(u), C.size_t(len(u)), ptrOf(rowsJSON), C.size_t(len(rowsJSON)), &n); st != C.ENVELOPE_OK {
+		return int(n), lastError(st)
+	}
+	return int(n), nil
+}
+
 // CreateLocalKeyring creates a local keyring file (mode 0600) holding keyID at version 1
 // (the development KMS).
 func CreateLocalKeyring(path, keyID string) error {
@@ -388,5 +420,8 @@ func DestroyLocalKeyVersion(path, keyID string, version uint32) error {
 }
 
 func (i HeaderInfo) String() string {
+	if i.FormatVersion == 2 {
+		return fmt.Sprintf("%s compact form under DEK %d of the DEK store (%d bytes of overhead)", i.Suite, i.DEKID, i.Overhead)
+	}
 	return fmt.Sprintf("%s under %s://%s version %q (%d bytes of overhead)", i.Suite, i.Provider, i.KeyID, i.KeyVersion, i.Overhead)
 }

@@ -33,9 +33,11 @@ const (
 	StatusKeyVersionDisabled       Status = C.ENVELOPE_KEY_VERSION_DISABLED
 	StatusKeyVersionTooOld         Status = C.ENVELOPE_KEY_VERSION_TOO_OLD
 	StatusPermissionDenied         Status = C.ENVELOPE_PERMISSION_DENIED
+	StatusDEKNotFound              Status = C.ENVELOPE_DEK_NOT_FOUND
 	StatusUnavailable              Status = C.ENVELOPE_UNAVAILABLE
 	StatusThrottled                Status = C.ENVELOPE_THROTTLED
 	StatusKMSError                 Status = C.ENVELOPE_KMS_ERROR
+	StatusDEKStoreError            Status = C.ENVELOPE_DEK_STORE_ERROR
 	StatusInvalidKeyURI            Status = C.ENVELOPE_INVALID_KEY_URI
 	StatusFeatureNotEnabled        Status = C.ENVELOPE_FEATURE_NOT_ENABLED
 	StatusInvalidConfig            Status = C.ENVELOPE_INVALID_CONFIG
@@ -89,14 +91,20 @@ var (
 	ErrKeyVersionDisabled       = &Error{Status: StatusKeyVersionDisabled}
 	ErrKeyVersionTooOld         = &Error{Status: StatusKeyVersionTooOld}
 	ErrPermissionDenied         = &Error{Status: StatusPermissionDenied}
-	ErrUnavailable              = &Error{Status: StatusUnavailable}
-	ErrThrottled                = &Error{Status: StatusThrottled}
-	ErrKMS                      = &Error{Status: StatusKMSError}
-	ErrInvalidKeyURI            = &Error{Status: StatusInvalidKeyURI}
-	ErrFeatureNotEnabled        = &Error{Status: StatusFeatureNotEnabled}
-	ErrInvalidConfig            = &Error{Status: StatusInvalidConfig}
-	ErrKeyringError             = &Error{Status: StatusKeyringError}
-	ErrMessageTooLarge          = &Error{Status: StatusMessageTooLarge}
+	// ErrDEKNotFound: a compact ciphertext's DEK is not in the DEK store (deleted, or
+	// another store) or is retired.
+	ErrDEKNotFound = &Error{Status: StatusDEKNotFound}
+	ErrUnavailable = &Error{Status: StatusUnavailable}
+	ErrThrottled   = &Error{Status: StatusThrottled}
+	ErrKMS         = &Error{Status: StatusKMSError}
+	// ErrDEKStore: the DEK store failed (a missing privilege, a corrupt row); an unreachable
+	// store is ErrUnavailable.
+	ErrDEKStore          = &Error{Status: StatusDEKStoreError}
+	ErrInvalidKeyURI     = &Error{Status: StatusInvalidKeyURI}
+	ErrFeatureNotEnabled = &Error{Status: StatusFeatureNotEnabled}
+	ErrInvalidConfig     = &Error{Status: StatusInvalidConfig}
+	ErrKeyringError      = &Error{Status: StatusKeyringError}
+	ErrMessageTooLarge   = &Error{Status: StatusMessageTooLarge}
 	// ErrClosed is returned by calls on a closed Client.
 	ErrClosed = errors.New("envelope: the client is closed")
 )

@@ -12,15 +12,41 @@ import (
 	"testing"
 )
 
+// vectorKeyring is the keyring block of testvectors/v1.json and compact.json.
+type vectorKeyring struct {
+	KeyID          string `json:"key_id"`
+	PrimaryVersion int    `json:"primary_version"`
+	Versions       map[string]struct {
+		State string `json:"state"`
+		KEK   string `json:"kek"`
+	} `json:"versions"`
+}
+
+// keyringURI writes the vectors' KEKs into a keyring file in the documented format.
+func keyringURI(t *testing.T, k vectorKeyring) string {
+	var versions []map[string]any
+	for v, e := range k.Versions {
+		n, _ := strconv.Atoi(v)
+		entry := map[string]any{"version": n, "state": e.State, "created_at": 0}
+		if e.KEK != "" {
+			entry["material"] = base64.StdEncoding.EncodeToString(mustHex(t, e.KEK))
+		}
+		versions = append(versions, entry)
+	}
+	doc, _ := json.Marshal(map[string]any{
+		"envelope_keyring": 1,
+		"keys": map[string]any{k.KeyID: map[string]any{
+			"primary_version": k.PrimaryVersion, "versions": versions}},
+	})
+	path := filepath.Join(t.TempDir(), "keyring.json")
+	if err := os.WriteFile(path, doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return "local://" + path + "#" + k.KeyID
+}
+
 type vectorFile struct {
-	Keyring struct {
-		KeyID          string `json:"key_id"`
-		PrimaryVersion int    `json:"primary_version"`
-		Versions       map[string]struct {
-			State string `json:"state"`
-			KEK   string `json:"kek"`
-		} `json:"versions"`
-	} `json:"keyring"`
+	Keyring vectorKeyring `json:"keyring"`
 	Vectors []struct {
 		Name            string `json:"name"`
 		Suite           string `json:"suite"`
@@ -53,6 +79,7 @@ var expectedErrors = map[string]error{
 	"key_not_found":              ErrKeyNotFound,
 	"key_version_not_found":      ErrKeyVersionNotFound,
 	"key_version_destroyed":      ErrKeyVersionDestroyed,
+	"dek_not_found":              ErrDEKNotFound,
 }
 
 func mustHex(t *testing.T, s string) []byte {
@@ -72,26 +99,7 @@ func TestVectors(t *testing.T) {
 	if err := json.Unmarshal(raw, &vf); err != nil {
 		t.Fatal(err)
 	}
-	// A keyring file in the documented format, holding the vectors' KEKs.
-	var versions []map[string]any
-	for v, e := range vf.Keyring.Versions {
-		n, _ := strconv.Atoi(v)
-		entry := map[string]any{"version": n, "state": e.State, "created_at": 0}
-		if e.KEK != "" {
-			entry["material"] = base64.StdEncoding.EncodeToString(mustHex(t, e.KEK))
-		}
-		versions = append(versions, entry)
-	}
-	doc, _ := json.Marshal(map[string]any{
-		"envelope_keyring": 1,
-		"keys": map[string]any{vf.Keyring.KeyID: map[string]any{
-			"primary_version": vf.Keyring.PrimaryVersion, "versions": versions}},
-	})
-	path := filepath.Join(t.TempDir(), "keyring.json")
-	if err := os.WriteFile(path, doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	uri := "local://" + path + "#" + vf.Keyring.KeyID
+	uri := keyringURI(t, vf.Keyring)
 	if len(vf.Vectors) < 40 {
 		t.Fatalf("only %d vectors", len(vf.Vectors))
 	}

@@ -3,8 +3,12 @@
 
 use std::collections::HashSet;
 
-use envelope::{Envelope, ErrorKind, LabelCheck, format};
+use std::sync::Arc;
 
+use envelope::{Envelope, ErrorKind, LabelCheck, compact};
+
+use crate::census::unreadable_kind;
+use crate::dekstore::StoreHeaders;
 use crate::labels::{LabelVerifier, Verdict};
 use crate::value::{Form, Stored};
 
@@ -61,7 +65,8 @@ pub enum Outcome {
     Changed(Vec<u8>),
     /// Already under the current version (rewrap).
     Current,
-    /// Not selected by the filter (reencrypt).
+    /// Not selected by the filter (reencrypt), or a compact value (rewrap: its DEK
+    /// rotates in the DEK store, the value never changes).
     Skipped,
     /// Left untouched, for this reason (an error kind, `mislabeled`, `aad_template`).
     Failed(&'static str),
@@ -77,16 +82,21 @@ pub struct Processor {
     envelope: Envelope,
     kind: JobKind,
     verifier: LabelVerifier,
+    store: Option<Arc<StoreHeaders>>,
 }
 
 impl Processor {
     /// A processor whose envelope targets the key's current version.
     pub fn new(envelope: Envelope, kind: JobKind) -> Self {
         let verifier = LabelVerifier::new(envelope.kms().clone());
+        let store = envelope
+            .dek_store()
+            .map(|s| Arc::new(StoreHeaders::new(s.clone())));
         Processor {
             envelope,
             kind,
             verifier,
+            store,
         }
     }
 
@@ -112,10 +122,18 @@ impl Processor {
                     continue;
                 }
             };
-            let info = match format::inspect(&stored.binary) {
+            if matches!(self.kind, JobKind::Rewrap)
+                && compact::inspect_compact(&stored.binary).is_ok()
+            {
+                // Nothing to do in the value: its DEK's row rotates with --dek-store.
+                outcomes[i] = Outcome::Skipped;
+                continue;
+            }
+            let info = match crate::dekstore::header(&stored.binary, self.store.as_deref()).await {
                 Ok(info) => info,
+                Err(e) if e.is_retryable() => return Err(Stop(e)),
                 Err(e) => {
-                    outcomes[i] = Outcome::Failed(e.kind().as_str());
+                    outcomes[i] = Outcome::Failed(unreadable_kind(&e));
                     continue;
                 }
             };
@@ -180,6 +198,14 @@ impl Processor {
         Ok(())
     }
 
+    /// The wrapped DEK a value decrypts through (a compact value's: its store row's).
+    async fn wrapped(&self, binary: &[u8]) -> envelope::Result<envelope::WrappedDek> {
+        match &self.store {
+            Some(store) => store.wrapped(binary).await,
+            None => envelope::format::wrapped_dek(binary),
+        }
+    }
+
     /// Classifies a failed value: a stop for retryable errors, `mislabeled` when the DEK
     /// opens under another version than its label, else the error's kind.
     async fn failure(&self, binary: &[u8], e: envelope::Error) -> Result<Outcome, Stop> {
@@ -190,7 +216,7 @@ impl Processor {
         if matches!(
             kind,
             ErrorKind::DecryptionFailed | ErrorKind::KeyVersionNotFound
-        ) && let Ok(wrapped) = format::wrapped_dek(binary)
+        ) && let Ok(wrapped) = self.wrapped(binary).await
             && wrapped.check_label() == LabelCheck::BoundByWrap
         {
             // One unwrap per distinct DEK (memoized): a wrong AAD leaves the label verified.

@@ -5,6 +5,7 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use envelope::compact::StoredDek;
 use envelope::{HeaderInfo, LabelCheck};
 use serde::Serialize;
 
@@ -57,6 +58,53 @@ pub struct MislabeledKey {
     pub actual: String,
 }
 
+/// What the census groups by: a ciphertext's header facts, or a DEK store row's.
+struct Facts {
+    provider: String,
+    key_id: String,
+    key_version: String,
+    suite: String,
+    label: LabelCheck,
+    dek_fingerprint: String,
+}
+
+impl Facts {
+    fn of_header(info: &HeaderInfo) -> Self {
+        Facts {
+            provider: info.provider.to_string(),
+            key_id: info.key_id.clone(),
+            key_version: info.key_version.clone(),
+            suite: info.suite.to_string(),
+            label: info.label.clone(),
+            dek_fingerprint: info.dek_fingerprint.clone(),
+        }
+    }
+
+    fn of_row(row: &StoredDek) -> Self {
+        Facts {
+            provider: row.wrapped.provider.to_string(),
+            key_id: row.wrapped.key_id.clone(),
+            key_version: row.wrapped.key_version.clone(),
+            suite: row.suite.to_string(),
+            label: row.wrapped.check_label(),
+            dek_fingerprint: row.id.to_string(),
+        }
+    }
+}
+
+/// The census's name for why a value is unreadable: the error kind, or `needs_dek_store`
+/// for a compact value counted without `--dek-store`.
+pub fn unreadable_kind(e: &envelope::Error) -> &'static str {
+    match e {
+        envelope::Error::UnsupportedFormatVersion(v)
+            if *v == envelope::compact::COMPACT_FORMAT_VERSION =>
+        {
+            "needs_dek_store"
+        }
+        e => e.kind().as_str(),
+    }
+}
+
 /// Counts of a census over one or more stores.
 #[derive(Debug, Clone, Default)]
 pub struct Census {
@@ -85,14 +133,22 @@ impl Census {
         header: Result<&HeaderInfo, &envelope::Error>,
         verdict: Option<&Verdict>,
     ) {
-        self.scanned += 1;
-        let info = match header {
-            Ok(info) => info,
+        match header {
+            Ok(info) => self.observe_facts(location, &Facts::of_header(info), verdict),
             Err(e) => {
-                self.count_unreadable(location, e.kind().as_str());
-                return;
+                self.scanned += 1;
+                self.count_unreadable(location, unreadable_kind(e));
             }
-        };
+        }
+    }
+
+    /// Counts one DEK store row (a census of the store itself: rows by KEK version).
+    pub fn observe_row(&mut self, row: &StoredDek, verdict: Option<&Verdict>) {
+        self.observe_facts(&format!("dek {}", row.id), &Facts::of_row(row), verdict);
+    }
+
+    fn observe_facts(&mut self, location: &str, info: &Facts, verdict: Option<&Verdict>) {
+        self.scanned += 1;
         let label = match (&info.label, verdict) {
             (LabelCheck::Mislabeled { carried }, _)
             | (_, Some(Verdict::Mislabeled { carried })) => {
@@ -109,10 +165,10 @@ impl Census {
         let group = self
             .groups
             .entry(GroupKey {
-                provider: info.provider.to_string(),
+                provider: info.provider.clone(),
                 key_id: info.key_id.clone(),
                 key_version: info.key_version.clone(),
-                suite: info.suite.to_string(),
+                suite: info.suite.clone(),
             })
             .or_default();
         group.count += 1;
@@ -131,11 +187,11 @@ impl Census {
         push_sample(&mut entry.1, location);
     }
 
-    fn count_mislabeled(&mut self, location: &str, info: &HeaderInfo, actual: &str) {
+    fn count_mislabeled(&mut self, location: &str, info: &Facts, actual: &str) {
         let entry = self
             .mislabeled
             .entry(MislabeledKey {
-                provider: info.provider.to_string(),
+                provider: info.provider.clone(),
                 key_id: info.key_id.clone(),
                 labeled: info.key_version.clone(),
                 actual: actual.to_owned(),
@@ -349,6 +405,7 @@ pub async fn observe_stored(
     census: &mut Census,
     item: &crate::action::Item,
     verifier: Option<&crate::labels::LabelVerifier>,
+    store: Option<&crate::dekstore::StoreHeaders>,
 ) -> envelope::Result<()> {
     let stored = match &item.stored {
         Ok(stored) => stored,
@@ -357,11 +414,19 @@ pub async fn observe_stored(
             return Ok(());
         }
     };
-    let header = envelope::format::inspect(&stored.binary);
+    let header = crate::dekstore::header(&stored.binary, store).await;
+    if let Err(e) = &header
+        && e.is_retryable()
+    {
+        // The store is unreachable: the census cannot be complete.
+        return Err(envelope::Error::Unavailable {
+            operation: "census",
+            source: Some(e.to_string().into()),
+        });
+    }
     let verdict = match (&header, verifier) {
         (Ok(info), Some(v)) if info.label == LabelCheck::BoundByWrap => {
-            v.verdict(&envelope::format::wrapped_dek(&stored.binary)?)
-                .await?
+            crate::dekstore::verdict(v, &stored.binary, store).await?
         }
         _ => None,
     };

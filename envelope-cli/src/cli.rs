@@ -149,12 +149,19 @@ pub struct StoreArgs {
     /// walked recursively. Repeatable.
     #[arg(long = "dir")]
     pub dirs: Vec<PathBuf>,
+    /// The DEK store of compact ciphertexts (`sqlite:///path/deks.sqlite`,
+    /// `postgres://…?table=NAME`): compact values in the column or files are read through
+    /// it; `census` also counts its rows by KEK version, `rewrap` rotates its rows (the
+    /// compact values themselves never change), `retire` checks its rows, `reencrypt`
+    /// writes new DEKs into it.
+    #[arg(long, env = "ENVELOPE_DEK_STORE", value_name = "URI")]
+    pub dek_store: Option<String>,
 }
 
 impl StoreArgs {
     /// Whether no store was named.
     pub fn is_empty(&self) -> bool {
-        self.db.is_none() && self.dirs.is_empty()
+        self.db.is_none() && self.dirs.is_empty() && self.dek_store.is_none()
     }
 }
 
@@ -191,7 +198,8 @@ pub struct JobArgs {
     /// At most this many KMS calls per second.
     #[arg(long, value_name = "CALLS_PER_SECOND")]
     pub max_rate: Option<f64>,
-    /// Resume a job from its checkpoint (PostgreSQL; the same table, column, key and kind).
+    /// Resume a job from its checkpoint (PostgreSQL: the same table, column, key and kind;
+    /// a `dekstore-…` id resumes a DEK store rotation).
     #[arg(long, value_name = "JOB")]
     pub resume: Option<String>,
     /// Print a census and the plan; change nothing.

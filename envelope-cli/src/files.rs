@@ -96,12 +96,13 @@ pub fn check_template(template: &AadTemplate) -> Result<(), CliError> {
 pub async fn census(
     dirs: &[PathBuf],
     verifier: Option<&LabelVerifier>,
+    store: Option<&crate::dekstore::StoreHeaders>,
 ) -> Result<Census, CliError> {
     let mut census = Census::default();
     for dir in dirs {
         for path in walk(dir)? {
             let (item, _) = read_item(dir, &path, None)?;
-            observe_stored(&mut census, &item, verifier).await?;
+            observe_stored(&mut census, &item, verifier, store).await?;
         }
     }
     Ok(census)

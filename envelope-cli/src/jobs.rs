@@ -9,6 +9,7 @@ use crate::aad::AadTemplate;
 use crate::action::{Filter, JobKind, Processor};
 use crate::census::Census;
 use crate::cli::{CensusArgs, JobArgs, ReencryptArgs, RetireAction, RetireArgs, StoreArgs};
+use crate::dekstore::{self, StoreHeaders};
 use crate::exit::{
     CliError, CliResult, FINISHED_WITH_FAILURES, OK, RETIRE_REFUSED, STOPPED_RESUMABLE,
 };
@@ -21,27 +22,81 @@ fn require_store(stores: &StoreArgs) -> Result<(), CliError> {
     if stores.is_empty() {
         return Err(CliError::with_code(
             crate::exit::USAGE,
-            "name a store: --db URL --table T --column C, and/or --dir D",
+            "name a store: --db URL --table T --column C, and/or --dir D, and/or --dek-store URI",
         ));
     }
     Ok(())
+}
+
+/// The census of the named values (column, directories; compact ones read through the
+/// DEK store) and, with `--dek-store`, of the store's own rows.
+struct Censuses {
+    values: Census,
+    dek_store: Option<Census>,
+}
+
+impl Censuses {
+    fn to_json(&self) -> serde_json::Value {
+        let mut json = self.values.to_json();
+        if let (Some(store), Some(object)) = (&self.dek_store, json.as_object_mut()) {
+            object.insert("dek_store".into(), store.to_json());
+        }
+        json
+    }
+
+    fn render(&self) -> String {
+        let mut out = self.values.render();
+        if let Some(store) = &self.dek_store {
+            out.push_str("DEK store rows (each one DEK of the compact values):\n");
+            out.push_str(&store.render());
+        }
+        out
+    }
+
+    /// Values and store rows under a KEK version, with samples.
+    fn under_version(&self, provider: &str, key_id: &str, version: &str) -> (u64, Vec<String>) {
+        let (mut n, mut samples) = self.values.under_version(provider, key_id, version);
+        if let Some(store) = &self.dek_store {
+            let (m, more) = store.under_version(provider, key_id, version);
+            n += m;
+            samples.extend(more.into_iter().take(5usize.saturating_sub(samples.len())));
+        }
+        (n, samples)
+    }
+
+    fn problems(&self) -> u64 {
+        self.values.problems() + self.dek_store.as_ref().map_or(0, Census::problems)
+    }
 }
 
 /// A census of every named store, merged.
 async fn census_of(
     stores: &StoreArgs,
     verifier: Option<&LabelVerifier>,
-) -> Result<Census, CliError> {
+) -> Result<Censuses, CliError> {
+    let dek_store = stores
+        .dek_store
+        .as_deref()
+        .map(dekstore::open)
+        .transpose()?;
+    let headers = dek_store.clone().map(StoreHeaders::new);
     let mut census = Census::default();
     if let (Some(db), Some(table), Some(column)) = (&stores.db, &stores.table, &stores.column) {
         let client = pg::connect(db).await?;
         let target = pg::Target::resolve(&client, table, column, &[]).await?;
-        census.merge(pg::census(&client, &target, verifier).await?);
+        census.merge(pg::census(&client, &target, verifier, headers.as_ref()).await?);
     }
     if !stores.dirs.is_empty() {
-        census.merge(files::census(&stores.dirs, verifier).await?);
+        census.merge(files::census(&stores.dirs, verifier, headers.as_ref()).await?);
     }
-    Ok(census)
+    let store_census = match &dek_store {
+        Some(store) => Some(dekstore::census(&**store, verifier).await?),
+        None => None,
+    };
+    Ok(Censuses {
+        values: census,
+        dek_store: store_census,
+    })
 }
 
 /// `envelope census`.
@@ -89,6 +144,13 @@ pub async fn reencrypt(args: ReencryptArgs) -> CliResult {
         ));
     }
     let template = AadTemplate::parse(&args.aad)?;
+    if args.job.stores.db.is_none() && args.job.stores.dirs.is_empty() {
+        return Err(CliError::with_code(
+            crate::exit::USAGE,
+            "reencrypt rewrites values: name them with --db/--table/--column and/or --dir \
+             (--dek-store is where the new DEKs of compact values go)",
+        ));
+    }
     if !args.job.stores.dirs.is_empty() {
         files::check_template(&template)?;
     }
@@ -101,23 +163,48 @@ pub async fn reencrypt(args: ReencryptArgs) -> CliResult {
 
 async fn run_job(args: JobArgs, kind: JobKind, template: Option<AadTemplate>) -> CliResult {
     require_store(&args.stores)?;
-    if args.resume.is_some() && args.stores.db.is_none() {
+    let store_resume = args
+        .resume
+        .as_deref()
+        .filter(|id| id.starts_with("dekstore-"));
+    if store_resume.is_some() && args.stores.dek_store.is_none() {
         return Err(CliError::with_code(
             crate::exit::USAGE,
-            "--resume applies to PostgreSQL jobs (file jobs are resumed by running them again)",
+            "--resume dekstore-…: name the DEK store with --dek-store",
+        ));
+    }
+    if args.resume.is_some() && store_resume.is_none() && args.stores.db.is_none() {
+        return Err(CliError::with_code(
+            crate::exit::USAGE,
+            "--resume applies to PostgreSQL jobs and DEK store rotations (file jobs are resumed by running them again)",
         ));
     }
     let (kms, key_id) = job_kms(&args)?;
-    let envelope = Envelope::builder_dyn(kms, key_id).build()?;
+    let mut builder = Envelope::builder_dyn(kms, key_id);
+    if let Some(uri) = &args.stores.dek_store {
+        builder = builder.dek_store(dekstore::open(uri)?);
+    }
+    let envelope = builder.build()?;
     if args.dry_run {
         return dry_run(&args, &envelope, &kind).await;
     }
-    let processor = Arc::new(Processor::new(envelope, kind));
     let mut summaries: Vec<Summary> = Vec::new();
     let mut stopped = None;
-    if let (Some(db), Some(table), Some(column)) =
-        (&args.stores.db, &args.stores.table, &args.stores.column)
-    {
+    if let (JobKind::Rewrap, Some(store)) = (&kind, envelope.dek_store()) {
+        let end =
+            dekstore::rotate(&**store, &envelope, args.batch_size as usize, store_resume).await?;
+        if let Some(e) = end.stopped {
+            stopped = Some((e, Some(end.summary.job_id.clone())));
+        }
+        summaries.push(end.summary);
+    }
+    let processor = Arc::new(Processor::new(envelope, kind));
+    if let (Some(db), Some(table), Some(column), None) = (
+        &args.stores.db,
+        &args.stores.table,
+        &args.stores.column,
+        &stopped,
+    ) {
         let spec = pg::job::JobSpec {
             db: db.clone(),
             table: table.clone(),
@@ -126,7 +213,7 @@ async fn run_job(args: JobArgs, kind: JobKind, template: Option<AadTemplate>) ->
             template: template.clone(),
             batch_size: args.batch_size,
             workers: args.workers,
-            resume: args.resume.clone(),
+            resume: args.resume.clone().filter(|_| store_resume.is_none()),
         };
         let end = pg::job::run(&spec, processor.clone()).await?;
         if let Some(e) = end.stopped {
@@ -179,28 +266,41 @@ async fn dry_run(args: &JobArgs, envelope: &Envelope, kind: &JobKind) -> CliResu
     let description = envelope.describe_key().await?;
     let current = description.current_version.clone().unwrap_or_default();
     let provider = envelope.kms().provider().to_string();
-    let stale: u64 = census
-        .groups
-        .iter()
-        .filter(|(k, _)| {
-            k.provider == provider && k.key_id == envelope.key_id() && k.key_version != current
-        })
-        .map(|(_, c)| c.count)
-        .sum();
+    let stale_in = |c: &Census| -> u64 {
+        c.groups
+            .iter()
+            .filter(|(k, _)| {
+                k.provider == provider && k.key_id == envelope.key_id() && k.key_version != current
+            })
+            .map(|(_, c)| c.count)
+            .sum()
+    };
+    let stale = stale_in(&census.values);
+    let stale_rows = census.dek_store.as_ref().map(stale_in);
     let other_keys: u64 = census
+        .values
         .groups
         .iter()
         .filter(|(k, _)| k.provider != provider || k.key_id != envelope.key_id())
         .map(|(_, c)| c.count)
         .sum();
+    let store_plan = match stale_rows {
+        Some(n) => format!(
+            "rewrap {n} DEK store row(s) labeled with another version (no value is written); "
+        ),
+        None => String::new(),
+    };
     let plan = match kind {
         JobKind::Rewrap => format!(
-            "plan: rewrap {stale} value(s) labeled with a version other than the current {current:?} \
+            "plan: {store_plan}{}",
+            format_args!(
+                "rewrap {stale} value(s) labeled with a version other than the current {current:?} \
              of {} (the job decides staleness from the wrapped DEK, one KMS call per distinct DEK); \
              {other_keys} value(s) under other keys are rewrapped to this key; {} problem value(s) \
              would be left untouched; dry run: nothing changed",
-            envelope.key_id(),
-            census.problems()
+                envelope.key_id(),
+                census.problems()
+            )
         ),
         JobKind::Reencrypt(filter) => format!(
             "plan: re-encrypt the values whose DEK is one of {:?} and KEK version one of {:?} \
@@ -214,7 +314,8 @@ async fn dry_run(args: &JobArgs, envelope: &Envelope, kind: &JobKind) -> CliResu
         println!(
             "{}",
             serde_json::json!({ "census": census.to_json(), "current_version": current,
-                "stale_by_label": stale, "plan": plan, "dry_run": true })
+                "stale_by_label": stale, "stale_dek_store_rows": stale_rows, "plan": plan,
+                "dry_run": true })
         );
     } else {
         print!("{}", census.render());

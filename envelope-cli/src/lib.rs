@@ -11,6 +11,7 @@ pub mod action;
 pub mod census;
 pub mod cli;
 pub mod crypt;
+pub mod dekstore;
 pub mod exit;
 pub mod files;
 pub mod jobs;

@@ -484,20 +484,29 @@ pub struct HeaderInfo {
     pub dek_fingerprint: String,
     /// What the wrapped DEK says about the version label (see [`LabelCheck`]).
     pub label: LabelCheck,
+    /// For the compact form: the DEK store row the KEK facts above were read from
+    /// ([`crate::compact::header_info`]); `None` for format version 1.
+    pub dek_id: Option<crate::compact::DekId>,
 }
 
 /// Length in bytes of [`HeaderInfo::dek_fingerprint`] before hex encoding.
 pub const DEK_FINGERPRINT_LEN: usize = 8;
+
+/// The DEK fingerprint of a key commitment: its first 8 bytes in hex.
+pub(crate) fn fingerprint(commitment: &[u8]) -> String {
+    commitment
+        .iter()
+        .take(DEK_FINGERPRINT_LEN)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 /// Reads the header of a binary ciphertext without any key.
 pub fn inspect(ciphertext: &[u8]) -> Result<HeaderInfo> {
     let p = parse(ciphertext)?;
     let header_len = p.stable.len() + p.kek_ref.len();
     let wrapped = p.wrapped()?;
-    let dek_fingerprint = p.commitment[..DEK_FINGERPRINT_LEN]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let dek_fingerprint = fingerprint(p.commitment);
     Ok(HeaderInfo {
         format_version: FORMAT_VERSION,
         suite: p.suite,
@@ -510,6 +519,7 @@ pub fn inspect(ciphertext: &[u8]) -> Result<HeaderInfo> {
         plaintext_len: p.body.len() - TAG_LEN,
         overhead: header_len + TAG_LEN,
         dek_fingerprint,
+        dek_id: None,
     })
 }
 

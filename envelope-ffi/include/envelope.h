@@ -54,12 +54,18 @@ enum envelope_status
   ENVELOPE_KEY_VERSION_TOO_OLD = 204,
   // The KMS denied the operation.
   ENVELOPE_PERMISSION_DENIED = 205,
+  // A compact ciphertext's DEK is not in the DEK store (deleted, another store) or is
+  // retired.
+  ENVELOPE_DEK_NOT_FOUND = 206,
   // The KMS is unreachable or failing transiently. Retryable.
   ENVELOPE_UNAVAILABLE = 300,
   // The KMS throttled the request. Retryable.
   ENVELOPE_THROTTLED = 301,
   // Another KMS failure.
   ENVELOPE_KMS_ERROR = 302,
+  // The DEK store failed (a missing privilege, a corrupt row); an unreachable store is
+  // `ENVELOPE_UNAVAILABLE`.
+  ENVELOPE_DEK_STORE_ERROR = 303,
   // The key URI is invalid.
   ENVELOPE_INVALID_KEY_URI = 400,
   // The key URI needs a backend this library was built without.
@@ -110,6 +116,13 @@ typedef struct envelope_client_options {
   // At most this many unwrap and rewrap KMS calls a second (0: no limit); calls past it
   // fail at once with `ENVELOPE_THROTTLED`.
   uint32_t max_unwraps_per_second;
+  // A DEK store URI (`sqlite:///path/deks.sqlite`, `postgres://…[?table=NAME]`; may be
+  // NULL): new ciphertexts are written in the compact form (40 bytes of overhead for
+  // AES-256-GCM) with their DEK kept in the store; compact ciphertexts decrypt through
+  // it. Without one the client writes the self-contained v1 form.
+  const uint8_t *dek_store_uri;
+  // Length of `dek_store_uri`.
+  size_t dek_store_uri_len;
 } envelope_client_options;
 
 #ifdef __cplusplus
@@ -277,9 +290,11 @@ envelope_status envelope_rewrap(const struct envelope_client *client,
                                 size_t *out_len,
                                 bool *changed);
 
-// The header of a ciphertext (binary or text form) as JSON, without any key:
-// `{"format_version", "suite", "provider", "key_id", "key_version", "wrapped_dek_len",
-// "header_len", "plaintext_len", "overhead"}`.
+// The header of a ciphertext (binary or text form, v1 or compact) as JSON, without any
+// key or store: v1 gives `{"format_version": 1, "suite", "provider", "key_id",
+// "key_version", "wrapped_dek_len", "header_len", "plaintext_len", "overhead"}`; the
+// compact form `{"format_version": 2, "suite", "dek_id", "header_len", "plaintext_len",
+// "overhead"}` (its KEK is in the DEK store's row).
 //
 // # Safety
 // `ciphertext` valid for its length; `out`/`out_len` valid for writes.
@@ -339,6 +354,20 @@ envelope_status envelope_decrypt_batch(const struct envelope_client *client,
                                        uint8_t **out,
                                        size_t *out_len,
                                        size_t *out_offsets);
+
+// Imports DEK store rows, ids kept, into the store `store_uri` names (created if
+// missing): `rows_json` is a JSON array in the documented row form (`docs/FORMAT.md`,
+// "DEK store"; `testvectors/compact.json` carries one in `dek_store`). Fails on the first
+// id the store already has (`ENVELOPE_DEK_STORE_ERROR`; rows before it stay imported);
+// `*imported` (may be NULL) gets the number of rows imported.
+//
+// # Safety
+// `store_uri` and `rows_json` valid for their lengths; `imported` NULL or valid for a write.
+envelope_status envelope_dek_store_import_json(const uint8_t *store_uri,
+                                               size_t store_uri_len,
+                                               const uint8_t *rows_json,
+                                               size_t rows_json_len,
+                                               size_t *imported);
 
 // Creates a keyring file (mode 0600) holding `key_id` at version 1; fails if it exists.
 //

@@ -69,6 +69,13 @@ pub struct envelope_client_options {
     /// At most this many unwrap and rewrap KMS calls a second (0: no limit); calls past it
     /// fail at once with `ENVELOPE_THROTTLED`.
     pub max_unwraps_per_second: u32,
+    /// A DEK store URI (`sqlite:///path/deks.sqlite`, `postgres://…[?table=NAME]`; may be
+    /// NULL): new ciphertexts are written in the compact form (40 bytes of overhead for
+    /// AES-256-GCM) with their DEK kept in the store; compact ciphertexts decrypt through
+    /// it. Without one the client writes the self-contained v1 form.
+    pub dek_store_uri: *const u8,
+    /// Length of `dek_store_uri`.
+    pub dek_store_uri_len: usize,
 }
 
 /// Zeroes a buffer that may hold plaintext before it is freed: one `memset`, then an
@@ -237,6 +244,8 @@ pub unsafe extern "C" fn envelope_client_options_default(
             encryption_context_json_len: 0,
             negative_ttl_ms: policy.negative_ttl().as_millis() as u64,
             max_unwraps_per_second: policy.max_unwraps_per_second().unwrap_or(0),
+            dek_store_uri: std::ptr::null(),
+            dek_store_uri_len: 0,
         };
         // SAFETY: checked non-null; the caller guarantees it is writable.
         unsafe { out.write(options) };
@@ -313,11 +322,23 @@ pub unsafe extern "C" fn envelope_client_new(
                 ))
             })?
         };
-        let envelope = envelope::builder_from_uri(uri)?
+        // SAFETY: per this function's contract (the options' pointer and length).
+        let store_uri = unsafe {
+            input(
+                options.dek_store_uri,
+                options.dek_store_uri_len,
+                "dek_store_uri",
+            )?
+        };
+        let mut builder = envelope::builder_from_uri(uri)?
             .suite(suite)
             .cache_policy(policy)
-            .encryption_context(context)
-            .build()?;
+            .encryption_context(context);
+        if !store_uri.is_empty() {
+            builder =
+                builder.dek_store(envelope::open_dek_store(utf8(store_uri, "dek_store_uri")?)?);
+        }
+        let envelope = builder.build()?;
         let client = Box::new(Client {
             envelope: BlockingEnvelope::new(envelope)?,
         });
@@ -719,9 +740,11 @@ pub unsafe extern "C" fn envelope_rewrap(
     })
 }
 
-/// The header of a ciphertext (binary or text form) as JSON, without any key:
-/// `{"format_version", "suite", "provider", "key_id", "key_version", "wrapped_dek_len",
-/// "header_len", "plaintext_len", "overhead"}`.
+/// The header of a ciphertext (binary or text form, v1 or compact) as JSON, without any
+/// key or store: v1 gives `{"format_version": 1, "suite", "provider", "key_id",
+/// "key_version", "wrapped_dek_len", "header_len", "plaintext_len", "overhead"}`; the
+/// compact form `{"format_version": 2, "suite", "dek_id", "header_len", "plaintext_len",
+/// "overhead"}` (its KEK is in the DEK store's row).
 ///
 /// # Safety
 /// `ciphertext` valid for its length; `out`/`out_len` valid for writes.
@@ -737,11 +760,28 @@ pub unsafe extern "C" fn envelope_inspect_json(
         let out_len = non_null(out_len, "out_len")?;
         // SAFETY: per this function's contract.
         let ct = unsafe { input(ciphertext, ciphertext_len, "ciphertext")? };
-        let info = if ct.starts_with(envelope::format::TEXT_PREFIX.as_bytes()) {
-            Envelope::inspect_text(utf8(ct, "ciphertext")?)?
+        let text = ct.starts_with(envelope::format::TEXT_PREFIX.as_bytes())
+            || ct.starts_with(envelope::compact::COMPACT_TEXT_PREFIX.as_bytes());
+        let binary = if text {
+            std::borrow::Cow::Owned(envelope::format::from_text(utf8(ct, "ciphertext")?)?)
         } else {
-            Envelope::inspect(ct)?
+            std::borrow::Cow::Borrowed(ct)
         };
+        if binary.get(2) == Some(&envelope::compact::COMPACT_FORMAT_VERSION) {
+            let info = envelope::compact::inspect_compact(&binary)?;
+            let json = serde_json::json!({
+                "format_version": info.format_version,
+                "suite": info.suite.name(),
+                "dek_id": info.dek_id.get(),
+                "header_len": info.header_len,
+                "plaintext_len": info.plaintext_len,
+                "overhead": info.overhead,
+            });
+            // SAFETY: checked non-null above.
+            unsafe { give(out, out_len, json.to_string().into_bytes()) };
+            return Ok(());
+        }
+        let info = Envelope::inspect(&binary)?;
         let json = serde_json::json!({
             "format_version": info.format_version,
             "suite": info.suite.name(),
@@ -804,6 +844,9 @@ pub unsafe extern "C" fn envelope_client_stats_json(
 
 mod batch;
 pub use batch::{envelope_decrypt_batch, envelope_encrypt_batch};
+
+mod dekstore;
+pub use dekstore::envelope_dek_store_import_json;
 
 mod keyring;
 pub use keyring::{

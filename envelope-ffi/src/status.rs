@@ -42,12 +42,18 @@ pub enum envelope_status {
     ENVELOPE_KEY_VERSION_TOO_OLD = 204,
     /// The KMS denied the operation.
     ENVELOPE_PERMISSION_DENIED = 205,
+    /// A compact ciphertext's DEK is not in the DEK store (deleted, another store) or is
+    /// retired.
+    ENVELOPE_DEK_NOT_FOUND = 206,
     /// The KMS is unreachable or failing transiently. Retryable.
     ENVELOPE_UNAVAILABLE = 300,
     /// The KMS throttled the request. Retryable.
     ENVELOPE_THROTTLED = 301,
     /// Another KMS failure.
     ENVELOPE_KMS_ERROR = 302,
+    /// The DEK store failed (a missing privilege, a corrupt row); an unreachable store is
+    /// `ENVELOPE_UNAVAILABLE`.
+    ENVELOPE_DEK_STORE_ERROR = 303,
     /// The key URI is invalid.
     ENVELOPE_INVALID_KEY_URI = 400,
     /// The key URI needs a backend this library was built without.
@@ -88,6 +94,8 @@ impl envelope_status {
             ErrorKind::Keyring => ENVELOPE_KEYRING_ERROR,
             ErrorKind::MessageTooLarge => ENVELOPE_MESSAGE_TOO_LARGE,
             ErrorKind::BufferTooSmall => ENVELOPE_BUFFER_TOO_SMALL,
+            ErrorKind::DekNotFound => ENVELOPE_DEK_NOT_FOUND,
+            ErrorKind::DekStore => ENVELOPE_DEK_STORE_ERROR,
             _ => ENVELOPE_UNKNOWN_ERROR,
         }
     }
@@ -120,6 +128,8 @@ impl envelope_status {
             ENVELOPE_UNAVAILABLE => b"KMS unavailable (retryable)\0",
             ENVELOPE_THROTTLED => b"KMS throttled the request (retryable)\0",
             ENVELOPE_KMS_ERROR => b"KMS error\0",
+            ENVELOPE_DEK_NOT_FOUND => b"the data key is not in the DEK store (or is retired)\0",
+            ENVELOPE_DEK_STORE_ERROR => b"DEK store error\0",
             ENVELOPE_INVALID_KEY_URI => b"invalid key URI\0",
             ENVELOPE_FEATURE_NOT_ENABLED => b"the key URI needs a backend this library lacks\0",
             ENVELOPE_INVALID_CONFIG => b"invalid configuration\0",
@@ -135,7 +145,7 @@ impl envelope_status {
     }
 
     /// Every status.
-    pub(crate) const ALL: [envelope_status; 26] = {
+    pub(crate) const ALL: [envelope_status; 28] = {
         use envelope_status::*;
         [
             ENVELOPE_OK,
@@ -155,9 +165,11 @@ impl envelope_status {
             ENVELOPE_KEY_VERSION_DISABLED,
             ENVELOPE_KEY_VERSION_TOO_OLD,
             ENVELOPE_PERMISSION_DENIED,
+            ENVELOPE_DEK_NOT_FOUND,
             ENVELOPE_UNAVAILABLE,
             ENVELOPE_THROTTLED,
             ENVELOPE_KMS_ERROR,
+            ENVELOPE_DEK_STORE_ERROR,
             ENVELOPE_INVALID_KEY_URI,
             ENVELOPE_FEATURE_NOT_ENABLED,
             ENVELOPE_INVALID_CONFIG,
@@ -181,6 +193,6 @@ mod tests {
             assert!(!m[..m.len() - 1].contains(&0));
             seen.insert(s as u32);
         }
-        assert_eq!(seen.len(), 26);
+        assert_eq!(seen.len(), 28);
     }
 }

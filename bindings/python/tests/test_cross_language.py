@@ -30,6 +30,28 @@ def run(program, *args):
 
 
 @pytest.mark.parametrize("writer", ["rust", "python", "go"])
+def test_each_language_decrypts_the_others_compact_form(writer, uri, tmp_path):
+    """The compact form through one shared SQLite DEK store: each writer adds its DEK row."""
+    progs = programs()
+    store = f"sqlite://{tmp_path / 'deks.sqlite'}"
+    aad = f"interop.{writer}#2".encode().hex()
+    plaintext = b"123-45-6789".hex()
+    ciphertext = run(progs[writer], "encrypt", uri, aad, plaintext, store)
+    assert len(bytes.fromhex(ciphertext)) == 11 + 40
+    info = envelope_sdk.Client.inspect(bytes.fromhex(ciphertext))
+    assert (info.format_version, info.dek_id, info.provider) == (2, 1, None)
+    for reader, program in progs.items():
+        if reader == writer:
+            continue
+        assert run(program, "decrypt", uri, aad, ciphertext, store) == plaintext, f"{reader} reading {writer}"
+        with pytest.raises(AssertionError, match="decryption failed"):
+            run(program, "decrypt", uri, "00", ciphertext, store)
+        # Without the store, a clear refusal rather than a wrong answer.
+        with pytest.raises(AssertionError, match="DEK store"):
+            run(program, "decrypt", uri, aad, ciphertext)
+
+
+@pytest.mark.parametrize("writer", ["rust", "python", "go"])
 def test_each_language_decrypts_the_others(writer, uri, keyring):
     progs = programs()
     aad = f"interop.{writer}#1".encode().hex()

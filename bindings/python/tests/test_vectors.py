@@ -27,9 +27,9 @@ KINDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def vectors_uri(tmp_path_factory):
-    ring = VECTORS["keyring"]
+def vectors_uri_for(doc, tmp_path_factory):
+    """A keyring file (the documented format) holding a vectors file's KEKs; its key URI."""
+    ring = doc["keyring"]
     versions = []
     for version, entry in ring["versions"].items():
         v = {"version": int(version), "state": entry["state"], "created_at": 0}
@@ -44,6 +44,11 @@ def vectors_uri(tmp_path_factory):
     path.write_text(json.dumps(doc))
     os.chmod(path, 0o600)
     return f"local://{path}#{ring['key_id']}"
+
+
+@pytest.fixture(scope="module")
+def vectors_uri(tmp_path_factory):
+    return vectors_uri_for(VECTORS, tmp_path_factory)
 
 
 def plaintext_of(v):

@@ -217,7 +217,7 @@ async fn refuse_foreign_column(
             r.item
                 .stored
                 .as_ref()
-                .is_ok_and(|s| envelope::format::inspect(&s.binary).is_ok())
+                .is_ok_and(|s| crate::dekstore::parses(&s.binary))
         })
         .count();
     if !read.is_empty() && envelope_values == 0 {

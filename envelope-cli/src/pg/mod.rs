@@ -115,6 +115,7 @@ pub async fn census(
     client: &Client,
     target: &Target,
     verifier: Option<&LabelVerifier>,
+    store: Option<&crate::dekstore::StoreHeaders>,
 ) -> Result<Census, CliError> {
     let mut census = Census::default();
     let mut after: Option<String> = None;
@@ -129,7 +130,7 @@ pub async fn census(
             let Some(read) = decode_row(target, None, row) else {
                 continue;
             };
-            crate::census::observe_stored(&mut census, &read.item, verifier).await?;
+            crate::census::observe_stored(&mut census, &read.item, verifier, store).await?;
         }
         after = Some(last_key);
     }

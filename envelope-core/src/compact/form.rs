@@ -345,3 +345,28 @@ pub fn inspect_compact(ciphertext: &[u8]) -> Result<CompactInfo> {
         overhead: header_len + TAG_LEN,
     })
 }
+
+/// A compact ciphertext's header facts completed from its DEK store row: the KEK provider,
+/// key id, version and label are the row's, the DEK fingerprint is the row commitment's
+/// (the same fingerprint a v1 header under this DEK would show). Fails like a decryption
+/// when the row is not the one the ciphertext names or its suite differs (no key is used).
+pub fn header_info(ciphertext: &[u8], row: &super::StoredDek) -> Result<crate::HeaderInfo> {
+    let info = inspect_compact(ciphertext)?;
+    if row.id != info.dek_id || row.suite != info.suite {
+        return Err(Error::DecryptionFailed);
+    }
+    Ok(crate::HeaderInfo {
+        format_version: COMPACT_FORMAT_VERSION,
+        suite: info.suite,
+        provider: row.wrapped.provider,
+        key_id: row.wrapped.key_id.clone(),
+        key_version: row.wrapped.key_version.clone(),
+        wrapped_dek_len: row.wrapped.ciphertext.len(),
+        header_len: info.header_len,
+        plaintext_len: info.plaintext_len,
+        overhead: info.overhead,
+        dek_fingerprint: crate::format::fingerprint(&row.commitment),
+        label: row.wrapped.check_label(),
+        dek_id: Some(info.dek_id),
+    })
+}

@@ -15,7 +15,7 @@ mod store;
 pub(crate) use form::seal_with_nonce;
 pub use form::{
     COMPACT_FORMAT_VERSION, COMPACT_TEXT_PREFIX, CompactInfo, DEK_ID_LEN, DekId, compact_overhead,
-    inspect_compact,
+    header_info, inspect_compact,
 };
 pub(crate) use form::{ParsedCompact, is_compact, parse};
 pub use rows_json::{stored_deks_from_json, stored_deks_to_json};

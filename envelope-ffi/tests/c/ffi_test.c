@@ -332,6 +332,73 @@ static void test_batches(void) {
     envelope_client_free(client);
 }
 
+static char store_uri[300];
+
+static void test_compact(void) {
+    struct envelope_client_options options;
+    STATUS(envelope_client_options_default(&options), ENVELOPE_OK);
+    CHECK(options.dek_store_uri == NULL && options.dek_store_uri_len == 0, "no store by default");
+    options.dek_store_uri = (const uint8_t *)store_uri;
+    options.dek_store_uri_len = strlen(store_uri);
+    envelope_client *client = new_client(&options);
+    const char *aad = "patients.ssn#1";
+    uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    STATUS(envelope_encrypt(client, S("123-45-6789"), S(aad), &ct, &ct_len), ENVELOPE_OK);
+    CHECK(ct_len == 11 + 40, "compact ciphertext length %zu", ct_len);
+    CHECK(ct_len > 2 && ct[2] == 2, "format version 2");
+
+    /* A second client on the same store (another process, say) reads it. */
+    envelope_client *reader = new_client(&options);
+    uint8_t *pt = NULL;
+    size_t pt_len = 0;
+    STATUS(envelope_decrypt(reader, ct, ct_len, S(aad), &pt, &pt_len), ENVELOPE_OK);
+    CHECK(pt_len == 11 && memcmp(pt, "123-45-6789", 11) == 0, "compact plaintext");
+    envelope_bytes_free(pt, pt_len);
+    STATUS(envelope_decrypt(reader, ct, ct_len, S("patients.ssn#2"), &pt, &pt_len), ENVELOPE_DECRYPTION_FAILED);
+
+    uint8_t *json = NULL;
+    size_t json_len = 0;
+    STATUS(envelope_inspect_json(ct, ct_len, &json, &json_len), ENVELOPE_OK);
+    CHECK(contains(json, json_len, "\"format_version\":2") && contains(json, json_len, "\"dek_id\":1") &&
+              contains(json, json_len, "\"overhead\":40"),
+          "compact inspect %.*s", (int)json_len, (const char *)json);
+    envelope_bytes_free(json, json_len);
+
+    /* Without a store, a compact value is refused with a message that says why. */
+    envelope_client *plain = new_client(NULL);
+    STATUS(envelope_decrypt(plain, ct, ct_len, S(aad), &pt, &pt_len), ENVELOPE_INVALID_CONFIG);
+    CHECK(strstr(last_error(), "DEK store") != NULL, "says a store is needed: %s", last_error());
+
+    /* A DEK id the store lacks. */
+    uint8_t forged[51];
+    memcpy(forged, ct, ct_len);
+    forged[11] = 9;
+    STATUS(envelope_decrypt(reader, forged, ct_len, S(aad), &pt, &pt_len), ENVELOPE_DEK_NOT_FOUND);
+
+    /* Importing rows: a taken id is a store error; a bad store URI is a config error. */
+    const char *row =
+        "[{\"id\": 1, \"suite\": \"AES-256-GCM\", \"provider\": \"local\", \"key_id\": \"default\","
+        " \"key_version\": \"1\", \"wrapped_dek\": \"00ff\", \"state\": \"active\","
+        " \"commitment\": \"0000000000000000000000000000000000000000000000000000000000000000\"}]";
+    size_t imported = 99;
+    STATUS(envelope_dek_store_import_json(S(store_uri), S(row), &imported), ENVELOPE_DEK_STORE_ERROR);
+    CHECK(imported == 0, "nothing imported: %zu", imported);
+    STATUS(envelope_dek_store_import_json(S("mysql://x"), S(row), NULL), ENVELOPE_INVALID_CONFIG);
+    STATUS(envelope_dek_store_import_json(S(store_uri), S("[{\"id\": 0}]"), NULL), ENVELOPE_INVALID_CONFIG);
+
+    options.dek_store_uri = (const uint8_t *)"redis://x";
+    options.dek_store_uri_len = strlen("redis://x");
+    envelope_client *bad = NULL;
+    STATUS(envelope_client_new(S(uri), &options, &bad), ENVELOPE_INVALID_CONFIG);
+    CHECK(bad == NULL, "no client on error");
+
+    envelope_bytes_free(ct, ct_len);
+    envelope_client_free(plain);
+    envelope_client_free(reader);
+    envelope_client_free(client);
+}
+
 static envelope_client *shared;
 
 static void *worker(void *arg) {
@@ -376,6 +443,8 @@ int main(void) {
     test_threads();
     test_batches();
     test_rotation();
+    snprintf(store_uri, sizeof store_uri, "sqlite://%s/deks.sqlite", dir);
+    test_compact();
 
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);

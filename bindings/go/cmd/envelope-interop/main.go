@@ -1,7 +1,8 @@
 // Command envelope-interop encrypts or decrypts one value with the Go package, for the
 // cross-language test: `envelope-interop encrypt URI AAD_HEX PLAINTEXT_HEX` prints the
 // ciphertext in hex; `envelope-interop decrypt URI AAD_HEX CIPHERTEXT_HEX` prints the
-// plaintext in hex.
+// plaintext in hex. A fifth argument names a DEK store: encryption then writes the compact
+// form.
 package main
 
 import (
@@ -13,8 +14,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 5 || (os.Args[1] != "encrypt" && os.Args[1] != "decrypt") {
-		fmt.Fprintln(os.Stderr, "usage: envelope-interop encrypt|decrypt URI AAD_HEX DATA_HEX")
+	if (len(os.Args) != 5 && len(os.Args) != 6) || (os.Args[1] != "encrypt" && os.Args[1] != "decrypt") {
+		fmt.Fprintln(os.Stderr, "usage: envelope-interop encrypt|decrypt URI AAD_HEX DATA_HEX [DEK_STORE_URI]")
 		os.Exit(2)
 	}
 	aad, err1 := hex.DecodeString(os.Args[3])
@@ -23,7 +24,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "AAD and data must be hex")
 		os.Exit(2)
 	}
-	c, err := envelope.Open(os.Args[2], nil)
+	var opts *envelope.Options
+	if len(os.Args) == 6 {
+		opts = &envelope.Options{DEKStore: os.Args[5]}
+	}
+	c, err := envelope.Open(os.Args[2], opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -29,6 +29,8 @@ typedef struct envelope_client_options {
   size_t encryption_context_json_len;
   uint64_t negative_ttl_ms;
   uint32_t max_unwraps_per_second;
+  const char *dek_store_uri;
+  size_t dek_store_uri_len;
 } envelope_client_options;
 const char *envelope_version(void);
 const char *envelope_crypto_provider(void);
@@ -51,6 +53,7 @@ envelope_status envelope_inspect_json(const char *ciphertext, size_t ciphertext_
 envelope_status envelope_client_stats_json(const struct envelope_client *client_ptr, char **out, size_t *out_len);
 envelope_status envelope_encrypt_batch(const struct envelope_client *client, size_t count, const char *data, size_t data_len, const size_t *data_offsets, const char *aad, size_t aad_len, const size_t *aad_offsets, uint32_t *statuses, char **out, size_t *out_len, size_t *out_offsets);
 envelope_status envelope_decrypt_batch(const struct envelope_client *client, size_t count, const char *data, size_t data_len, const size_t *data_offsets, const char *aad, size_t aad_len, const size_t *aad_offsets, uint32_t *statuses, char **out, size_t *out_len, size_t *out_offsets);
+envelope_status envelope_dek_store_import_json(const char *store_uri, size_t store_uri_len, const char *rows_json, size_t rows_json_len, size_t *imported);
 envelope_status envelope_local_keyring_create(const char *path, size_t path_len, const char *key_id, size_t key_id_len);
 envelope_status envelope_local_keyring_rotate(const char *path, size_t path_len, const char *key_id, size_t key_id_len, uint32_t *new_version);
 envelope_status envelope_local_keyring_destroy_version(const char *path, size_t path_len, const char *key_id, size_t key_id_len, uint32_t version);

@@ -14,6 +14,7 @@ from ._native import ffi, lib
 from .errors import BatchError, BufferTooSmall, EnvelopeError, InvalidArgument, error_for
 
 TEXT_PREFIX = "ev1:"
+COMPACT_TEXT_PREFIX = "ev2:"
 SUITES = {"AES-256-GCM": 1, "XChaCha20-Poly1305": 2}
 _OK = 0
 _BUFFER_TOO_SMALL = 4
@@ -85,17 +86,23 @@ def _take(out: _Out) -> bytes:
 
 @dataclass(frozen=True)
 class HeaderInfo:
-    """Header facts of a ciphertext, read without any key."""
+    """Header facts of a ciphertext, read without any key or store.
+
+    Format version 1 names its KEK (``provider``, ``key_id``, ``key_version``,
+    ``wrapped_dek_len``; ``dek_id`` is None). The compact form (format version 2) names its
+    DEK store row instead (``dek_id``; the KEK fields are None: they live in the row).
+    """
 
     format_version: int
     suite: str
-    provider: str
-    key_id: str
-    key_version: str
-    wrapped_dek_len: int
     header_len: int
     plaintext_len: int
     overhead: int
+    provider: Optional[str] = None
+    key_id: Optional[str] = None
+    key_version: Optional[str] = None
+    wrapped_dek_len: Optional[int] = None
+    dek_id: Optional[int] = None
 
 
 class Client:
@@ -105,6 +112,13 @@ class Client:
     ``vault://HOST:PORT/MOUNT/keys/NAME``. The client caches data keys (see the cache
     arguments), is safe to share between threads, and releases the GIL during every native
     call. Close it (or use it as a context manager) to zeroize its cached keys at once.
+
+    With ``dek_store`` (``sqlite:///path/deks.sqlite`` or
+    ``postgres://user@host:port/db?table=NAME``) the client writes the compact form: 40
+    bytes of overhead for AES-256-GCM (an 11-byte value takes 51 bytes, 72 characters of
+    text), the wrapped data key kept once in the store; a key rotation then rewraps the
+    store's rows (``envelope rewrap --dek-store URI``) and no value changes. Either way the
+    client decrypts both forms (compact values need the store).
 
     Where ciphertexts come from writers you do not trust, ``max_unwraps_per_second`` caps
     the KMS calls junk headers can cause (calls past it raise :class:`Throttled` at once),
@@ -126,6 +140,7 @@ class Client:
         encryption_context: Optional[Mapping[str, str]] = None,
         negative_ttl: Optional[float] = None,
         max_unwraps_per_second: Optional[int] = None,
+        dek_store: Optional[str] = None,
     ) -> None:
         if suite not in SUITES:
             raise InvalidArgument(f"unknown suite {suite!r}: expected one of {sorted(SUITES)}")
@@ -155,12 +170,19 @@ class Client:
             context = ffi.new("char[]", encoded)  # kept alive until envelope_client_new returns
             options.encryption_context_json = context
             options.encryption_context_json_len = len(encoded)
+        store = ffi.NULL
+        if dek_store:
+            store_bytes = dek_store.encode()
+            store = ffi.new("char[]", store_bytes)  # kept alive until envelope_client_new returns
+            options.dek_store_uri = store
+            options.dek_store_uri_len = len(store_bytes)
         uri = key_uri.encode()
         out = ffi.new("envelope_client **")
         _check(lib.envelope_client_new(uri, len(uri), options, out))
         self._ptr = out[0]
         self._out = _Out()
         self.key_uri = key_uri
+        self.dek_store = dek_store
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -249,7 +271,8 @@ class Client:
         return n[0]
 
     def encrypt_text(self, plaintext: Union[str, BytesLike], aad: BytesLike = b"") -> str:
-        """Encrypts into the text form ``ev1:…`` (for text columns). ``str`` is UTF-8 encoded."""
+        """Encrypts into the text form (for text columns): ``ev1:…``, or ``ev2:…`` with a DEK
+        store. ``str`` is UTF-8 encoded."""
         if isinstance(plaintext, str):
             plaintext = plaintext.encode()
         plaintext, aad = _bytes(plaintext, "plaintext"), _bytes(aad, "aad")
@@ -390,20 +413,36 @@ class Client:
 
 
 def to_text(ciphertext: BytesLike) -> str:
-    """The text form of a binary ciphertext (``ev1:`` + base64url without padding)."""
-    return TEXT_PREFIX + base64.urlsafe_b64encode(bytes(ciphertext)).rstrip(b"=").decode("ascii")
+    """The text form of a binary ciphertext: ``ev1:`` (or ``ev2:`` for the compact form,
+    format version byte 2) + base64url without padding."""
+    data = bytes(ciphertext)
+    prefix = COMPACT_TEXT_PREFIX if data[:3] == b"EV\x02" else TEXT_PREFIX
+    return prefix + base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def from_text(text: str) -> bytes:
     """The binary form of a text ciphertext (the library validates it when used)."""
-    if not text.startswith(TEXT_PREFIX):
+    prefix = next((p for p in (TEXT_PREFIX, COMPACT_TEXT_PREFIX) if text.startswith(p)), None)
+    if prefix is None:
         # Let the native parser produce the precise error (version or malformed).
         return text.encode("ascii", "replace")
-    body = text[len(TEXT_PREFIX):]
+    body = text[len(prefix):]
     try:
         return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except (ValueError, TypeError) as e:
         raise error_for(101, f"malformed ciphertext: text form: invalid base64url: {e}") from None
+
+
+def import_dek_store_rows(store_uri: str, rows: Union[str, Sequence[Mapping[str, object]]]) -> int:
+    """Copies DEK store rows, ids kept, into the store ``store_uri`` names (created if
+    missing): a JSON array or a list of dicts in the documented row form (docs/FORMAT.md,
+    "DEK store"). Raises :class:`DekStoreError` on an id the store already has. Returns the
+    number of rows imported."""
+    uri = store_uri.encode()
+    data = (rows if isinstance(rows, str) else json.dumps(list(rows))).encode()
+    count = ffi.new("size_t *")
+    _check(lib.envelope_dek_store_import_json(uri, len(uri), data, len(data), count))
+    return int(count[0])
 
 
 def create_local_keyring(path: str, key_id: str = "default") -> None:

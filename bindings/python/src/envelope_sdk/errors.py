@@ -113,6 +113,13 @@ class PermissionDenied(EnvelopeError):
     status = 205
 
 
+class DekNotFound(EnvelopeError):
+    """A compact ciphertext's data key is not in the DEK store (deleted: unrecoverable; or
+    another store), or is retired (206)."""
+
+    status = 206
+
+
 class Unavailable(EnvelopeError):
     """The KMS is unreachable or failing transiently; retry later (300)."""
 
@@ -131,6 +138,13 @@ class KmsError(EnvelopeError):
     """Another KMS failure (302)."""
 
     status = 302
+
+
+class DekStoreError(EnvelopeError):
+    """The DEK store failed: a missing privilege, a corrupt row (303). An unreachable store
+    is :class:`Unavailable`."""
+
+    status = 303
 
 
 class InvalidKeyUri(EnvelopeError, ValueError):
@@ -193,9 +207,11 @@ _BY_STATUS: Dict[int, Type[EnvelopeError]] = {
         KeyVersionDisabled,
         KeyVersionTooOld,
         PermissionDenied,
+        DekNotFound,
         Unavailable,
         Throttled,
         KmsError,
+        DekStoreError,
         InvalidKeyUri,
         FeatureNotEnabled,
         InvalidConfig,
