@@ -53,6 +53,16 @@ impl Setup {
         }
     }
 
+    /// An envelope writing the compact form, its DEK store a SQLite file in the temp dir.
+    fn compact(&self) -> Envelope {
+        let store = envelope_dekstore::SqliteDekStore::open(self._dir.path().join("deks.sqlite"))
+            .expect("DEK store");
+        Envelope::builder(LocalKms::new(self.keyring.clone()), "default")
+            .dek_store(std::sync::Arc::new(store))
+            .build()
+            .expect("envelope")
+    }
+
     fn envelope(&self, policy: CachePolicy) -> Envelope {
         Envelope::builder(LocalKms::new(self.keyring.clone()), "default")
             .cache_policy(policy)
@@ -192,6 +202,7 @@ fn encrypt_decrypt(c: &mut Criterion) {
     let setup = Setup::new();
     let envelope = setup.envelope(CachePolicy::default());
     let blocking = BlockingEnvelope::new(envelope.clone()).expect("blocking");
+    let compact = setup.compact();
     let floors = Floors::new();
     for size in SIZES {
         let plaintext = vec![0x5a; size];
@@ -235,6 +246,22 @@ fn encrypt_decrypt(c: &mut Criterion) {
                 blocking
                     .encrypt_into(black_box(&plaintext), AAD, &mut buf)
                     .expect("encrypt")
+            })
+        });
+        setup
+            .rt
+            .block_on(compact.encrypt(&plaintext, AAD))
+            .expect("warm");
+        group.bench_function("compact-into", |b| {
+            b.iter_custom(|iters| {
+                setup.rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let n = compact.encrypt_into(black_box(&plaintext), AAD, &mut buf);
+                        black_box(n.await.expect("encrypt"));
+                    }
+                    start.elapsed()
+                })
             })
         });
         group.finish();
@@ -287,6 +314,22 @@ fn encrypt_decrypt(c: &mut Criterion) {
                 blocking
                     .decrypt_into(black_box(&ct), AAD, &mut buf)
                     .expect("decrypt")
+            })
+        });
+        let compact_ct = setup
+            .rt
+            .block_on(compact.encrypt(&plaintext, AAD))
+            .expect("encrypt");
+        group.bench_function("compact-into", |b| {
+            b.iter_custom(|iters| {
+                setup.rt.block_on(async {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let n = compact.decrypt_into(black_box(&compact_ct), AAD, &mut buf);
+                        black_box(n.await.expect("decrypt"));
+                    }
+                    start.elapsed()
+                })
             })
         });
         group.finish();

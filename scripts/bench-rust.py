@@ -19,7 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 CRITERION = ROOT / "target" / "criterion"
 SIZES = ("64", "1024", "1048576")
 FLOORS = ("floor-aws-lc", "floor-aws-lc-into", "floor-rustcrypto")
-ENVELOPE = ("envelope", "envelope-into", "blocking-into")
+ENVELOPE = ("envelope", "envelope-into", "blocking-into", "compact-into")
 
 
 def read_run() -> dict:

@@ -115,10 +115,15 @@ pub struct CryptArgs {
     /// Output file, written atomically (default: stdout).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Encrypt to the text form (`ev1:` + base64url) instead of binary. Decryption reads
-    /// both forms without this flag.
+    /// Encrypt to the text form (`ev1:` + base64url; `ev2:` with `--dek-store`) instead of
+    /// binary. Decryption reads both forms without this flag.
     #[arg(long)]
     pub text: bool,
+    /// A DEK store (`sqlite:///path/deks.sqlite`, `postgres://…?table=NAME`): encryption
+    /// writes the compact form (40 bytes of overhead, the wrapped DEK kept in the store);
+    /// decryption of compact values needs it.
+    #[arg(long, env = "ENVELOPE_DEK_STORE", value_name = "URI")]
+    pub dek_store: Option<String>,
 }
 
 /// `envelope inspect`.
@@ -129,6 +134,10 @@ pub struct InspectArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// The DEK store of a compact ciphertext: its KEK facts are read from the DEK's row
+    /// (without it a compact header shows its DEK id only).
+    #[arg(long, env = "ENVELOPE_DEK_STORE", value_name = "URI")]
+    pub dek_store: Option<String>,
 }
 
 /// Where ciphertexts are stored: one PostgreSQL column and/or directories of files.

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use envelope::{Envelope, format};
+use envelope::{Envelope, compact};
 use zeroize::Zeroizing;
 
 use crate::cli::{CryptArgs, InspectArgs};
@@ -42,9 +42,18 @@ fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
     }
 }
 
+/// The envelope of `--key`, writing the compact form through `--dek-store` when named.
+fn envelope_of(args: &CryptArgs) -> Result<Envelope, CliError> {
+    let mut builder = envelope::builder_from_uri(&args.key)?;
+    if let Some(store) = &args.dek_store {
+        builder = builder.dek_store(crate::dekstore::open(store)?);
+    }
+    Ok(builder.build()?)
+}
+
 /// Encrypts a file or stdin.
 pub async fn encrypt(args: CryptArgs) -> CliResult {
-    let envelope = envelope::open(&args.key)?;
+    let envelope = envelope_of(&args)?;
     let plaintext = Zeroizing::new(read_input(args.input.as_deref())?);
     let ciphertext = if args.text {
         let mut text = envelope
@@ -62,8 +71,13 @@ pub async fn encrypt(args: CryptArgs) -> CliResult {
 
 /// Decrypts a file or stdin (binary or text form).
 pub async fn decrypt(args: CryptArgs) -> CliResult {
-    let envelope = envelope::open(&args.key)?;
+    let envelope = envelope_of(&args)?;
     let stored = Stored::from_file_bytes(read_input(args.input.as_deref())?)?;
+    if args.dek_store.is_none() && compact::inspect_compact(&stored.binary).is_ok() {
+        return Err(CliError::new(
+            "the ciphertext is in the compact form: name its DEK store with --dek-store",
+        ));
+    }
     let plaintext = Zeroizing::new(
         envelope
             .decrypt(&stored.binary, args.aad.as_bytes())
@@ -73,11 +87,60 @@ pub async fn decrypt(args: CryptArgs) -> CliResult {
     Ok(OK)
 }
 
-/// Prints a ciphertext's header.
-pub fn inspect(args: InspectArgs) -> CliResult {
+/// Prints a compact header without its store: the DEK id and sizes.
+fn inspect_compact_alone(info: &compact::CompactInfo, form: &str, json: bool) {
+    if json {
+        let json = serde_json::json!({
+            "format_version": info.format_version,
+            "form": form,
+            "suite": info.suite.to_string(),
+            "dek_id": info.dek_id.get(),
+            "header_len": info.header_len,
+            "plaintext_len": info.plaintext_len,
+            "overhead": info.overhead,
+        });
+        println!("{json}");
+    } else {
+        println!("format version  {} (compact)", info.format_version);
+        println!("suite           {}", info.suite);
+        println!(
+            "DEK id          {} (its KEK: inspect with --dek-store)",
+            info.dek_id
+        );
+        println!(
+            "plaintext       {} bytes (overhead {} bytes)",
+            info.plaintext_len, info.overhead
+        );
+    }
+}
+
+/// Prints a ciphertext's header (either form; a compact one's KEK facts through
+/// `--dek-store`).
+pub async fn inspect(args: InspectArgs) -> CliResult {
     let stored = Stored::from_file_bytes(read_input(args.input.as_deref())?)?;
-    let info = Envelope::inspect(&stored.binary)?;
-    let wrapped = format::wrapped_dek(&stored.binary)?;
+    let form = if stored.form == crate::value::Form::Text {
+        "text"
+    } else {
+        "binary"
+    };
+    let compact_info = compact::inspect_compact(&stored.binary).ok();
+    let (info, wrapped) = match (&compact_info, &args.dek_store) {
+        (Some(c), None) => {
+            inspect_compact_alone(c, form, args.json);
+            return Ok(OK);
+        }
+        (_, Some(uri)) => {
+            let headers = crate::dekstore::StoreHeaders::new(crate::dekstore::open(uri)?);
+            (
+                headers.header(&stored.binary).await?,
+                headers.wrapped(&stored.binary).await?,
+            )
+        }
+        (None, None) => (
+            Envelope::inspect(&stored.binary)?,
+            envelope::format::wrapped_dek(&stored.binary)?,
+        ),
+    };
     let label = match &info.label {
         envelope::LabelCheck::Mislabeled { carried } => {
             format!("MISLABELED (the wrapped DEK carries version {carried:?})")
@@ -87,7 +150,8 @@ pub fn inspect(args: InspectArgs) -> CliResult {
     if args.json {
         let json = serde_json::json!({
             "format_version": info.format_version,
-            "form": if stored.form == crate::value::Form::Text { "text" } else { "binary" },
+            "form": form,
+            "dek_id": info.dek_id.map(|id| id.get()),
             "suite": info.suite.to_string(),
             "provider": info.provider.to_string(),
             "key_id": info.key_id,
@@ -102,6 +166,9 @@ pub fn inspect(args: InspectArgs) -> CliResult {
         println!("{json}");
     } else {
         println!("format version  {}", info.format_version);
+        if let Some(id) = info.dek_id {
+            println!("DEK id          {id} (compact form; the KEK facts below are its row's)");
+        }
         println!("suite           {}", info.suite);
         println!("provider        {}", info.provider);
         println!("key id          {}", info.key_id);

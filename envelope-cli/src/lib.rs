@@ -57,7 +57,7 @@ async fn dispatch(command: Command) -> CliResult {
         Command::Keys(k) => keys::run(k).await,
         Command::Encrypt(a) => crypt::encrypt(a).await,
         Command::Decrypt(a) => crypt::decrypt(a).await,
-        Command::Inspect(a) => crypt::inspect(a),
+        Command::Inspect(a) => crypt::inspect(a).await,
         Command::Census(a) => jobs::census(a).await,
         Command::Rewrap(a) => jobs::rewrap(a).await,
         Command::Reencrypt(a) => jobs::reencrypt(a).await,

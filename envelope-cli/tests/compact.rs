@@ -409,3 +409,72 @@ async fn census_retire_and_reencrypt_read_compact_values_through_the_store() {
         "{census}"
     );
 }
+
+#[test]
+fn encrypt_decrypt_and_inspect_a_compact_value_from_the_command_line() {
+    let keyring = Keyring::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("deks.sqlite").display());
+    let (plain, sealed) = (dir.path().join("ssn.txt"), dir.path().join("ssn.ev"));
+    std::fs::write(&plain, b"123-45-6789").unwrap();
+    let p = |path: &std::path::Path| path.display().to_string();
+    let out = envelope(&[
+        "encrypt",
+        "--key",
+        &keyring.uri,
+        "--dek-store",
+        &store,
+        "--aad",
+        "t.ssn",
+        "--text",
+        "-i",
+        &p(&plain),
+        "-o",
+        &p(&sealed),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&sealed).unwrap();
+    assert_eq!(text.trim_end().len(), 72, "{text}");
+    assert!(text.starts_with("ev2:"));
+
+    let out = envelope(&["inspect", &p(&sealed), "--json"]);
+    let alone = json_of(&out, 0);
+    assert_eq!(
+        (alone["format_version"].as_u64(), alone["dek_id"].as_u64()),
+        (Some(2), Some(1))
+    );
+    assert_eq!(alone["overhead"], 40);
+    let out = envelope(&["inspect", &p(&sealed), "--dek-store", &store, "--json"]);
+    let full = json_of(&out, 0);
+    assert_eq!(full["key_version"], "1");
+    assert_eq!(full["provider"], "local");
+
+    let out = envelope(&[
+        "decrypt",
+        "--key",
+        &keyring.uri,
+        "--aad",
+        "t.ssn",
+        "-i",
+        &p(&sealed),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--dek-store"),
+        "{out:?}"
+    );
+    assert!(out.stdout.is_empty());
+    let out = envelope(&[
+        "decrypt",
+        "--key",
+        &keyring.uri,
+        "--dek-store",
+        &store,
+        "--aad",
+        "t.ssn",
+        "-i",
+        &p(&sealed),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"123-45-6789");
+}

@@ -824,6 +824,8 @@ pub unsafe extern "C" fn envelope_client_stats_json(
             "kms_failures": s.kms_failures,
             "unwraps_refused_remembered": s.unwraps_refused_remembered,
             "unwraps_refused_rate_limited": s.unwraps_refused_rate_limited,
+            "dek_store_reads": s.dek_store_reads,
+            "dek_store_writes": s.dek_store_writes,
             "encrypt_cache_hits": s.encrypt_cache_hits,
             "encrypt_cache_misses": s.encrypt_cache_misses,
             "decrypt_cache_hits": s.decrypt_cache_hits,
