@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
+ensure_build_deps
 out=${1:?usage: scripts/build-wheel.sh OUTDIR}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)

@@ -37,7 +37,7 @@ Description: Envelope encryption SDK (AES-256-GCM data keys wrapped by a KMS), C
 Version: $version
 Cflags: -I\${includedir}
 Libs: -L\${libdir} -lenvelope_ffi
-Libs.private: -lpthread -ldl -lm
+Libs.private: -lsqlite3 -lpthread -ldl -lm
 PC
 cat >"$prefix/lib/pkgconfig/envelope-static.pc" <<PC
 ${common}
@@ -45,6 +45,6 @@ Name: envelope-static
 Description: Envelope encryption SDK, C ABI, linked statically
 Version: $version
 Cflags: -I\${includedir}
-Libs: \${libdir}/libenvelope_ffi.a -lpthread -ldl -lm
+Libs: \${libdir}/libenvelope_ffi.a -lsqlite3 -lpthread -ldl -lm
 PC
 echo "envelope $version installed into $prefix (pkg-config: envelope, envelope-static)"

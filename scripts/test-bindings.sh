@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
 
+ensure_build_deps
 cargo build --release --locked -p envelope-ffi --example interop -p envelope
 # The Go module finds the C library through pkg-config: install it into a project prefix.
 scripts/install-c.sh "$ENVELOPE_TOOLS/prefix" >/dev/null

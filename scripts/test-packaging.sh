@@ -23,7 +23,7 @@ version=$(cargo metadata --format-version 1 --no-deps --locked |
     python3 -c 'import json,sys; print(next(p["version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "envelope"))')
 
 echo "==> C: install into a prefix, build a program outside the repository with pkg-config"
-command -v pkg-config >/dev/null || { apt-get update -qq && apt-get install -y -qq pkg-config; }
+ensure_build_deps
 prefix=$work/prefix
 scripts/install-c.sh "$prefix"
 # PKG_CONFIG_PATH only inside the C and Go subshells: aws-lc-sys's build script reruns when

@@ -11,6 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+source scripts/lib/tools.sh
+
+step "build dependencies (libsqlite3-dev, pkg-config)"
+ensure_build_deps
 
 # Real servers for the backend tests, stopped whatever happens.
 source scripts/lib/openbao.sh

@@ -25,6 +25,21 @@ ensure_venv_tool() {
     [ -x "$ENVELOPE_VENV/bin/$command" ] || { echo "$package did not provide $command" >&2; return 1; }
 }
 
+# ensure_build_deps: the Debian packages the build links against: libsqlite3-dev (the DEK
+# store's SQLite, linked dynamically) and pkg-config. Installed with apt-get when missing.
+ensure_build_deps() {
+    if pkg-config --exists sqlite3 2>/dev/null; then
+        return 0
+    fi
+    echo "installing Debian's libsqlite3-dev and pkg-config" >&2
+    local sudo=
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libsqlite3-dev pkg-config >/dev/null ||
+        { $sudo apt-get update -q >/dev/null &&
+            $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q libsqlite3-dev pkg-config >/dev/null; }
+    pkg-config --exists sqlite3 || { echo "libsqlite3-dev did not install sqlite3.pc" >&2; return 1; }
+}
+
 # free_port: prints a free TCP port on 127.0.0.1.
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
