@@ -341,13 +341,18 @@ impl Census {
 
     /// The census as an aligned table for a terminal.
     pub fn render(&self) -> String {
+        self.render_counting("values")
+    }
+
+    /// [`Census::render`] naming what was counted (`values`, `rows` of a DEK store).
+    pub fn render_counting(&self, noun: &str) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "values scanned: {}", self.scanned);
+        let _ = writeln!(out, "{noun} scanned: {}", self.scanned);
         if !self.groups.is_empty() {
             let _ = writeln!(
                 out,
                 "{:<8} {:<24} {:>8} {:<18} {:>10} {:>6}  label",
-                "provider", "key", "version", "suite", "values", "DEKs"
+                "provider", "key", "version", "suite", noun, "DEKs"
             );
         }
         for (k, c) in &self.groups {

@@ -33,6 +33,8 @@ fn require_store(stores: &StoreArgs) -> Result<(), CliError> {
 struct Censuses {
     values: Census,
     dek_store: Option<Census>,
+    /// The DEK store's location (no password), for messages.
+    dek_store_location: Option<String>,
 }
 
 impl Censuses {
@@ -47,8 +49,8 @@ impl Censuses {
     fn render(&self) -> String {
         let mut out = self.values.render();
         if let Some(store) = &self.dek_store {
-            out.push_str("DEK store rows (each one DEK of the compact values):\n");
-            out.push_str(&store.render());
+            out.push_str("DEK store (one row per DEK of the compact values):\n");
+            out.push_str(&store.render_counting("rows"));
         }
         out
     }
@@ -96,6 +98,7 @@ async fn census_of(
     Ok(Censuses {
         values: census,
         dek_store: store_census,
+        dek_store_location: dek_store.map(|s| s.location()),
     })
 }
 
@@ -360,12 +363,20 @@ pub async fn retire(args: RetireArgs) -> CliResult {
             stores.push(format!("{t}.{c}"));
         }
         stores.extend(args.stores.dirs.iter().map(|d| d.display().to_string()));
+        if let Some(store) = &census.dek_store_location {
+            stores.push(format!("the DEK store {store}"));
+        }
         return Err(CliError::with_code(
             RETIRE_REFUSED,
             format!(
-                "refusing to {} version {} of {key_id:?}: {remaining} ciphertext(s) in {} are still under it (e.g. {}); run `envelope rewrap` first",
+                "refusing to {} version {} of {key_id:?}: {remaining} {} in {} are still under it (e.g. {}); run `envelope rewrap` first",
                 action_name(args.action),
                 args.version,
+                if census.dek_store.is_some() {
+                    "ciphertext(s) or DEK store row(s)"
+                } else {
+                    "ciphertext(s)"
+                },
                 stores.join(", "),
                 samples.join(", ")
             ),
