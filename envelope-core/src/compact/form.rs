@@ -370,3 +370,98 @@ pub fn header_info(ciphertext: &[u8], row: &super::StoredDek) -> Result<crate::H
         dek_id: Some(info.dek_id),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::CryptoProvider;
+    use crate::secret::Dek;
+
+    fn sealed() -> (DataKey, Vec<u8>) {
+        let key = DataKey::new(
+            CryptoProvider::default(),
+            Suite::Aes256Gcm,
+            &Dek::from_array([7; 32]),
+        );
+        let id = DekId::new(0x0102_0304_0506_0708).expect("non-zero");
+        let ct = seal_with_nonce(&key, id, &[9; 12], b"123-45-6789", b"aad").expect("seal");
+        (key, ct)
+    }
+
+    #[test]
+    fn layout_is_as_documented() {
+        let (_, ct) = sealed();
+        assert_eq!(ct.len(), 51);
+        assert_eq!(&ct[..4], b"EV\x02\x01");
+        assert_eq!(&ct[4..12], &[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(&ct[12..24], &[9; 12]);
+        let info = inspect_compact(&ct).expect("inspect");
+        assert_eq!(
+            (info.header_len, info.plaintext_len, info.overhead),
+            (24, 11, 40)
+        );
+        assert_eq!(compact_overhead(Suite::XChaCha20Poly1305), 52);
+    }
+
+    #[test]
+    fn every_truncation_and_every_single_byte_flip_is_refused_without_panicking() {
+        let (key, ct) = sealed();
+        for cut in 0..ct.len() {
+            let short = &ct[..cut];
+            match parse(short) {
+                Err(Error::Malformed { .. }) => {}
+                // Long enough to parse: the tag then fails.
+                Ok(p) => assert!(
+                    Output::Append(&mut Vec::new())
+                        .open_compact(&key, &p, b"aad")
+                        .is_err(),
+                    "cut {cut}"
+                ),
+                Err(e) => panic!("cut {cut}: {e:?}"),
+            }
+        }
+        for i in 0..ct.len() {
+            let mut bad = ct.clone();
+            bad[i] ^= 0x01;
+            let opened = parse(&bad).and_then(|p| {
+                let mut out = Vec::new();
+                Output::Append(&mut out).open_compact(&key, &p, b"aad")?;
+                Ok(out)
+            });
+            assert!(opened.is_err(), "flip at {i} still opened");
+        }
+        let mut out = Vec::new();
+        let p = parse(&ct).expect("parse");
+        assert_eq!(
+            Output::Append(&mut out)
+                .open_compact(&key, &p, b"aad")
+                .expect("open"),
+            11
+        );
+        assert!(
+            Output::Append(&mut Vec::new())
+                .open_compact(&key, &p, b"other")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn a_zero_id_and_other_versions_are_named() {
+        let (_, mut ct) = sealed();
+        ct[4..12].copy_from_slice(&[0; 8]);
+        assert!(matches!(
+            parse(&ct),
+            Err(Error::Malformed {
+                field: "DEK id",
+                ..
+            })
+        ));
+        ct[2] = 1;
+        assert!(matches!(
+            parse(&ct),
+            Err(Error::UnsupportedFormatVersion(1))
+        ));
+        assert!(!is_compact(&ct));
+        assert!(!is_compact(b"EV"));
+    }
+}
