@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """Rotation-job throughput: rewrap and re-encrypt of N rows of a 64-byte bytea column on
 the local keyring, batch size 1,000, next to PostgreSQL's own cost (the same reads and
-conditional UPDATEs with unchanged values, same batching) measured in the same run.
+conditional UPDATEs with unchanged values, same batching) measured in the same run; and the
+same rows in the compact form, whose rotation (`rewrap --dek-store`) rewraps the DEK store
+and writes no row.
 
     scripts/bench-jobs.py [--rows 1000000] [--runs 3]
 
 Starts its own throwaway PostgreSQL (scripts/lib/postgres.sh, the same settings as the
 tests: fsync and synchronous_commit off), builds the release binary, and per run: fills a
-fresh table under key version 1, rotates, then times (1) the floor, (2) `envelope rewrap`,
-(3) `envelope reencrypt --all`. Prints medians with min-max over the runs, and the ratios
-of each run's job to the floor of the same run.
+fresh table under key version 1 (and a compact twin with a PostgreSQL DEK store, 100 DEKs
+per million rows in both), rotates, then times (1) the floor, (2) `envelope rewrap`,
+(3) `envelope reencrypt --all`, (4) `envelope rewrap --dek-store` of the twin (checked to
+leave every row's contents and row version unchanged). Prints medians with min-max over the
+runs, the ratios of each run's job to the floor of the same run, and both tables' sizes.
 """
 
 import argparse
@@ -51,13 +55,26 @@ def main():
          "echo $ENVELOPE_TEST_PG_URL && echo $POSTGRES_DIR && echo $POSTGRES_BIN"],
         check=True, text=True, capture_output=True, cwd=ROOT)
     url, pg_dir, pg_bin = start.stdout.split()
-    results = {"floor": [], "rewrap": [], "reencrypt": []}
+    results = {"floor": [], "rewrap": [], "reencrypt": [], "compact": []}
+    sizes = {}
+    kms_calls = {}
+
+    def psql(sql):
+        return sh([os.path.join(pg_bin, "psql"), url, "-Atqc", sql]).stdout.strip()
+
+    def twin_state():
+        return psql("SELECT md5(string_agg(id || ':' || encode(v, 'hex') || ':' || xmin::text, ',' "
+                    "ORDER BY id)) FROM bench_compact")
     try:
         for run in range(args.runs):
             with tempfile.TemporaryDirectory() as tmp:
                 key = f"local://{tmp}/keyring.json"
                 sh([envelope_bin, "keys", "create", key])
                 sh([bench_bin, "fill", url, "bench", str(args.rows), key])
+                dek_store = f"{url}?table=bench_deks_{run}"
+                sh([bench_bin, "fill", url, "bench_compact", str(args.rows), key, dek_store])
+                sizes["v1"] = int(psql("SELECT pg_total_relation_size('bench')"))
+                sizes["compact"] = int(psql("SELECT pg_total_relation_size('bench_compact')"))
                 sh([envelope_bin, "keys", "rotate", key])
                 _, floor_out = timed([bench_bin, "floor", url, "bench", str(args.batch_size)])
                 floor = json.loads(floor_out)["seconds"]
@@ -69,12 +86,22 @@ def main():
                 reenc_s, reenc_out = timed([envelope_bin, "reencrypt", "--key", key, "--all",
                                             "--aad", "envelope:{table}.{column}"] + store)
                 assert json.loads(reenc_out)[0]["total"]["changed"] == args.rows
-                for name, secs in (("floor", floor), ("rewrap", rewrap_s), ("reencrypt", reenc_s)):
+                before = twin_state()
+                compact_s, compact_out = timed([envelope_bin, "rewrap", "--key", key,
+                                                "--dek-store", dek_store, "--json"])
+                compact = json.loads(compact_out)[0]
+                assert compact["total"]["changed"] == compact["total"]["scanned"] > 0, compact
+                assert twin_state() == before, "the compact rotation wrote a data row"
+                kms_calls["rewrap"], kms_calls["compact"] = summary["kms_calls"], compact["kms_calls"]
+                for name, secs in (("floor", floor), ("rewrap", rewrap_s), ("reencrypt", reenc_s),
+                                   ("compact", compact_s)):
                     results[name].append(secs)
                 print(f"run {run + 1}: floor {args.rows / floor:,.0f} rows/s, "
                       f"rewrap {args.rows / rewrap_s:,.0f} rows/s ({rewrap_s / floor:.2f}x the floor, "
                       f"{summary['kms_calls']} KMS calls), "
-                      f"reencrypt {args.rows / reenc_s:,.0f} rows/s ({reenc_s / floor:.2f}x)",
+                      f"reencrypt {args.rows / reenc_s:,.0f} rows/s ({reenc_s / floor:.2f}x), "
+                      f"compact rotation {compact_s:.3f} s ({compact['kms_calls']} KMS calls, "
+                      f"{compact['total']['changed']} DEK rows, 0 data rows)",
                       flush=True)
     finally:
         subprocess.run(["bash", "-c", f"source scripts/lib/postgres.sh && POSTGRES_DIR={pg_dir} "
@@ -92,6 +119,13 @@ def main():
         ratios = [j / f for j, f in zip(results[name], results["floor"])]
         print(f"{name} / floor (same run): median {statistics.median(ratios):.2f}x "
               f"(min {min(ratios):.2f}x, max {max(ratios):.2f}x)")
+    c = results["compact"]
+    print(f"compact rotation (rewrap --dek-store): median {statistics.median(c):.3f} s "
+          f"(min {min(c):.3f}, max {max(c):.3f}), {kms_calls['compact']} KMS calls, 0 rows written; "
+          f"v1 rewrap of the same rows: median {statistics.median(results['rewrap']):.1f} s, "
+          f"{kms_calls['rewrap']} KMS calls, {args.rows:,} rows written")
+    print(f"table size (pg_total_relation_size): v1 {sizes['v1'] / 2**20:.1f} MiB, "
+          f"compact {sizes['compact'] / 2**20:.1f} MiB")
 
 
 if __name__ == "__main__":

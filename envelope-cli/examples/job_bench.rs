@@ -1,7 +1,9 @@
 //! Helpers of `scripts/bench-jobs.py` (not a benchmark by itself):
 //!
 //! ```text
-//! job_bench fill  DB_URL TABLE ROWS KEY_URI   # TABLE(id bigint pk, v bytea): 64-byte values, v1
+//! job_bench fill  DB_URL TABLE ROWS KEY_URI [DEK_STORE_URI]
+//!                                             # TABLE(id bigint pk, v bytea): 64-byte values,
+//!                                             # v1, or the compact form with a DEK store
 //! job_bench floor DB_URL TABLE BATCH          # PostgreSQL alone: the job's reads and
 //!                                             # conditional UPDATEs, same batching, values unchanged
 //! ```
@@ -21,16 +23,28 @@ use envelope_cli::pg::{Target, connect};
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("fill") => fill(&args[2], &args[3], args[4].parse().unwrap(), &args[5]).await,
+        Some("fill") => {
+            let store = args.get(6).map(String::as_str);
+            fill(
+                &args[2],
+                &args[3],
+                args[4].parse().unwrap(),
+                &args[5],
+                store,
+            )
+            .await
+        }
         Some("floor") => floor(&args[2], &args[3], args[4].parse().unwrap()).await,
         _ => {
-            eprintln!("usage: job_bench fill DB TABLE ROWS KEY_URI | floor DB TABLE BATCH");
+            eprintln!(
+                "usage: job_bench fill DB TABLE ROWS KEY_URI [DEK_STORE_URI] | floor DB TABLE BATCH"
+            );
             std::process::exit(2);
         }
     }
 }
 
-async fn fill(db: &str, table: &str, rows: i64, key_uri: &str) {
+async fn fill(db: &str, table: &str, rows: i64, key_uri: &str, store: Option<&str>) {
     let client = connect(db).await.unwrap();
     client
         .batch_execute(&format!(
@@ -40,10 +54,12 @@ async fn fill(db: &str, table: &str, rows: i64, key_uri: &str) {
         .unwrap();
     let (kms, key_id) = LocalKms::from_uri(key_uri).unwrap();
     // A new DEK every 10,000 values: 100 DEKs per million rows.
-    let env = Envelope::builder(kms, key_id)
-        .cache_policy(CachePolicy::default().with_max_messages(10_000))
-        .build()
-        .unwrap();
+    let mut builder = Envelope::builder(kms, key_id)
+        .cache_policy(CachePolicy::default().with_max_messages(10_000));
+    if let Some(store) = store {
+        builder = builder.dek_store(envelope::open_dek_store(store).unwrap());
+    }
+    let env = builder.build().unwrap();
     let aad = format!("envelope:{table}.v").into_bytes();
     let mut start = 1;
     while start <= rows {

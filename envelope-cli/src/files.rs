@@ -111,7 +111,11 @@ pub async fn census(
 /// Replaces `path` with `contents` atomically (temp file, fsync, rename, directory fsync),
 /// keeping its permissions.
 pub fn replace_atomically(path: &Path, contents: &[u8]) -> Result<(), CliError> {
-    let parent = path.parent().unwrap_or(Path::new("."));
+    // `ct.bin`'s parent is the empty path: the working directory.
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     let fail = |what: &str, e: std::io::Error| {
         CliError::new(format!("cannot {what} {}: {e}", path.display()))
     };

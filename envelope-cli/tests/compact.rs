@@ -437,6 +437,26 @@ fn encrypt_decrypt_and_inspect_a_compact_value_from_the_command_line() {
     assert_eq!(text.trim_end().len(), 72, "{text}");
     assert!(text.starts_with("ev2:"));
 
+    // An output path without a directory is written in the working directory.
+    let out = command(&[
+        "encrypt",
+        "--key",
+        &keyring.uri,
+        "--dek-store",
+        &store,
+        "-i",
+        &p(&plain),
+        "-o",
+        "relative.ev",
+    ])
+    .current_dir(dir.path())
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read(dir.path().join("relative.ev")).unwrap().len(),
+        51
+    );
     let out = envelope(&["inspect", &p(&sealed), "--json"]);
     let alone = json_of(&out, 0);
     assert_eq!(
