@@ -536,38 +536,32 @@ impl Envelope {
                 && new.key_version == old.key_version;
             Ok((!unchanged).then_some(new))
         };
-        if let Some(first_foreign) = wrapped.iter().find(|w| inner.kms.check_owned(w).is_err()) {
-            let error = inner.kms.check_owned(first_foreign).err();
-            return wrapped
-                .iter()
-                .map(|w| match inner.kms.check_owned(w) {
-                    Ok(()) => Err(Error::InvalidConfig(format!(
-                        "batch refused: another DEK in it belongs to another KMS ({})",
-                        error.as_ref().map(ToString::to_string).unwrap_or_default()
-                    ))),
-                    Err(e) => Err(e),
-                })
-                .collect();
-        }
-        if wrapped.len() >= 2 {
-            let batch = inner
+        // Another provider's DEKs fail alone; this KMS's go to it together.
+        let mut out: Vec<Option<Result<Option<WrappedDek>>>> = wrapped
+            .iter()
+            .map(|w| inner.kms.check_owned(w).err().map(Err))
+            .collect();
+        let owned: Vec<usize> = (0..wrapped.len()).filter(|&i| out[i].is_none()).collect();
+        if owned.len() >= 2 {
+            let batch: Vec<WrappedDek> = owned.iter().map(|&i| wrapped[i].clone()).collect();
+            let request = inner
                 .kms
-                .rewrap_dek_batch(wrapped, &inner.key_id, &inner.context);
+                .rewrap_dek_batch(&batch, &inner.key_id, &inner.context);
             if let Some(Ok(items)) = inner
                 .counters
-                .kms_call_if_served(KmsOp::Rewrap, &inner.key_id, batch)
+                .kms_call_if_served(KmsOp::Rewrap, &inner.key_id, request)
                 .await
-                && items.len() == wrapped.len()
+                && items.len() == owned.len()
             {
-                return wrapped
-                    .iter()
-                    .zip(items)
-                    .map(|(old, item)| item.and_then(|new| moved(old, new)))
-                    .collect();
+                for (&i, item) in owned.iter().zip(items) {
+                    out[i] = Some(item.and_then(|new| moved(&wrapped[i], new)));
+                }
             }
         }
-        let mut out = Vec::with_capacity(wrapped.len());
-        for old in wrapped {
+        for (old, slot) in wrapped.iter().zip(out.iter_mut()) {
+            if slot.is_some() {
+                continue;
+            }
             let new = inner
                 .counters
                 .kms_call(
@@ -576,9 +570,11 @@ impl Envelope {
                     inner.kms.rewrap_dek(old, &inner.key_id, &inner.context),
                 )
                 .await;
-            out.push(new.and_then(|new| moved(old, new)));
+            *slot = Some(new.and_then(|new| moved(old, new)));
         }
-        out
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| unreachable!("every slot is filled above")))
+            .collect()
     }
 }
 

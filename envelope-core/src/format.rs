@@ -280,14 +280,29 @@ fn seal_laid_out(
     let (header, rest) = out.split_at_mut(header_len);
     let (body, tag_out) = rest.split_at_mut(rest.len() - TAG_LEN);
     let nonce_slot = &mut header[PREFIX_LEN..PREFIX_LEN + suite.nonce_len()];
-    let sealed = with_associated_data(key, aad, |ad| match nonce {
+    with_associated_data(key, aad, |ad| {
+        seal_body(key, nonce, nonce_slot, ad, body, tag_out)
+    })
+}
+
+/// Seals `body` (the plaintext, in place) with the nonce `nonce` chooses into `nonce_slot`
+/// and the tag into `tag_out`; on error zeroizes the plaintext. Shared by both forms.
+pub(crate) fn seal_body(
+    key: &DataKey,
+    nonce: NonceSource,
+    nonce_slot: &mut [u8],
+    ad: &[u8],
+    body: &mut [u8],
+    tag_out: &mut [u8],
+) -> Result<()> {
+    let sealed = match nonce {
         NonceSource::Fresh => key.seal_in_place(nonce_slot, ad, body),
         #[cfg(any(test, feature = "testing"))]
         NonceSource::Fixed(fixed) => {
-            nonce_slot.copy_from_slice(&fixed[..suite.nonce_len()]);
+            nonce_slot.copy_from_slice(&fixed[..key.suite().nonce_len()]);
             key.seal_in_place_with_nonce(nonce_slot, ad, body)
         }
-    });
+    };
     match sealed {
         Ok(tag) => {
             tag_out.copy_from_slice(&tag);
@@ -366,7 +381,7 @@ pub(crate) fn open_into(
 
 /// The first `len` bytes of a caller's buffer, or [`Error::BufferTooSmall`].
 #[inline]
-fn prefix_of(buf: &mut [u8], len: usize) -> Result<&mut [u8]> {
+pub(crate) fn prefix_of(buf: &mut [u8], len: usize) -> Result<&mut [u8]> {
     let capacity = buf.len();
     buf.get_mut(..len).ok_or(Error::BufferTooSmall {
         needed: len,

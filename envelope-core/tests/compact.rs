@@ -39,37 +39,6 @@ fn unhex(s: &str) -> Vec<u8> {
     hex::decode(s).unwrap()
 }
 
-/// The vectors' keyring as a keyring file (the documented format).
-fn keyring_from(doc: &Value, dir: &std::path::Path) -> LocalKeyring {
-    use base64::Engine;
-    let ring = &doc["keyring"];
-    let mut versions = Vec::new();
-    for (version, entry) in ring["versions"].as_object().unwrap() {
-        let mut v = serde_json::json!({
-            "version": version.parse::<u32>().unwrap(), "state": entry["state"], "created_at": 0,
-        });
-        if let Some(kek) = entry["kek"].as_str() {
-            v["material"] = base64::engine::general_purpose::STANDARD
-                .encode(unhex(kek))
-                .into();
-        }
-        versions.push(v);
-    }
-    let file = serde_json::json!({
-        "envelope_keyring": 1,
-        "keys": { ring["key_id"].as_str().unwrap(): {
-            "primary_version": ring["primary_version"], "versions": versions } }
-    });
-    let path = dir.join("keyring.json");
-    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    LocalKeyring::new(path)
-}
-
 /// The vectors' store rows with a vector's `store_edit` applied (as documented in the file).
 fn rows_with_edit(doc: &Value, edit: &Value) -> Vec<StoredDek> {
     let mut rows =
@@ -223,7 +192,7 @@ fn committed_compact_vectors_are_current() {
 fn every_compact_vector_has_its_expected_outcome() {
     let doc = load();
     let dir = tempfile::tempdir().unwrap();
-    let ring = keyring_from(&doc, dir.path());
+    let ring = common::vectors_keyring(&doc, dir.path());
     let key_id = doc["keyring"]["key_id"].as_str().unwrap();
     let rt = runtime();
     let vectors = doc["vectors"].as_array().unwrap();
@@ -473,9 +442,15 @@ fn rotating_the_store_moves_every_dek_and_no_value() {
         .unwrap();
     let rows = rt.block_on(store.list(None, 100)).unwrap();
     assert_eq!(rows.len(), 5);
-    let wrapped: Vec<_> = rows.iter().map(|r| r.wrapped.clone()).collect();
-    let moved = rt.block_on(rotator.rewrap_wrapped(&wrapped));
+    let mut wrapped: Vec<_> = rows.iter().map(|r| r.wrapped.clone()).collect();
+    // A row of another provider fails alone; the others still move.
+    let mut foreign = wrapped[0].clone();
+    foreign.provider = envelope_core::Provider::VaultTransit;
+    wrapped.insert(2, foreign);
+    let mut moved = rt.block_on(rotator.rewrap_wrapped(&wrapped));
     assert_eq!(rotator.stats().kms_rewrap_calls, 5, "one call per DEK");
+    let refused = moved.remove(2);
+    assert_eq!(refused.unwrap_err().kind(), ErrorKind::KeyNotOwned);
     let changes: Vec<_> = rows
         .iter()
         .zip(moved)

@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
 
+mod common;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
-use envelope_core::{
-    CachePolicy, CryptoProvider, EncryptionContext, Envelope, LocalKeyring, LocalKms, format,
-};
+use envelope_core::{CachePolicy, CryptoProvider, EncryptionContext, Envelope, LocalKms, format};
 
 /// Any AAD: every text vector fails before its AAD matters.
 const AAD_OF_TEXT: &[u8] = b"";
@@ -36,39 +36,6 @@ fn plaintext_of(v: &Value) -> Vec<u8> {
     let pattern = unhex(repeat["hex"].as_str().unwrap());
     let len = repeat["len"].as_u64().unwrap() as usize;
     pattern.iter().copied().cycle().take(len).collect()
-}
-
-/// Writes a keyring file (the documented JSON format) holding the vectors' KEKs.
-fn keyring_from(doc: &Value, dir: &std::path::Path) -> LocalKeyring {
-    use base64::Engine;
-    let ring = &doc["keyring"];
-    let mut versions = Vec::new();
-    for (version, entry) in ring["versions"].as_object().unwrap() {
-        let mut v = serde_json::json!({
-            "version": version.parse::<u32>().unwrap(),
-            "state": entry["state"],
-            "created_at": 0,
-        });
-        if let Some(kek) = entry["kek"].as_str() {
-            v["material"] = base64::engine::general_purpose::STANDARD
-                .encode(unhex(kek))
-                .into();
-        }
-        versions.push(v);
-    }
-    let file = serde_json::json!({
-        "envelope_keyring": 1,
-        "keys": { ring["key_id"].as_str().unwrap(): {
-            "primary_version": ring["primary_version"], "versions": versions } }
-    });
-    let path = dir.join("keyring.json");
-    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    LocalKeyring::new(path)
 }
 
 /// Decryption by hand, following docs/FORMAT.md: parse the header, unwrap the DEK with
@@ -186,7 +153,7 @@ fn committed_vectors_are_current() {
 fn every_vector_has_its_expected_outcome() {
     let doc = load();
     let dir = tempfile::tempdir().unwrap();
-    let keyring = keyring_from(&doc, dir.path());
+    let keyring = common::vectors_keyring(&doc, dir.path());
     let key_id = doc["keyring"]["key_id"].as_str().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -331,23 +331,8 @@ impl DekStore for PgDekStore {
             )
             .await
             .map_err(|e| pg_error("checkpoint", e))?;
-        row.map(|r| {
-            let last: i64 = r.get(1);
-            let last_id = u64::try_from(last)
-                .ok()
-                .and_then(DekId::new)
-                .ok_or_else(|| Error::DekStore {
-                    operation: "checkpoint",
-                    message: format!("job {job}: last id {last} is not an id"),
-                    source: None,
-                })?;
-            Ok(StoreCheckpoint {
-                job: r.get(0),
-                last_id,
-                progress: r.get(2),
-            })
-        })
-        .transpose()
+        row.map(|r| crate::row::checkpoint(r.get(0), r.get(1), r.get(2)))
+            .transpose()
     }
 
     async fn set_state(&self, id: DekId, state: DekState) -> Result<bool> {

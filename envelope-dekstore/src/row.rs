@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use envelope_core::compact::{DekId, DekState, StoredDek};
+use envelope_core::compact::{DekId, DekState, StoreCheckpoint, StoredDek};
 use envelope_core::{COMMITMENT_LEN, Error, Provider, Result, Suite, WrappedDek};
 
 /// A row's columns as the stores read them.
@@ -67,6 +67,23 @@ impl RawRow {
             state,
         })
     }
+}
+
+/// A checkpoint as the stores' jobs tables hold it.
+pub(crate) fn checkpoint(job: String, last_id: i64, progress: String) -> Result<StoreCheckpoint> {
+    let id = u64::try_from(last_id)
+        .ok()
+        .and_then(DekId::new)
+        .ok_or_else(|| Error::DekStore {
+            operation: "checkpoint",
+            message: format!("job {job}: last id {last_id} is not an id"),
+            source: None,
+        })?;
+    Ok(StoreCheckpoint {
+        job,
+        last_id: id,
+        progress,
+    })
 }
 
 /// Seconds since the Unix epoch.

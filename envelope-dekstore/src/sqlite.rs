@@ -314,21 +314,7 @@ impl DekStore for SqliteDekStore {
             })
             .await?;
         found
-            .map(|(job, last, progress)| {
-                let last_id = u64::try_from(last)
-                    .ok()
-                    .and_then(DekId::new)
-                    .ok_or_else(|| Error::DekStore {
-                        operation: "checkpoint",
-                        message: format!("job {job}: last id {last} is not an id"),
-                        source: None,
-                    })?;
-                Ok(StoreCheckpoint {
-                    job,
-                    last_id,
-                    progress,
-                })
-            })
+            .map(|(job, last, progress)| crate::row::checkpoint(job, last, progress))
             .transpose()
     }
 

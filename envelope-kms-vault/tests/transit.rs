@@ -375,6 +375,63 @@ async fn envelope_rewrap_many_uses_one_batch_request() {
     );
 }
 
+/// A compact form's DEK store rotates through one `batch_input` request for a page of rows
+/// (`Envelope::rewrap_wrapped`), and a cold reader decrypts every value through the
+/// rotated rows after version 1 becomes too old to decrypt.
+#[tokio::test]
+async fn a_dek_store_page_rotates_in_one_batch_request() {
+    use envelope_core::DekStore;
+    use envelope_core::compact::{StoreCheckpoint, WrappedDekChange};
+    let server = server();
+    let admin = Admin::new(&server);
+    let key = unique("store");
+    admin.create_key(&key, false).await;
+    let store = Arc::new(envelope_core::testing::MemoryDekStore::new());
+    let writer = Envelope::builder(kms(&server, &server.token), key.clone())
+        .cache_policy(CachePolicy::default().with_max_messages(2))
+        .dek_store(store.clone())
+        .build()
+        .unwrap();
+    let mut values = Vec::new();
+    for i in 0..12u8 {
+        values.push(writer.encrypt(&[i], b"aad").await.unwrap());
+    }
+    assert!(values.iter().all(|v| v.len() == 1 + 40));
+    admin.rotate(&key).await;
+    let rows = store.list(None, 100).await.unwrap();
+    assert_eq!(rows.len(), 6);
+    let rotator = Envelope::builder(kms(&server, &server.token), key.clone())
+        .build()
+        .unwrap();
+    let wrapped: Vec<_> = rows.iter().map(|r| r.wrapped.clone()).collect();
+    let moved = rotator.rewrap_wrapped(&wrapped).await;
+    assert_eq!(rotator.stats().kms_rewrap_calls, 1, "six DEKs, one request");
+    let changes: Vec<_> = rows
+        .iter()
+        .zip(moved)
+        .map(|(row, new)| WrappedDekChange {
+            id: row.id,
+            old: row.wrapped.clone(),
+            new: new.unwrap().expect("moved to version 2"),
+        })
+        .collect();
+    assert!(changes.iter().all(|c| c.new.key_version == "2"));
+    let checkpoint = StoreCheckpoint {
+        job: "t".into(),
+        last_id: rows[5].id,
+        progress: "{}".into(),
+    };
+    assert_eq!(store.apply_rewraps(&changes, &checkpoint).await.unwrap(), 6);
+    admin.set_min_decryption_version(&key, 2).await;
+    let reader = Envelope::builder(kms(&server, &server.token), key.clone())
+        .dek_store(store.clone())
+        .build()
+        .unwrap();
+    for (i, v) in values.iter().enumerate() {
+        assert_eq!(reader.decrypt(v, b"aad").await.unwrap(), [i as u8]);
+    }
+}
+
 #[tokio::test]
 async fn least_privilege_token_cannot_decrypt() {
     let server = server();

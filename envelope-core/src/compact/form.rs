@@ -13,7 +13,7 @@ use std::fmt;
 use std::num::NonZeroU64;
 
 use crate::error::{Error, Result};
-use crate::format::{MAGIC, NonceSource, Output};
+use crate::format::{MAGIC, NonceSource, Output, prefix_of, seal_body};
 use crate::suite::{COMMITMENT_LEN, DataKey, Suite, TAG_LEN};
 
 /// The format version byte of the compact form.
@@ -184,24 +184,9 @@ fn seal_laid_out(
     let (header, rest) = out.split_at_mut(ID_END + suite.nonce_len());
     let (prefix, nonce_slot) = header.split_at_mut(ID_END);
     let (body, tag_out) = rest.split_at_mut(rest.len() - TAG_LEN);
-    let sealed = with_associated_data(prefix, key, aad, |ad| match nonce {
-        NonceSource::Fresh => key.seal_in_place(nonce_slot, ad, body),
-        #[cfg(any(test, feature = "testing"))]
-        NonceSource::Fixed(fixed) => {
-            nonce_slot.copy_from_slice(&fixed[..suite.nonce_len()]);
-            key.seal_in_place_with_nonce(nonce_slot, ad, body)
-        }
-    });
-    match sealed {
-        Ok(tag) => {
-            tag_out.copy_from_slice(&tag);
-            Ok(())
-        }
-        Err(e) => {
-            zeroize::Zeroize::zeroize(body);
-            Err(e)
-        }
-    }
+    with_associated_data(prefix, key, aad, |ad| {
+        seal_body(key, nonce, nonce_slot, ad, body, tag_out)
+    })
 }
 
 /// Opens a parsed compact ciphertext with the DEK its id resolved to, into `out` (exactly
@@ -246,11 +231,7 @@ impl Output<'_> {
                 sealed.map(|()| len)
             }
             Output::Slice(buf) => {
-                let capacity = buf.len();
-                let out = buf.get_mut(..len).ok_or(Error::BufferTooSmall {
-                    needed: len,
-                    capacity,
-                })?;
+                let out = prefix_of(buf, len)?;
                 out[header_len..len - TAG_LEN].copy_from_slice(plaintext);
                 seal_laid_out(key, dek_id, nonce, aad, out).map(|()| len)
             }
@@ -276,14 +257,7 @@ impl Output<'_> {
                 }
                 opened.map(|()| len)
             }
-            Output::Slice(buf) => {
-                let capacity = buf.len();
-                let out = buf.get_mut(..len).ok_or(Error::BufferTooSmall {
-                    needed: len,
-                    capacity,
-                })?;
-                open_into(key, parsed, aad, out).map(|()| len)
-            }
+            Output::Slice(buf) => open_into(key, parsed, aad, prefix_of(buf, len)?).map(|()| len),
         }
     }
 }

@@ -49,3 +49,37 @@ impl Fixture {
         (envelope, kms)
     }
 }
+
+/// Writes a keyring file (the documented JSON format) holding a vectors file's KEKs
+/// (`testvectors/v1.json` and `compact.json` share the `keyring` block).
+pub fn vectors_keyring(doc: &serde_json::Value, dir: &std::path::Path) -> LocalKeyring {
+    use base64::Engine;
+    let ring = &doc["keyring"];
+    let mut versions = Vec::new();
+    for (version, entry) in ring["versions"].as_object().unwrap() {
+        let mut v = serde_json::json!({
+            "version": version.parse::<u32>().unwrap(),
+            "state": entry["state"],
+            "created_at": 0,
+        });
+        if let Some(kek) = entry["kek"].as_str() {
+            v["material"] = base64::engine::general_purpose::STANDARD
+                .encode(hex::decode(kek).unwrap())
+                .into();
+        }
+        versions.push(v);
+    }
+    let file = serde_json::json!({
+        "envelope_keyring": 1,
+        "keys": { ring["key_id"].as_str().unwrap(): {
+            "primary_version": ring["primary_version"], "versions": versions } }
+    });
+    let path = dir.join("keyring.json");
+    std::fs::write(&path, serde_json::to_string(&file).unwrap()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    LocalKeyring::new(path)
+}
