@@ -24,6 +24,9 @@ pub struct PgDekStore {
     table: String,
     jobs: String,
     client: tokio::sync::Mutex<Option<(u32, Arc<Client>)>>,
+    /// Set by a transient failure: the next call opens a new connection (a terminated
+    /// connection's client may not report itself closed yet).
+    broken: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for PgDekStore {
@@ -42,9 +45,24 @@ fn quote(name: &str) -> String {
         .join(".")
 }
 
+/// Whether a server error is transient: the connection is going away (class 08, the
+/// server shutting down or starting: 57P01–57P03), too many connections (53300), or a
+/// serialization failure or deadlock (40001, 40P01).
+fn transient(code: &str) -> bool {
+    code.starts_with("08")
+        || matches!(
+            code,
+            "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+        )
+}
+
 fn pg_error(operation: &'static str, e: tokio_postgres::Error) -> Error {
-    if e.as_db_error().is_none() {
-        // No server answer: the connection failed or dropped. Retryable.
+    let retryable = match e.as_db_error() {
+        // No server answer: the connection failed or dropped.
+        None => true,
+        Some(db) => transient(db.code().code()),
+    };
+    if retryable {
         return Error::Unavailable {
             operation,
             source: Some(Box::new(e)),
@@ -94,22 +112,37 @@ impl PgDekStore {
             table: quote(table),
             jobs: quote(&format!("{table}_jobs")),
             client: tokio::sync::Mutex::new(None),
+            broken: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Maps a driver error; a transient one also drops the connection for the next call.
+    fn error(&self, operation: &'static str, e: tokio_postgres::Error) -> Error {
+        let error = pg_error(operation, e);
+        if error.is_retryable() {
+            self.broken
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        error
     }
 
     /// This process's connection, opened (and the tables created) when missing or closed.
     async fn client(&self) -> Result<Arc<Client>> {
         let mut slot = self.client.lock().await;
         let pid = std::process::id();
+        let broken = self
+            .broken
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
         if let Some((owner, client)) = slot.as_ref()
             && *owner == pid
             && !client.is_closed()
+            && !broken
         {
             return Ok(client.clone());
         }
         let (client, connection) = tokio_postgres::connect(&self.config, NoTls)
             .await
-            .map_err(|e| pg_error("connect", e))?;
+            .map_err(|e| self.error("connect", e))?;
         tokio::spawn(async move {
             // A dropped connection shows as `is_closed` on the client; the next call
             // reconnects.
@@ -137,7 +170,7 @@ impl PgDekStore {
                  );"
             ))
             .await
-            .map_err(|e| pg_error("create tables", e))?;
+            .map_err(|e| self.error("create tables", e))?;
         let client = Arc::new(client);
         *slot = Some((pid, client.clone()));
         Ok(client)
@@ -165,7 +198,7 @@ impl DekStore for PgDekStore {
                 ],
             )
             .await
-            .map_err(|e| pg_error("insert", e))?;
+            .map_err(|e| self.error("insert", e))?;
         let id: i64 = row.get(0);
         u64::try_from(id)
             .ok()
@@ -200,7 +233,7 @@ impl DekStore for PgDekStore {
                 ],
             )
             .await
-            .map_err(|e| pg_error("import", e))?;
+            .map_err(|e| self.error("import", e))?;
         if inserted == 0 {
             return Err(Error::DekStore {
                 operation: "import",
@@ -216,7 +249,7 @@ impl DekStore for PgDekStore {
                 &[&self.table, &id],
             )
             .await
-            .map_err(|e| pg_error("import", e))?;
+            .map_err(|e| self.error("import", e))?;
         Ok(())
     }
 
@@ -228,7 +261,7 @@ impl DekStore for PgDekStore {
                 &[&sql_id(id)?],
             )
             .await
-            .map_err(|e| pg_error("get", e))?;
+            .map_err(|e| self.error("get", e))?;
         row.map(|r| raw(&r).into_stored()).transpose()
     }
 
@@ -245,7 +278,7 @@ impl DekStore for PgDekStore {
                 &[&after, &limit],
             )
             .await
-            .map_err(|e| pg_error("list", e))?;
+            .map_err(|e| self.error("list", e))?;
         rows.iter().map(|r| raw(r).into_stored()).collect()
     }
 
@@ -314,7 +347,7 @@ impl DekStore for PgDekStore {
                 ],
             )
             .await
-            .map_err(|e| pg_error("apply rewraps", e))?;
+            .map_err(|e| self.error("apply rewraps", e))?;
         let changed: i64 = row.get(0);
         Ok(changed as usize)
     }
@@ -330,7 +363,7 @@ impl DekStore for PgDekStore {
                 &[&job],
             )
             .await
-            .map_err(|e| pg_error("checkpoint", e))?;
+            .map_err(|e| self.error("checkpoint", e))?;
         row.map(|r| crate::row::checkpoint(r.get(0), r.get(1), r.get(2)))
             .transpose()
     }
@@ -343,7 +376,7 @@ impl DekStore for PgDekStore {
                 &[&state.as_str(), &sql_id(id)?],
             )
             .await
-            .map_err(|e| pg_error("set state", e))?;
+            .map_err(|e| self.error("set state", e))?;
         Ok(changed > 0)
     }
 
