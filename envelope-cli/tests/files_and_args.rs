@@ -18,13 +18,20 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else {
+            } else if !is_leftover(&p) {
                 out.push(p);
             }
         }
     }
     out.sort();
     out
+}
+
+/// A replacement's temporary file that a SIGKILL left behind (the job skips them; the file
+/// it was to replace is intact or already replaced).
+fn is_leftover(p: &Path) -> bool {
+    p.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(".envelope-tmp-"))
 }
 
 fn rel(dir: &Path, p: &Path) -> String {
