@@ -417,14 +417,24 @@ impl Envelope {
         self.encrypt(&plaintext, aad).await
     }
 
-    /// Reads the header of a binary ciphertext without any key or KMS call.
+    /// Reads the header of a binary v1 ciphertext without any key or KMS call. A compact
+    /// ciphertext names a DEK store row instead of a KEK: it is refused with
+    /// [`Error::InvalidConfig`] saying so; read it with [`compact::inspect_compact`] (no
+    /// store) or [`compact::header_info`] (with its row).
     pub fn inspect(ciphertext: &[u8]) -> Result<HeaderInfo> {
+        if compact::is_compact(ciphertext) {
+            let id = compact::inspect_compact(ciphertext)?.dek_id;
+            return Err(Error::InvalidConfig(format!(
+                "the ciphertext is in the compact form: its header names DEK {id} of a DEK store, \
+                 not a KEK (read it with compact::inspect_compact, or compact::header_info with its row)"
+            )));
+        }
         format::inspect(ciphertext)
     }
 
-    /// Reads the header of a text-form ciphertext without any key or KMS call.
+    /// Reads the header of a text-form v1 ciphertext (see [`Envelope::inspect`]).
     pub fn inspect_text(ciphertext: &str) -> Result<HeaderInfo> {
-        format::inspect(&format::from_text(ciphertext)?)
+        Self::inspect(&format::from_text(ciphertext)?)
     }
 
     /// Describes this envelope's KEK (current version, versions, rotation state) through

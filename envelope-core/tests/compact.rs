@@ -390,6 +390,10 @@ fn compact_values_need_a_store_and_cannot_be_rewrapped_one_by_one() {
     assert!(err.to_string().contains("DEK store"), "{err}");
     let err = rt.block_on(env.rewrap(&ct)).unwrap_err();
     assert!(err.to_string().contains("--dek-store"), "{err}");
+    let err = Envelope::inspect(&ct).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("DEK 1"), "{err}");
+    assert!(Envelope::inspect_text(&format::to_text(&ct)).is_err());
     // Re-encryption moves the value to a new DEK (a new row), the same plaintext.
     let again = rt.block_on(env.reencrypt(&ct, b"")).unwrap();
     let (a, b) = (
