@@ -580,12 +580,19 @@ pub fn from_text(text: &str) -> Result<Vec<u8>> {
     let binary = URL_SAFE_NO_PAD
         .decode(encoded)
         .map_err(|e| Error::malformed("text form", format!("invalid base64url: {e}")))?;
-    if binary.len() > 2 && binary[..2] == MAGIC && binary[2] != version {
+    // One ciphertext, one text form: `ev2:` holds exactly the compact binaries and `ev1:`
+    // everything else (which then parses as v1 or fails), as `to_text` chooses.
+    let compact_binary = crate::compact::is_compact(&binary);
+    if compact_binary != (version == crate::compact::COMPACT_FORMAT_VERSION) {
         return Err(Error::malformed(
             "text form",
             format!(
-                "the prefix \"ev{version}:\" does not match the binary's format version {}",
-                binary[2]
+                "the prefix \"ev{version}:\" does not match the binary ({})",
+                if compact_binary {
+                    "a compact ciphertext, format version 2"
+                } else {
+                    "not a compact ciphertext"
+                }
             ),
         ));
     }
@@ -643,6 +650,17 @@ mod tests {
             from_text("ev2:RVYBAgM"),
             Err(Error::Malformed { .. })
         ));
+        // What decodes re-encodes to the same text (the fuzz target's invariant): `ev2:` with
+        // no compact binary behind it is refused.
+        for text in ["ev2:", "ev2:AAAA", "ev2:RVY"] {
+            assert!(
+                matches!(from_text(text), Err(Error::Malformed { .. })),
+                "{text}"
+            );
+        }
+        for text in ["ev1:", "ev1:AAAA", "ev2:RVYCAQA"] {
+            assert_eq!(to_text(&from_text(text).expect("decodes")), text);
+        }
         assert!(matches!(from_text("xyz"), Err(Error::Malformed { .. })));
         assert!(matches!(from_text("ev1:@@@"), Err(Error::Malformed { .. })));
     }
