@@ -541,10 +541,7 @@ impl Envelope {
         let inner = &self.inner;
         let moved = |old: &WrappedDek, new: WrappedDek| -> Result<Option<WrappedDek>> {
             inner.kms.check_owned(&new)?;
-            let unchanged = !new.key_version.is_empty()
-                && new.key_id == old.key_id
-                && new.key_version == old.key_version;
-            Ok((!unchanged).then_some(new))
+            Ok((!Inner::same_version(old, &new)).then_some(new))
         };
         // Another provider's DEKs fail alone; this KMS's go to it together.
         let mut out: Vec<Option<Result<Option<WrappedDek>>>> = wrapped
@@ -921,16 +918,21 @@ impl Inner {
         }
     }
 
+    /// Whether a rewrap left the DEK under the version it was under (a KMS that reports no
+    /// version never says so: the rewrap counts as a move).
+    fn same_version(old: &WrappedDek, new: &WrappedDek) -> bool {
+        !new.key_version.is_empty()
+            && new.key_id == old.key_id
+            && new.key_version == old.key_version
+    }
+
     fn rewrap_outcome(
         kms: &dyn Kms,
         wrapped: &WrappedDek,
         new: WrappedDek,
     ) -> Result<Arc<RewrapOutcome>> {
         kms.check_owned(&new)?;
-        let unchanged = !new.key_version.is_empty()
-            && new.key_id == wrapped.key_id
-            && new.key_version == wrapped.key_version;
-        let new_ref = if unchanged {
+        let new_ref = if Self::same_version(wrapped, &new) {
             None
         } else {
             Some(format::encode_kek_ref(&new)?.into_boxed_slice())

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use envelope_core::compact::{
-    DekId, DekStore, StoredDek, compact_overhead, inspect_compact, stored_deks_from_json,
+    DekStore, StoredDek, compact_overhead, inspect_compact, stored_deks_from_json,
 };
 use envelope_core::testing::MemoryDekStore;
 use envelope_core::{
@@ -494,5 +494,4 @@ fn rotating_the_store_moves_every_dek_and_no_value() {
         );
     }
     assert_eq!(cold.stats().kms_unwrap_calls, 5);
-    let _ = DekId::new(1);
 }

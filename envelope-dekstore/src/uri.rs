@@ -48,15 +48,36 @@ fn invalid(uri: &str, reason: impl Into<String>) -> Error {
     ))
 }
 
-/// The URI with any password replaced by `***`, for messages.
+/// A connection string with every password replaced by `***`, for messages: the URI's
+/// `user:password@`, a `password=` query parameter, and a `password=` of the libpq
+/// key=value form.
 pub(crate) fn redact(uri: &str) -> String {
-    if let Some((scheme, rest)) = uri.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
-        && let Some((user, _password)) = userinfo.split_once(':')
-    {
-        return format!("{scheme}://{user}:***@{host}");
+    let hide = |pair: &str| match pair.split_once('=') {
+        Some((key, _)) if key.trim().eq_ignore_ascii_case("password") => format!("{key}=***"),
+        _ => pair.to_owned(),
+    };
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        // libpq key=value form: `host=… password=…`.
+        return uri.split(' ').map(hide).collect::<Vec<_>>().join(" ");
+    };
+    let (base, query) = match rest.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (rest, None),
+    };
+    let base = match base.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => base.to_owned(),
+        },
+        None => base.to_owned(),
+    };
+    match query {
+        Some(query) => format!(
+            "{scheme}://{base}?{}",
+            query.split('&').map(hide).collect::<Vec<_>>().join("&")
+        ),
+        None => format!("{scheme}://{base}"),
     }
-    uri.to_owned()
 }
 
 /// Whether `name` is a plain SQL identifier, optionally `schema.`-qualified.
@@ -177,5 +198,28 @@ mod tests {
         }
         let debug = format!("{:?}", DekStoreUri::parse("postgres://u:secret@h/db").ok());
         assert!(!debug.contains("secret"), "{debug}");
+        for (uri, shown) in [
+            ("postgres://u:secret@h/db", "postgres://u:***@h/db"),
+            (
+                "postgres://u@h/db?password=secret&connect_timeout=5",
+                "postgres://u@h/db?password=***&connect_timeout=5",
+            ),
+            (
+                "host=h user=u password=secret dbname=db",
+                "host=h user=u password=*** dbname=db",
+            ),
+            ("postgres://h/db", "postgres://h/db"),
+        ] {
+            assert_eq!(redact(uri), shown);
+        }
+        // Every message built from such a URI hides it too.
+        let err = DekStoreUri::parse("postgres://u@h/db?password=secret&table=x;y")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("identifier") && !err.contains("secret"),
+            "{err}"
+        );
     }
 }
