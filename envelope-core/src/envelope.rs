@@ -8,7 +8,7 @@ use crate::cache::{
     UnwrapGuard,
 };
 use crate::clock;
-use crate::compact::{self, DekId, DekState, DekStore, NewDek, ParsedCompact};
+use crate::compact::{self, CompactVersion, DekId, DekState, DekStore, NewDek, ParsedCompact};
 use crate::crypto::CryptoProvider;
 use crate::error::{Error, Result};
 use crate::format::{self, HeaderInfo, NonceSource, Output, Parsed};
@@ -34,6 +34,10 @@ struct Inner {
     policy: CachePolicy,
     /// Where compact-form DEKs live; `Some` makes encryption write the compact form.
     store: Option<Arc<dyn DekStore>>,
+    /// The compact version new values are written in.
+    compact_version: CompactVersion,
+    /// Whether version 2 (non-committing) compact values decrypt.
+    accept_compact_v2: bool,
     active: ActiveSlot,
     /// Prepared DEKs for decryption, keyed by the header's KEK reference bytes (v1) or by
     /// [`DekId::cache_key`] (compact form).
@@ -76,6 +80,8 @@ pub struct EnvelopeBuilder {
     policy: CachePolicy,
     context: EncryptionContext,
     store: Option<Arc<dyn DekStore>>,
+    compact_version: CompactVersion,
+    accept_compact_v2: bool,
 }
 
 impl EnvelopeBuilder {
@@ -104,12 +110,32 @@ impl EnvelopeBuilder {
         self
     }
 
-    /// A DEK store: new ciphertexts are written in the compact form (40 bytes of overhead
-    /// for AES-256-GCM), naming their DEK by its id in `store`, and compact ciphertexts
-    /// decrypt through it. Without a store the envelope writes v1 and refuses compact
-    /// ciphertexts with [`Error::InvalidConfig`].
+    /// A DEK store: new ciphertexts are written in the compact form (version 3, 72 bytes of
+    /// overhead for AES-256-GCM, key-committing), naming their DEK by its id in `store`, and
+    /// compact ciphertexts decrypt through it. Without a store the envelope writes v1 and
+    /// refuses compact ciphertexts with [`Error::InvalidConfig`].
     pub fn dek_store(mut self, store: Arc<dyn DekStore>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// The compact version new values are written in (with a [`EnvelopeBuilder::dek_store`]):
+    /// [`CompactVersion::V3`] by default. [`CompactVersion::V2`] saves 32 bytes per value
+    /// and is **not key-committing**: someone who knows two DEKs and can write the store can
+    /// make one v2 value open to two different plaintexts. Choose it only for a reader that
+    /// cannot read version 3 yet.
+    pub fn compact_version(mut self, version: CompactVersion) -> Self {
+        self.compact_version = version;
+        self
+    }
+
+    /// Whether version 2 compact values decrypt (default `true`, so that values written
+    /// before version 3 stay readable). Set `false` once a census shows none left (re-encrypt
+    /// them first): a v2 value then fails with [`Error::UnsupportedFormatVersion`]`(2)`,
+    /// which closes the downgrade to a non-committing value. An envelope that refuses v2
+    /// cannot write it ([`EnvelopeBuilder::build`] says so).
+    pub fn accept_compact_v2(mut self, accept: bool) -> Self {
+        self.accept_compact_v2 = accept;
         self
     }
 
@@ -120,6 +146,11 @@ impl EnvelopeBuilder {
         if self.key_id.is_empty() {
             return Err(Error::InvalidConfig("key id must not be empty".into()));
         }
+        if self.compact_version == CompactVersion::V2 && !self.accept_compact_v2 {
+            return Err(Error::InvalidConfig(
+                "an envelope that refuses compact version 2 values cannot write them".into(),
+            ));
+        }
         let policy = self.policy;
         Ok(Envelope {
             inner: Arc::new(Inner {
@@ -129,6 +160,8 @@ impl EnvelopeBuilder {
                 provider: self.provider,
                 context: self.context,
                 store: self.store,
+                compact_version: self.compact_version,
+                accept_compact_v2: self.accept_compact_v2,
                 unwrapped: SingleFlightCache::new(policy.decrypt_capacity(), policy.decrypt_ttl()),
                 hot: HotKeys::new(policy.decrypt_capacity()),
                 rewraps: SingleFlightCache::new(policy.decrypt_capacity(), policy.max_age()),
@@ -154,6 +187,8 @@ impl fmt::Debug for Envelope {
             .field("crypto_provider", &self.inner.provider)
             .field("policy", &self.inner.policy)
             .field("dek_store", &self.inner.store)
+            .field("compact_version", &self.inner.compact_version)
+            .field("accept_compact_v2", &self.inner.accept_compact_v2)
             .finish_non_exhaustive()
     }
 }
@@ -174,6 +209,8 @@ impl Envelope {
             policy: CachePolicy::default(),
             context: EncryptionContext::new(),
             store: None,
+            compact_version: CompactVersion::default(),
+            accept_compact_v2: true,
         }
     }
 
@@ -300,7 +337,7 @@ impl Envelope {
         out: &mut Output<'_>,
     ) -> Result<usize> {
         if compact::is_compact(ciphertext) {
-            let parsed = compact::parse(ciphertext)?;
+            let parsed = self.inner.parse_compact(ciphertext)?;
             if let Some(opened) = self.inner.open_compact_cached_to(&parsed, aad, out) {
                 return opened;
             }
@@ -515,7 +552,7 @@ impl Envelope {
         out: &mut Output<'_>,
     ) -> Option<Result<usize>> {
         if compact::is_compact(ciphertext) {
-            return match compact::parse(ciphertext) {
+            return match self.inner.parse_compact(ciphertext) {
                 Ok(parsed) => self.inner.open_compact_cached_to(&parsed, aad, out),
                 Err(e) => Some(Err(e)),
             };
@@ -586,6 +623,16 @@ impl Envelope {
 }
 
 impl Inner {
+    /// Parses a compact value, refusing version 2 where this envelope does.
+    #[inline]
+    fn parse_compact<'a>(&self, ciphertext: &'a [u8]) -> Result<ParsedCompact<'a>> {
+        let parsed = compact::parse(ciphertext)?;
+        if parsed.version == CompactVersion::V2 && !self.accept_compact_v2 {
+            return Err(Error::UnsupportedFormatVersion(CompactVersion::V2.byte()));
+        }
+        Ok(parsed)
+    }
+
     #[inline]
     fn seal_to(
         &self,
@@ -595,7 +642,14 @@ impl Inner {
         out: &mut Output<'_>,
     ) -> Result<usize> {
         match active.dek_id {
-            Some(id) => out.seal_compact(active.data_key(), id, NonceSource::Fresh, plaintext, aad),
+            Some(id) => out.seal_compact(
+                active.data_key(),
+                self.compact_version,
+                id,
+                NonceSource::Fresh,
+                plaintext,
+                aad,
+            ),
             None => out.seal(
                 active.data_key(),
                 &active.kek_ref,

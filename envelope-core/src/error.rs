@@ -30,8 +30,12 @@ pub enum Error {
         reason: String,
     },
 
-    /// The ciphertext uses a format version this build does not know.
-    #[error("unsupported ciphertext format version {0} (this build reads versions 1 and 2)")]
+    /// The ciphertext uses a format version this build does not know, or version 2 (the
+    /// non-committing compact form) at an envelope built to refuse it
+    /// ([`crate::EnvelopeBuilder::accept_compact_v2`]).
+    #[error(
+        "unsupported ciphertext format version {0} (this build reads versions 1, 3 and 2; an envelope can refuse the non-committing version 2)"
+    )]
     UnsupportedFormatVersion(u8),
 
     /// The ciphertext names an algorithm suite this build does not know.

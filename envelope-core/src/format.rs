@@ -543,11 +543,12 @@ pub fn wrapped_dek(ciphertext: &[u8]) -> Result<WrappedDek> {
     parse(ciphertext)?.wrapped()
 }
 
-/// The text form of a binary ciphertext: `ev1:` (v1) or `ev2:` (compact, by its version byte)
-/// + base64url without padding.
+/// The text form of a binary ciphertext: `ev1:` (v1), `ev3:` or `ev2:` (compact, by its
+/// version byte) + base64url without padding.
 pub fn to_text(ciphertext: &[u8]) -> String {
     let prefix = if crate::compact::is_compact(ciphertext) {
-        crate::compact::COMPACT_TEXT_PREFIX
+        crate::compact::CompactVersion::from_byte(ciphertext[2])
+            .map_or(TEXT_PREFIX, crate::compact::CompactVersion::text_prefix)
     } else {
         TEXT_PREFIX
     };
@@ -557,41 +558,55 @@ pub fn to_text(ciphertext: &[u8]) -> String {
     out
 }
 
-/// The binary form of a text ciphertext of either form: `ev1:` (v1) or `ev2:` (compact).
-/// The prefix must match the binary's format version byte.
-pub fn from_text(text: &str) -> Result<Vec<u8>> {
-    let compact = crate::compact::COMPACT_TEXT_PREFIX;
-    let (version, encoded) = if let Some(encoded) = text.strip_prefix(TEXT_PREFIX) {
-        (FORMAT_VERSION, encoded)
-    } else if let Some(encoded) = text.strip_prefix(compact) {
-        (crate::compact::COMPACT_FORMAT_VERSION, encoded)
-    } else {
-        if let Some(rest) = text.strip_prefix("ev")
-            && let Some((digits, _)) = rest.split_once(':')
-            && let Ok(version) = digits.parse::<u8>()
-        {
-            return Err(Error::UnsupportedFormatVersion(version));
-        }
-        return Err(Error::malformed(
+/// The version number N of a text form's `evN:` prefix and the payload after it.
+///
+/// N is 1 to 3 ASCII digits without a leading zero, at most 255 (`docs/FORMAT.md`, "Text
+/// form"): `ev1:`, `ev2:` and `ev3:` are this build's; another such N is
+/// [`Error::UnsupportedFormatVersion`]; anything else (no prefix, upper case, a leading zero,
+/// a sign, more digits) is malformed.
+fn text_prefix(text: &str) -> Result<(u8, &str)> {
+    let malformed = || {
+        Error::malformed(
             "text form",
-            format!("does not start with \"{TEXT_PREFIX}\" or \"{compact}\""),
-        ));
+            "does not start with \"ev1:\", \"ev2:\" or \"ev3:\"",
+        )
     };
+    let rest = text.strip_prefix("ev").ok_or_else(malformed)?;
+    let digits_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let (digits, after) = rest.split_at(digits_len);
+    let payload = after.strip_prefix(':').ok_or_else(malformed)?;
+    if digits.is_empty() || digits.len() > 3 || digits.starts_with('0') {
+        return Err(malformed());
+    }
+    let version = digits.parse::<u8>().map_err(|_| malformed())?;
+    match version {
+        FORMAT_VERSION | 2 | 3 => Ok((version, payload)),
+        other => Err(Error::UnsupportedFormatVersion(other)),
+    }
+}
+
+/// The binary form of a text ciphertext of either form: `ev1:` (v1), `ev3:` or `ev2:`
+/// (compact). The prefix must match the binary: `ev2:` and `ev3:` hold exactly the compact
+/// binaries of that version byte, `ev1:` every other binary.
+pub fn from_text(text: &str) -> Result<Vec<u8>> {
+    let (version, encoded) = text_prefix(text)?;
     let binary = URL_SAFE_NO_PAD
         .decode(encoded)
         .map_err(|e| Error::malformed("text form", format!("invalid base64url: {e}")))?;
-    // One ciphertext, one text form: `ev2:` holds exactly the compact binaries and `ev1:`
-    // everything else (which then parses as v1 or fails), as `to_text` chooses.
-    let compact_binary = crate::compact::is_compact(&binary);
-    if compact_binary != (version == crate::compact::COMPACT_FORMAT_VERSION) {
+    // One ciphertext, one text form, as `to_text` chooses it.
+    let binary_version = crate::compact::is_compact(&binary).then(|| binary[2]);
+    let matches = match binary_version {
+        Some(byte) => byte == version,
+        None => version == FORMAT_VERSION,
+    };
+    if !matches {
         return Err(Error::malformed(
             "text form",
             format!(
                 "the prefix \"ev{version}:\" does not match the binary ({})",
-                if compact_binary {
-                    "a compact ciphertext, format version 2"
-                } else {
-                    "not a compact ciphertext"
+                match binary_version {
+                    Some(byte) => format!("a compact ciphertext, format version {byte}"),
+                    None => "not a compact ciphertext".to_owned(),
                 }
             ),
         ));
@@ -635,9 +650,39 @@ mod tests {
         let bytes = vec![0x45, 0x56, 1, 2, 3];
         assert_eq!(from_text(&to_text(&bytes)).expect("decode"), bytes);
         assert!(matches!(
-            from_text("ev3:AAAA"),
-            Err(Error::UnsupportedFormatVersion(3))
+            from_text("ev4:AAAA"),
+            Err(Error::UnsupportedFormatVersion(4))
         ));
+        assert!(matches!(
+            from_text("ev255:AAAA"),
+            Err(Error::UnsupportedFormatVersion(255))
+        ));
+        // N: 1-3 digits, no leading zero, at most 255; anything else is malformed.
+        for text in [
+            "ev01:AAAA",
+            "ev003:AAAA",
+            "ev+1:AAAA",
+            "ev256:AAAA",
+            "ev1000:AAAA",
+            "ev:AAAA",
+            "EV1:AAAA",
+            "ev1AAAA",
+        ] {
+            assert!(
+                matches!(from_text(text), Err(Error::Malformed { .. })),
+                "{text}"
+            );
+        }
+        // ev3: is the committing compact form: a version 3 binary, and nothing else.
+        let v3 = vec![0x45, 0x56, 3, 1, 0];
+        assert_eq!(to_text(&v3), "ev3:RVYDAQA");
+        assert_eq!(from_text("ev3:RVYDAQA").expect("decode"), v3);
+        for text in ["ev1:RVYDAQA", "ev2:RVYDAQA", "ev3:RVYCAQA", "ev3:RVYBAgM"] {
+            assert!(
+                matches!(from_text(text), Err(Error::Malformed { .. })),
+                "{text}"
+            );
+        }
         // The prefix names the binary's version: ev2: is the compact form.
         let compact = vec![0x45, 0x56, 2, 1, 0];
         assert_eq!(to_text(&compact), "ev2:RVYCAQA");
@@ -658,7 +703,7 @@ mod tests {
                 "{text}"
             );
         }
-        for text in ["ev1:", "ev1:AAAA", "ev2:RVYCAQA"] {
+        for text in ["ev1:", "ev1:AAAA", "ev2:RVYCAQA", "ev3:RVYDAQA"] {
             assert_eq!(to_text(&from_text(text).expect("decodes")), text);
         }
         assert!(matches!(from_text("xyz"), Err(Error::Malformed { .. })));

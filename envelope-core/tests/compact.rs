@@ -1,4 +1,5 @@
-//! The compact form (format version 2) and its DEK store: every vector of
+//! The compact form (format version 3, and the version 2 values it still reads) and its
+//! DEK store: every vector of
 //! `testvectors/compact.json` through `Envelope` and by hand (docs/FORMAT.md with the raw
 //! RustCrypto primitives), the size promise, the cache's store reads, and rotation through
 //! the store.
@@ -12,7 +13,7 @@ use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use envelope_core::compact::{
-    DekStore, StoredDek, compact_overhead, inspect_compact, stored_deks_from_json,
+    CompactVersion, DekStore, StoredDek, compact_overhead, inspect_compact, stored_deks_from_json,
 };
 use envelope_core::testing::MemoryDekStore;
 use envelope_core::{
@@ -107,14 +108,19 @@ fn reader(ring: &LocalKeyring, key_id: &str, store: Arc<MemoryDekStore>) -> Enve
 
 /// Decryption by hand, following docs/FORMAT.md "Compact form": look the DEK id up in the
 /// rows, unwrap the row's wrapped DEK with the KEK, derive the AEAD key and commitment,
-/// check the row's commitment, decrypt with magic..DEK id || commitment || AAD.
+/// check the row's commitment (and, in version 3, the value's), decrypt with magic..DEK id
+/// || commitment || AAD.
 fn decrypt_by_hand(doc: &Value, rows: &Value, ct: &[u8], aad: &[u8]) -> Vec<u8> {
-    assert_eq!(&ct[..3], b"EV\x02");
+    assert_eq!(&ct[..2], b"EV");
+    let version = ct[2];
+    assert!(version == 2 || version == 3, "compact version {version}");
     let suite = ct[3];
     let nonce_len = if suite == 1 { 12 } else { 24 };
     let id = u64::from_be_bytes(ct[4..12].try_into().unwrap());
-    let nonce = &ct[12..12 + nonce_len];
-    let body = &ct[12 + nonce_len..];
+    let nonce_start = if version == 3 { 44 } else { 12 };
+    let value_commitment = (version == 3).then(|| &ct[12..44]);
+    let nonce = &ct[nonce_start..nonce_start + nonce_len];
+    let body = &ct[nonce_start + nonce_len..];
     let row = rows
         .as_array()
         .unwrap()
@@ -158,6 +164,9 @@ fn decrypt_by_hand(doc: &Value, rows: &Value, ct: &[u8], aad: &[u8]) -> Vec<u8> 
     )
     .unwrap();
     assert_eq!(hex::encode(commitment), row["commitment"].as_str().unwrap());
+    if let Some(carried) = value_commitment {
+        assert_eq!(carried, commitment, "the value's commitment is its DEK's");
+    }
     let mut body_ad = ct[..12].to_vec();
     body_ad.extend_from_slice(&commitment);
     body_ad.extend_from_slice(aad);
@@ -212,7 +221,9 @@ fn every_compact_vector_has_its_expected_outcome() {
                 let info = inspect_compact(&ct).unwrap();
                 assert_eq!(info.dek_id.get(), v["dek_id"].as_u64().unwrap(), "{name}");
                 assert_eq!(info.suite.name(), v["suite"].as_str().unwrap(), "{name}");
-                assert_eq!(info.overhead, compact_overhead(info.suite), "{name}");
+                let version = envelope_core::compact::CompactVersion::from_byte(ct[2]).unwrap();
+                assert_eq!(info.overhead, version.overhead(info.suite), "{name}");
+                assert_eq!(info.committing, version.is_committing(), "{name}");
                 let rows_json =
                     serde_json::to_value(envelope_core::compact::stored_deks_to_json(&rows))
                         .unwrap();
@@ -231,7 +242,7 @@ fn every_compact_vector_has_its_expected_outcome() {
                     "{name} by hand"
                 );
                 if let Some(text) = v["ciphertext_text"].as_str() {
-                    assert!(text.starts_with("ev2:"), "{name}");
+                    assert!(text.starts_with(&format!("ev{}:", ct[2])), "{name}");
                     assert_eq!(format::to_text(&ct), text, "{name}");
                     assert_eq!(
                         rt.block_on(env.decrypt_text(text, &aad)).unwrap(),
@@ -276,7 +287,7 @@ fn every_compact_vector_has_its_expected_outcome() {
 }
 
 #[test]
-fn an_eleven_byte_value_takes_51_bytes() {
+fn an_eleven_byte_value_takes_83_bytes_committed_or_51_in_version_2() {
     let fx = Fixture::new();
     let rt = runtime();
     let store = Arc::new(MemoryDekStore::new());
@@ -287,15 +298,32 @@ fn an_eleven_byte_value_takes_51_bytes() {
     let ct = rt
         .block_on(env.encrypt(b"123-45-6789", b"t.ssn:42"))
         .unwrap();
-    assert_eq!(ct.len(), 51, "11-byte SSN, AES-256-GCM");
-    assert_eq!(compact_overhead(Suite::Aes256Gcm), 40);
+    assert_eq!(ct.len(), 83, "11-byte SSN, AES-256-GCM, version 3");
+    assert_eq!(compact_overhead(Suite::Aes256Gcm), 72);
     let text = rt
         .block_on(env.encrypt_to_text(b"123-45-6789", b"t.ssn:42"))
         .unwrap();
-    assert_eq!(text.len(), 4 + 68, "{text}");
-    assert!(text.starts_with("ev2:"));
+    assert_eq!(text.len(), 4 + 111, "{text}");
+    assert!(text.starts_with("ev3:"));
     let sixty_four = rt.block_on(env.encrypt(&[7; 64], b"")).unwrap();
-    assert_eq!(sixty_four.len(), 104);
+    assert_eq!(sixty_four.len(), 136);
+    // Version 2, on request: 40 bytes of overhead, not key-committing.
+    let v2 = Envelope::builder(LocalKms::new(LocalKeyring::new(fx.path())), "default")
+        .dek_store(store.clone())
+        .compact_version(CompactVersion::V2)
+        .build()
+        .unwrap();
+    let v2_ct = rt.block_on(v2.encrypt(b"123-45-6789", b"t.ssn:42")).unwrap();
+    assert_eq!((v2_ct.len(), v2_ct[2]), (51, 2));
+    assert!(
+        rt.block_on(v2.encrypt_to_text(b"123-45-6789", b""))
+            .unwrap()
+            .starts_with("ev2:")
+    );
+    assert_eq!(
+        rt.block_on(env.decrypt(&v2_ct, b"t.ssn:42")).unwrap(),
+        b"123-45-6789"
+    );
     // The v1 form of the same value, for comparison: 138 bytes of overhead.
     let v1 = fx.envelope(CachePolicy::default());
     assert_eq!(
@@ -315,10 +343,48 @@ fn an_eleven_byte_value_takes_51_bytes() {
         .build()
         .unwrap();
     let x = rt.block_on(xchacha.encrypt(b"123-45-6789", b"")).unwrap();
-    assert_eq!(x.len(), 11 + 52);
+    assert_eq!(x.len(), 11 + 84);
     assert_eq!(rt.block_on(env.decrypt(&x, b"")).unwrap(), b"123-45-6789");
-    // One DEK, one store row, for all of them (per suite).
-    assert_eq!(store.edit(|rows| rows.len()), 2);
+    // One DEK, one store row, for all of them (per suite and writer).
+    assert_eq!(store.edit(|rows| rows.len()), 3);
+}
+
+#[test]
+fn an_envelope_can_refuse_version_2_values() {
+    let fx = Fixture::new();
+    let rt = runtime();
+    let store = Arc::new(MemoryDekStore::new());
+    let builder = || {
+        Envelope::builder(LocalKms::new(LocalKeyring::new(fx.path())), "default")
+            .dek_store(store.clone())
+    };
+    let v2 = builder()
+        .compact_version(CompactVersion::V2)
+        .build()
+        .unwrap();
+    let old = rt.block_on(v2.encrypt(b"old", b"a")).unwrap();
+    let strict = builder().accept_compact_v2(false).build().unwrap();
+    let err = rt.block_on(strict.decrypt(&old, b"a")).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedFormatVersion(2)), "{err}");
+    assert!(
+        rt.block_on(strict.decrypt_text(&format::to_text(&old), b"a"))
+            .is_err()
+    );
+    // Its re-encryption is version 3, which it reads.
+    let moved = rt.block_on(v2.reencrypt(&old, b"a")).unwrap();
+    assert_eq!(moved[2], 2, "a v2 writer re-encrypts into v2");
+    let moved = rt
+        .block_on(builder().build().unwrap().reencrypt(&old, b"a"))
+        .unwrap();
+    assert_eq!(moved[2], 3);
+    assert_eq!(rt.block_on(strict.decrypt(&moved, b"a")).unwrap(), b"old");
+    // Refusing v2 and writing it contradict each other.
+    let err = builder()
+        .compact_version(CompactVersion::V2)
+        .accept_compact_v2(false)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
 }
 
 #[test]

@@ -110,11 +110,11 @@ fn unknown_versions_and_suites_are_named() {
     let rt = runtime();
     let env = fx.envelope(CachePolicy::default());
     let ct = rt.block_on(env.encrypt(b"x", b"")).unwrap();
-    let mut v3 = ct.clone();
-    v3[2] = 3;
-    let err = rt.block_on(env.decrypt(&v3, b"")).unwrap_err();
-    assert!(matches!(err, Error::UnsupportedFormatVersion(3)));
-    assert!(err.to_string().contains("format version 3"), "{err}");
+    let mut v4 = ct.clone();
+    v4[2] = 4;
+    let err = rt.block_on(env.decrypt(&v4, b"")).unwrap_err();
+    assert!(matches!(err, Error::UnsupportedFormatVersion(4)));
+    assert!(err.to_string().contains("format version 4"), "{err}");
     let mut suite = ct.clone();
     suite[3] = 0x33;
     let err = Envelope::inspect(&suite).unwrap_err();

@@ -1,8 +1,9 @@
-//! The compact column form: a 40-byte overhead for AES-256-GCM, with the wrapped DEK kept
-//! once in a [`DekStore`] instead of in every value.
+//! The compact column form: 72 bytes of overhead for AES-256-GCM (40 in the
+//! non-committing version 2), with the wrapped DEK kept once in a [`DekStore`] instead of in
+//! every value.
 //!
-//! A compact ciphertext is `"EV" | 0x02 | suite | DEK id | nonce | ciphertext | tag`
-//! (`docs/FORMAT.md`, "Compact form"). An [`crate::Envelope`] built with
+//! A compact ciphertext is `"EV" | 0x03 | suite | DEK id | key commitment | nonce |
+//! ciphertext | tag` (version 2: without the commitment; `docs/FORMAT.md`, "Compact form"). An [`crate::Envelope`] built with
 //! [`crate::EnvelopeBuilder::dek_store`] writes it and reads both forms; a KEK rotation
 //! rewraps the store's rows ([`crate::Envelope::rewrap_wrapped`], driven by
 //! `envelope rewrap --dek-store`) and no value changes.
@@ -14,8 +15,8 @@ mod store;
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use form::seal_with_nonce;
 pub use form::{
-    COMPACT_FORMAT_VERSION, COMPACT_TEXT_PREFIX, CompactInfo, DEK_ID_LEN, DekId, compact_overhead,
-    header_info, inspect_compact,
+    COMPACT_FORMAT_VERSION, COMPACT_TEXT_PREFIX, CompactInfo, CompactVersion, DEK_ID_LEN, DekId,
+    MAX_DEK_ID, compact_overhead, header_info, inspect_compact,
 };
 pub(crate) use form::{ParsedCompact, is_compact, parse};
 pub use rows_json::{stored_deks_from_json, stored_deks_to_json};

@@ -1,11 +1,12 @@
 //! Deterministic generation of `testvectors/compact.json`: the compact form (format
-//! version 2), the DEK store rows its vectors resolve through, and store edits that an
-//! attacker with write access to the store could make.
+//! version 3, and the non-committing version 2 that stays readable), the DEK store rows its
+//! vectors resolve through, and store edits that an attacker with write access to the store
+//! could make.
 
 use serde_json::{Value, json};
 
 use super::{AAD, KEY_ID, derive, hex, kek, keyring};
-use crate::compact::{COMPACT_FORMAT_VERSION, COMPACT_TEXT_PREFIX, DekId, seal_with_nonce};
+use crate::compact::{COMPACT_FORMAT_VERSION, COMPACT_TEXT_PREFIX, CompactVersion, DekId, seal_with_nonce};
 use crate::format;
 use crate::kms::EncryptionContext;
 use crate::local::wrap_with_nonce;
@@ -83,9 +84,20 @@ impl Row {
     }
 
     fn seal(&self, label: &str, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+        self.seal_version(CompactVersion::V3, label, plaintext, aad)
+    }
+
+    fn seal_version(
+        &self,
+        version: CompactVersion,
+        label: &str,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Vec<u8> {
         let nonce = derive(&format!("compact {label} nonce"));
         seal_with_nonce(
             &self.key(),
+            version,
             DekId::new(self.id).expect("non-zero id"),
             &nonce[..self.suite.nonce_len()],
             plaintext,
@@ -142,7 +154,24 @@ pub fn generate() -> Value {
         &under_v2,
     ));
 
-    // The base of the negative vectors: an SSN under row 1 (51 bytes).
+    // Version 2 (not key-committing) stays readable: its values as a v2 reader wrote them.
+    for row in &rows[..2] {
+        let name = format!("v2/{}/11-byte/aad", row.suite.name());
+        let ct = row.seal_version(CompactVersion::V2, &name, SSN, AAD);
+        vectors.push(positive(&name, row, SSN, AAD, &ct));
+    }
+    let v2_base = rows[0].seal_version(CompactVersion::V2, "v2/AES-256-GCM/11-byte/aad", SSN, AAD);
+    let mut v2_text = positive(
+        "v2/AES-256-GCM/11-byte/aad/text-form",
+        &rows[0],
+        SSN,
+        AAD,
+        &v2_base,
+    );
+    v2_text["ciphertext_text"] = json!(format::to_text(&v2_base));
+    vectors.push(v2_text);
+
+    // The base of the negative vectors: an SSN under row 1 (83 bytes).
     let base = rows[0].seal("AES-256-GCM/11-byte/aad", SSN, AAD);
     let mut text = positive(
         "AES-256-GCM/11-byte/aad/text-form",
@@ -204,17 +233,60 @@ pub fn generate() -> Value {
     );
     neg(
         "tampered body",
-        flip(24),
+        flip(56),
         AAD,
         "decryption_failed",
         "first ciphertext byte flipped",
     );
     neg(
         "tampered nonce",
-        flip(12),
+        flip(44),
         AAD,
         "decryption_failed",
         "first nonce byte flipped",
+    );
+    neg(
+        "tampered commitment",
+        flip(12),
+        AAD,
+        "decryption_failed",
+        "first key commitment byte flipped: it no longer matches the DEK",
+    );
+    let mut other_commitment = base.clone();
+    other_commitment[12..44].copy_from_slice(&rows[2].commitment);
+    neg(
+        "commitment of another DEK",
+        other_commitment,
+        AAD,
+        "decryption_failed",
+        "the value carries row 3's commitment but names row 1: the commitment check refuses it before the tag",
+    );
+    let mut v2_flipped = v2_base.clone();
+    let v2_last = v2_flipped.len() - 1;
+    v2_flipped[v2_last] ^= 1;
+    neg(
+        "v2 tampered tag",
+        v2_flipped,
+        AAD,
+        "decryption_failed",
+        "a version 2 value with its last tag byte flipped",
+    );
+    neg(
+        "v3 relabelled as v2",
+        set(2, 2),
+        AAD,
+        "decryption_failed",
+        "version byte 3 replaced by 2: the commitment is read as nonce and body, and the version byte is in the associated data",
+    );
+    let mut v2_as_v3 =
+        rows[0].seal_version(CompactVersion::V2, "v2/AES-256-GCM/64-byte", &sixty_four, AAD);
+    v2_as_v3[2] = 3;
+    neg(
+        "v2 relabelled as v3",
+        v2_as_v3,
+        AAD,
+        "decryption_failed",
+        "a 64-byte version 2 value with version byte 2 replaced by 3: nonce and body are read as a commitment that matches no DEK",
     );
     neg(
         "wrong aad",
@@ -259,6 +331,13 @@ pub fn generate() -> Value {
         "ids start at 1",
     );
     neg(
+        "dek id 2^63",
+        with_id(1 << 63),
+        AAD,
+        "malformed",
+        "ids end at 2^63 - 1 (the stores' signed 64-bit keys)",
+    );
+    neg(
         "tampered magic",
         flip(0),
         AAD,
@@ -266,11 +345,11 @@ pub fn generate() -> Value {
         "first magic byte flipped",
     );
     neg(
-        "unknown format version 3",
-        set(2, 3),
+        "unknown format version 4",
+        set(2, 4),
         AAD,
         "unsupported_format_version",
-        "version byte set to 3",
+        "version byte set to 4",
     );
     neg(
         "unknown suite",
@@ -304,8 +383,9 @@ pub fn generate() -> Value {
         ("format version", 3),
         ("suite", 4),
         ("DEK id", 12),
-        ("nonce", 24),
-        ("15 body bytes (fewer than a tag)", 39),
+        ("key commitment", 44),
+        ("nonce", 56),
+        ("15 body bytes (fewer than a tag)", 71),
     ] {
         neg(
             &format!("truncated after {field}"),
@@ -348,7 +428,7 @@ pub fn generate() -> Value {
         "swapped rows",
         json!({ "op": "swap", "rows": [1, 3] }),
         "decryption_failed",
-        "row 1 holds all of row 3 (wrapped DEK and commitment agree): the field's tag binds row 1's DEK and commitment",
+        "row 1 holds all of row 3 (wrapped DEK and commitment agree): the value's commitment is row 1's DEK's",
     );
     store_neg(
         "deleted row",
@@ -365,29 +445,70 @@ pub fn generate() -> Value {
 
     let text_base = format::to_text(&base);
     let payload = &text_base[COMPACT_TEXT_PREFIX.len()..];
+    let v2_text_base = format::to_text(&v2_base);
+    let v2_payload = &v2_text_base["ev2:".len()..];
+    let mut unknown_suite = v2_base.clone();
+    unknown_suite[3] = 0x33;
+    let unknown_suite_payload = &format::to_text(&unknown_suite)["ev2:".len()..];
+    let text = |name: &str, text: String, expected: &str, why: &str| {
+        json!({ "name": format!("text/{name}"), "text": text, "expected": expected, "why": why })
+    };
+    // 83 bytes make 111 characters: one '=' is exactly the padding base64 would add, so this
+    // vector breaks the no-padding rule alone (the length rule holds).
+    assert_eq!(payload.len() % 4, 3, "the padding vector needs 4k+3 characters");
     let text_vectors = vec![
-        json!({
-            "name": "text/v1 prefix on a compact binary",
-            "text": format!("ev1:{payload}"),
-            "expected": "malformed",
-            "why": "the prefix names format version 1, the binary's version byte is 2",
-        }),
-        json!({
-            "name": "text/padding",
-            "text": format!("{text_base}="),
-            "expected": "malformed",
-            "why": "base64url without padding, as for v1",
-        }),
-        json!({
-            "name": "text/upper-case prefix",
-            "text": format!("EV2:{payload}"),
-            "expected": "malformed",
-            "why": "the prefix is lower-case ev2:",
-        }),
+        text(
+            "v1 prefix on a compact binary",
+            format!("ev1:{payload}"),
+            "malformed",
+            "the prefix names format version 1, the binary's version byte is 3",
+        ),
+        text(
+            "v2 prefix on a version 3 binary",
+            format!("ev2:{payload}"),
+            "malformed",
+            "the prefix names format version 2, the binary's version byte is 3",
+        ),
+        text(
+            "v3 prefix on a version 2 binary",
+            format!("ev3:{v2_payload}"),
+            "malformed",
+            "the prefix names format version 3, the binary's version byte is 2",
+        ),
+        text(
+            "v2 prefix on a v2 binary with an unknown suite",
+            format!("ev2:{unknown_suite_payload}"),
+            "unsupported_suite",
+            "prefix and version byte agree; the binary names suite 0x33",
+        ),
+        text(
+            "padding",
+            format!("{text_base}="),
+            "malformed",
+            "base64url without padding: the one '=' that standard base64 would add here is refused",
+        ),
+        text(
+            "upper-case prefix",
+            format!("EV3:{payload}"),
+            "malformed",
+            "the prefix is lower-case ev3:",
+        ),
+        text(
+            "leading zero in the version",
+            format!("ev03:{payload}"),
+            "malformed",
+            "N in evN: has no leading zero",
+        ),
+        text(
+            "unknown version 4",
+            format!("ev4:{payload}"),
+            "unsupported_format_version",
+            "a well-formed prefix of a version this reader does not know",
+        ),
     ];
 
     json!({
-        "description": "envelope compact form (format version 2) test vectors: see docs/FORMAT.md, \"Compact form\". Import dek_store into a DEK store, apply a vector's store_edit to a fresh copy, decrypt with the keyring. Keys are derived from labels and public: never use them.",
+        "description": "envelope compact form (format version 3, and version 2 values) test vectors: see docs/FORMAT.md, \"Compact form\". Import dek_store into a DEK store, apply a vector's store_edit to a fresh copy, decrypt with the keyring. Keys are derived from labels and public: never use them.",
         "format_version": COMPACT_FORMAT_VERSION,
         "text_prefix": COMPACT_TEXT_PREFIX,
         "keyring": keyring(),

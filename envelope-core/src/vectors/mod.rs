@@ -79,8 +79,8 @@ fn text_vectors(base: &str) -> Vec<Value> {
             "the prefix is lower-case ev1:",
         ),
         t(
-            "format version 3",
-            "ev3:RVYD".into(),
+            "format version 4",
+            "ev4:RVYE".into(),
             "unsupported_format_version",
             "evN: names the format version",
         ),
@@ -351,11 +351,11 @@ pub fn generate() -> Value {
         "first magic byte flipped",
     );
     neg(
-        "unknown format version 3",
-        set(2, 3),
+        "unknown format version 4",
+        set(2, 4),
         AAD,
         "unsupported_format_version",
-        "version byte set to 3 (2 is the compact form: testvectors/compact.json)",
+        "version byte set to 4 (2 and 3 are the compact form: testvectors/compact.json)",
     );
     neg(
         "unknown format version 0",
