@@ -313,7 +313,9 @@ fn an_eleven_byte_value_takes_83_bytes_committed_or_51_in_version_2() {
         .compact_version(CompactVersion::V2)
         .build()
         .unwrap();
-    let v2_ct = rt.block_on(v2.encrypt(b"123-45-6789", b"t.ssn:42")).unwrap();
+    let v2_ct = rt
+        .block_on(v2.encrypt(b"123-45-6789", b"t.ssn:42"))
+        .unwrap();
     assert_eq!((v2_ct.len(), v2_ct[2]), (51, 2));
     assert!(
         rt.block_on(v2.encrypt_to_text(b"123-45-6789", b""))

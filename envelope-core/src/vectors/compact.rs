@@ -6,7 +6,9 @@
 use serde_json::{Value, json};
 
 use super::{AAD, KEY_ID, derive, hex, kek, keyring};
-use crate::compact::{COMPACT_FORMAT_VERSION, COMPACT_TEXT_PREFIX, CompactVersion, DekId, seal_with_nonce};
+use crate::compact::{
+    COMPACT_FORMAT_VERSION, COMPACT_TEXT_PREFIX, CompactVersion, DekId, seal_with_nonce,
+};
 use crate::format;
 use crate::kms::EncryptionContext;
 use crate::local::wrap_with_nonce;
@@ -278,8 +280,12 @@ pub fn generate() -> Value {
         "decryption_failed",
         "version byte 3 replaced by 2: the commitment is read as nonce and body, and the version byte is in the associated data",
     );
-    let mut v2_as_v3 =
-        rows[0].seal_version(CompactVersion::V2, "v2/AES-256-GCM/64-byte", &sixty_four, AAD);
+    let mut v2_as_v3 = rows[0].seal_version(
+        CompactVersion::V2,
+        "v2/AES-256-GCM/64-byte",
+        &sixty_four,
+        AAD,
+    );
     v2_as_v3[2] = 3;
     neg(
         "v2 relabelled as v3",
@@ -450,12 +456,14 @@ pub fn generate() -> Value {
     let mut unknown_suite = v2_base.clone();
     unknown_suite[3] = 0x33;
     let unknown_suite_payload = &format::to_text(&unknown_suite)["ev2:".len()..];
-    let text = |name: &str, text: String, expected: &str, why: &str| {
-        json!({ "name": format!("text/{name}"), "text": text, "expected": expected, "why": why })
-    };
+    let text = |name: &str, text: String, expected: &str, why: &str| json!({ "name": format!("text/{name}"), "text": text, "expected": expected, "why": why });
     // 83 bytes make 111 characters: one '=' is exactly the padding base64 would add, so this
     // vector breaks the no-padding rule alone (the length rule holds).
-    assert_eq!(payload.len() % 4, 3, "the padding vector needs 4k+3 characters");
+    assert_eq!(
+        payload.len() % 4,
+        3,
+        "the padding vector needs 4k+3 characters"
+    );
     let text_vectors = vec![
         text(
             "v1 prefix on a compact binary",
