@@ -97,7 +97,7 @@ impl Facts {
 pub fn unreadable_kind(e: &envelope::Error) -> &'static str {
     match e {
         envelope::Error::UnsupportedFormatVersion(v)
-            if *v == envelope::compact::COMPACT_FORMAT_VERSION =>
+            if envelope::compact::CompactVersion::from_byte(*v).is_some() =>
         {
             "needs_dek_store"
         }

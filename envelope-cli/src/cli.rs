@@ -115,15 +115,21 @@ pub struct CryptArgs {
     /// Output file, written atomically (default: stdout).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Encrypt to the text form (`ev1:` + base64url; `ev2:` with `--dek-store`) instead of
+    /// Encrypt to the text form (`ev1:` + base64url; `ev3:` with `--dek-store`) instead of
     /// binary. Decryption reads both forms without this flag.
     #[arg(long)]
     pub text: bool,
     /// A DEK store (`sqlite:///path/deks.sqlite`, `postgres://…?table=NAME`): encryption
-    /// writes the compact form (40 bytes of overhead, the wrapped DEK kept in the store);
-    /// decryption of compact values needs it.
+    /// writes the compact form (72 bytes of overhead, key-committing, the wrapped DEK kept
+    /// in the store); decryption of compact values needs it.
     #[arg(long, env = "ENVELOPE_DEK_STORE", value_name = "URI")]
     pub dek_store: Option<String>,
+    /// The compact version to write with `--dek-store`: 3 (default, key-committing) or 2
+    /// (40 bytes of overhead, NOT key-committing: someone who knows two DEKs and writes the
+    /// store can make one v2 value decrypt to two plaintexts; only for readers that cannot
+    /// read version 3 yet).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3), requires = "dek_store")]
+    pub compact_version: u8,
 }
 
 /// `envelope inspect`.
@@ -144,7 +150,10 @@ pub struct InspectArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct StoreArgs {
     /// PostgreSQL connection string (`postgres://user@host:port/db`,
-    /// `host=/run/postgresql dbname=app`); `PGPASSWORD` etc. apply. TLS is not supported.
+    /// `host=/run/postgresql dbname=app`); `PGPASSWORD` etc. apply. TLS as libpq:
+    /// `sslmode` (disable, prefer (default), require, verify-ca, verify-full), `sslrootcert`,
+    /// `sslcert`, `sslkey` in the string or `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`,
+    /// `PGSSLKEY`; the summary says how the connection was carried.
     #[arg(long, env = "ENVELOPE_DB", requires_all = ["table", "column"])]
     pub db: Option<String>,
     /// The table (optionally schema-qualified). It needs a single-column primary key.

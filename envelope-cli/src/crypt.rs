@@ -46,7 +46,11 @@ fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
 fn envelope_of(args: &CryptArgs) -> Result<Envelope, CliError> {
     let mut builder = envelope::builder_from_uri(&args.key)?;
     if let Some(store) = &args.dek_store {
-        builder = builder.dek_store(crate::dekstore::open(store)?);
+        let version = compact::CompactVersion::from_byte(args.compact_version)
+            .ok_or_else(|| CliError::new("--compact-version is 2 or 3"))?;
+        builder = builder
+            .dek_store(crate::dekstore::open(store)?)
+            .compact_version(version);
     }
     Ok(builder.build()?)
 }
@@ -92,6 +96,7 @@ fn inspect_compact_alone(info: &compact::CompactInfo, form: &str, json: bool) {
     if json {
         let json = serde_json::json!({
             "format_version": info.format_version,
+            "committing": info.committing,
             "form": form,
             "suite": info.suite.to_string(),
             "dek_id": info.dek_id.get(),
@@ -101,7 +106,15 @@ fn inspect_compact_alone(info: &compact::CompactInfo, form: &str, json: bool) {
         });
         println!("{json}");
     } else {
-        println!("format version  {} (compact)", info.format_version);
+        println!(
+            "format version  {} (compact, {})",
+            info.format_version,
+            if info.committing {
+                "key-committing"
+            } else {
+                "NOT key-committing: re-encrypt it"
+            }
+        );
         println!("suite           {}", info.suite);
         println!(
             "DEK id          {} (its KEK: inspect with --dek-store)",
@@ -150,6 +163,7 @@ pub async fn inspect(args: InspectArgs) -> CliResult {
     if args.json {
         let json = serde_json::json!({
             "format_version": info.format_version,
+            "committing": info.format_version != compact::CompactVersion::V2.byte(),
             "form": form,
             "dek_id": info.dek_id.map(|id| id.get()),
             "suite": info.suite.to_string(),

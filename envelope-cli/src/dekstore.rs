@@ -222,6 +222,7 @@ pub async fn rotate(
         job_id,
         kind: "rewrap".into(),
         store: format!("DEK store {}", store.location()),
+        database_connection: None,
         total,
         this_run,
         failed_samples,

@@ -205,6 +205,7 @@ pub async fn run_job(
         job_id: String::new(),
         kind: processor.kind().name().to_owned(),
         store: dir.display().to_string(),
+        database_connection: None,
         total: counts.clone(),
         this_run: counts,
         failed_samples,

@@ -35,6 +35,8 @@ struct Censuses {
     dek_store: Option<Census>,
     /// The DEK store's location (no password), for messages.
     dek_store_location: Option<String>,
+    /// How the database connection of the column census was carried.
+    database_connection: Option<pg::ConnectionInfo>,
 }
 
 impl Censuses {
@@ -43,11 +45,22 @@ impl Censuses {
         if let (Some(store), Some(object)) = (&self.dek_store, json.as_object_mut()) {
             object.insert("dek_store".into(), store.to_json());
         }
+        if let (Some(connection), Some(object)) =
+            (&self.database_connection, json.as_object_mut())
+        {
+            object.insert(
+                "database_connection".into(),
+                serde_json::to_value(connection).unwrap_or_default(),
+            );
+        }
         json
     }
 
     fn render(&self) -> String {
         let mut out = self.values.render();
+        if let Some(connection) = &self.database_connection {
+            out.push_str(&format!("database connection: {connection}\n"));
+        }
         if let Some(store) = &self.dek_store {
             out.push_str("DEK store (one row per DEK of the compact values):\n");
             out.push_str(&store.render_counting("rows"));
@@ -83,8 +96,10 @@ async fn census_of(
         .transpose()?;
     let headers = dek_store.clone().map(StoreHeaders::new);
     let mut census = Census::default();
+    let mut database_connection = None;
     if let (Some(db), Some(table), Some(column)) = (&stores.db, &stores.table, &stores.column) {
-        let client = pg::connect(db).await?;
+        let (client, transport) = pg::connect(db).await?;
+        database_connection = Some(pg::ConnectionInfo::from(&transport));
         let target = pg::Target::resolve(&client, table, column, &[]).await?;
         census.merge(pg::census(&client, &target, verifier, headers.as_ref()).await?);
     }
@@ -99,6 +114,7 @@ async fn census_of(
         values: census,
         dek_store: store_census,
         dek_store_location: dek_store.map(|s| s.location()),
+        database_connection,
     })
 }
 

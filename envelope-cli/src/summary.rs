@@ -67,6 +67,10 @@ pub struct Summary {
     pub kind: String,
     /// Where: `table.column` or the directory.
     pub store: String,
+    /// How the database connection was carried (PostgreSQL jobs): whether it was
+    /// encrypted, the TLS version, the `sslmode` and whether the server was verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_connection: Option<crate::pg::ConnectionInfo>,
     /// Counts over the whole job, including before a resume.
     pub total: Counts,
     /// Counts of this run alone.
@@ -113,6 +117,9 @@ impl Summary {
         }
         for (location, kind) in &self.failed_samples {
             out.push_str(&format!("  e.g. {location}: {kind}\n"));
+        }
+        if let Some(connection) = &self.database_connection {
+            out.push_str(&format!("  database connection: {connection}\n"));
         }
         if !self.job_id.is_empty() {
             out.push_str(&format!("  job id: {}\n", self.job_id));

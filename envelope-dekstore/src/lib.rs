@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 
 #[cfg(feature = "postgres")]
+pub mod pg_connect;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod row;
 #[cfg(feature = "sqlite")]
@@ -11,6 +13,8 @@ use std::sync::Arc;
 
 use envelope_core::{DekStore, Result};
 
+#[cfg(feature = "postgres")]
+pub use pg_connect::{PgConnector, SslMode, Transport};
 #[cfg(feature = "postgres")]
 pub use postgres::PgDekStore;
 #[cfg(feature = "sqlite")]

@@ -7,10 +7,11 @@ use envelope_core::compact::{
     DekId, DekState, DekStore, NewDek, StoreCheckpoint, StoredDek, WrappedDekChange,
 };
 use envelope_core::{Error, Result};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
+
+use crate::pg_connect::{PgConnector, Transport};
 
 use crate::row::{RawRow, sql_id, unix_seconds};
-use crate::uri::redact;
 
 /// A DEK store in a PostgreSQL table (`postgres://user@host:port/db?table=envelope_deks`).
 ///
@@ -18,9 +19,13 @@ use crate::uri::redact;
 /// rolled back or reused (an import moves it past the imported id, never back). The table
 /// and its jobs table (`<table>_jobs`) are created on the first call if missing (the role
 /// needs CREATE on the schema once, then SELECT/INSERT/UPDATE). One connection per process,
-/// opened on the first call and re-opened after it drops; no TLS.
+/// opened on the first call and re-opened after it drops, with libpq's TLS parameters
+/// (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, or `PGSSLMODE`…; see [`PgConnector`]);
+/// [`DekStore::location`] says how the connection is carried.
 pub struct PgDekStore {
-    config: String,
+    connector: PgConnector,
+    /// How the current connection is carried (`None` before the first connection).
+    transport: std::sync::Mutex<Option<Transport>>,
     table: String,
     jobs: String,
     client: tokio::sync::Mutex<Option<(u32, Arc<Client>)>>,
@@ -104,11 +109,10 @@ impl PgDekStore {
                 "DEK store table {table:?} is not a plain [schema.]name identifier"
             )));
         }
-        config.parse::<tokio_postgres::Config>().map_err(|e| {
-            Error::InvalidConfig(format!("DEK store URI {:?}: {e}", redact(config)))
-        })?;
+        let connector = PgConnector::new(config)?;
         Ok(PgDekStore {
-            config: config.to_owned(),
+            connector,
+            transport: std::sync::Mutex::new(None),
             table: quote(table),
             jobs: quote(&format!("{table}_jobs")),
             client: tokio::sync::Mutex::new(None),
@@ -140,14 +144,31 @@ impl PgDekStore {
         {
             return Ok(client.clone());
         }
-        let (client, connection) = tokio_postgres::connect(&self.config, NoTls)
-            .await
-            .map_err(|e| self.error("connect", e))?;
-        tokio::spawn(async move {
-            // A dropped connection shows as `is_closed` on the client; the next call
-            // reconnects.
-            let _ = connection.await;
-        });
+        let (client, transport) = self.connector.connect().await.map_err(|e| {
+            let message = e.message.clone();
+            match self.error("connect", e.source) {
+                Error::Unavailable { operation, .. } if message.starts_with("TLS") => {
+                    // A refused certificate is no transient failure: say why.
+                    Error::DekStore {
+                        operation,
+                        message,
+                        source: None,
+                    }
+                }
+                Error::DekStore {
+                    operation, source, ..
+                } => Error::DekStore {
+                    operation,
+                    message,
+                    source,
+                },
+                other => other,
+            }
+        })?;
+        *self
+            .transport
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(transport);
         let (table, jobs) = (&self.table, &self.jobs);
         client
             .batch_execute(&format!(
@@ -381,9 +402,22 @@ impl DekStore for PgDekStore {
     }
 
     fn location(&self) -> String {
+        let location = self.connector.location();
+        let separator = if location.contains("://") {
+            if location.contains('?') { '&' } else { '?' }
+        } else {
+            ' '
+        };
+        let transport = match &*self
+            .transport
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        {
+            Some(t) => t.to_string(),
+            None => format!("sslmode={}, not connected yet", self.connector.sslmode().as_str()),
+        };
         format!(
-            "{}?table={}",
-            redact(&self.config),
+            "{location}{separator}table={} ({transport})",
             self.table.replace('"', "")
         )
     }

@@ -760,17 +760,22 @@ pub unsafe extern "C" fn envelope_inspect_json(
         let out_len = non_null(out_len, "out_len")?;
         // SAFETY: per this function's contract.
         let ct = unsafe { input(ciphertext, ciphertext_len, "ciphertext")? };
-        let text = ct.starts_with(envelope::format::TEXT_PREFIX.as_bytes())
-            || ct.starts_with(envelope::compact::COMPACT_TEXT_PREFIX.as_bytes());
+        // Text forms start "evN:" (N = 1, 2, 3), binaries "EV".
+        let text = ct.starts_with(b"ev");
         let binary = if text {
             std::borrow::Cow::Owned(envelope::format::from_text(utf8(ct, "ciphertext")?)?)
         } else {
             std::borrow::Cow::Borrowed(ct)
         };
-        if binary.get(2) == Some(&envelope::compact::COMPACT_FORMAT_VERSION) {
+        if binary.starts_with(b"EV")
+            && binary
+                .get(2)
+                .is_some_and(|&v| envelope::compact::CompactVersion::from_byte(v).is_some())
+        {
             let info = envelope::compact::inspect_compact(&binary)?;
             let json = serde_json::json!({
                 "format_version": info.format_version,
+                "committing": info.committing,
                 "suite": info.suite.name(),
                 "dek_id": info.dek_id.get(),
                 "header_len": info.header_len,

@@ -62,7 +62,7 @@ pub struct JobEnd {
 pub async fn run(spec: &JobSpec, processor: Arc<Processor>) -> Result<JobEnd, CliError> {
     let started = Instant::now();
     let kind = processor.kind().name();
-    let mut client = connect(&spec.db).await?;
+    let (mut client, transport) = connect(&spec.db).await?;
     let vars: Vec<&str> = spec
         .template
         .as_ref()
@@ -138,7 +138,7 @@ pub async fn run(spec: &JobSpec, processor: Arc<Processor>) -> Result<JobEnd, Cl
         };
         let db = spec.db.clone();
         handles.push(tokio::spawn(async move {
-            let mut client = connect(&db).await?;
+            let (mut client, _) = connect(&db).await?;
             worker.run(&mut client, part).await
         }));
     }
@@ -173,6 +173,7 @@ pub async fn run(spec: &JobSpec, processor: Arc<Processor>) -> Result<JobEnd, Cl
         job_id,
         kind: kind.to_owned(),
         store: target.name(),
+        database_connection: Some(super::ConnectionInfo::from(&transport)),
         total,
         this_run,
         failed_samples,

@@ -5,7 +5,8 @@ mod checkpoint;
 pub mod job;
 mod target;
 
-use tokio_postgres::{Client, NoTls, Row};
+use envelope_dekstore::pg_connect::{PgConnector, Transport};
+use tokio_postgres::{Client, Row};
 
 pub use target::{Target, quote_ident};
 
@@ -35,19 +36,49 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
     }
 }
 
-/// Connects (without TLS) and drives the connection on the runtime.
-pub async fn connect(url: &str) -> Result<Client, CliError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls).await.map_err(|e| {
-        CliError::new(format!(
-            "cannot connect to the database: {}",
-            describe_pg_error(&e)
-        ))
-    })?;
-    tokio::spawn(async move {
-        // The client's calls report a closed connection; nothing more to do here.
-        let _ = connection.await;
-    });
-    Ok(client)
+/// Connects with libpq's TLS parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey` in
+/// the connection string or `PGSSLMODE`… in the environment), drives the connection on the
+/// runtime, and says how it is carried.
+pub async fn connect(url: &str) -> Result<(Client, Transport), CliError> {
+    let connector = PgConnector::new(url)?;
+    connector.connect().await.map_err(|e| {
+        CliError::new(format!("cannot connect to the database: {}", e.message))
+    })
+}
+
+/// How a job's or census's database connection was carried, for summaries and evidence.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ConnectionInfo {
+    /// Whether the connection was encrypted (TLS).
+    pub encrypted: bool,
+    /// The TLS version (`TLSv1.3`), when encrypted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<String>,
+    /// The `sslmode` it was made with.
+    pub sslmode: String,
+    /// Whether the server's certificate was verified (`verify-ca`, `verify-full`).
+    pub server_verified: bool,
+}
+
+impl std::fmt::Display for ConnectionInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.tls_version, self.server_verified) {
+            (None, _) => write!(f, "PLAINTEXT (sslmode={})", self.sslmode),
+            (Some(v), true) => write!(f, "{v}, server verified (sslmode={})", self.sslmode),
+            (Some(v), false) => write!(f, "{v}, server NOT verified (sslmode={})", self.sslmode),
+        }
+    }
+}
+
+impl From<&Transport> for ConnectionInfo {
+    fn from(t: &Transport) -> Self {
+        ConnectionInfo {
+            encrypted: t.encrypted(),
+            tls_version: t.tls_version.clone(),
+            sslmode: t.sslmode.as_str().to_owned(),
+            server_verified: t.server_verified(),
+        }
+    }
 }
 
 /// A row read from the column.
