@@ -45,8 +45,7 @@ impl Censuses {
         if let (Some(store), Some(object)) = (&self.dek_store, json.as_object_mut()) {
             object.insert("dek_store".into(), store.to_json());
         }
-        if let (Some(connection), Some(object)) =
-            (&self.database_connection, json.as_object_mut())
+        if let (Some(connection), Some(object)) = (&self.database_connection, json.as_object_mut())
         {
             object.insert(
                 "database_connection".into(),

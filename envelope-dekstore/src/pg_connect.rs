@@ -343,8 +343,13 @@ fn describe(e: &tokio_postgres::Error, sslmode: SslMode) -> String {
         }
         source = s.source();
     }
-    let text = e.to_string();
-    if text.contains("server does not support TLS") {
+    let mut chain = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    if chain.contains("server does not support TLS") {
         return format!(
             "the server does not offer TLS, and sslmode={mode} requires it (the server needs ssl=on)"
         );
@@ -354,15 +359,7 @@ fn describe(e: &tokio_postgres::Error, sslmode: SslMode) -> String {
             Some(detail) => format!("PostgreSQL: {} ({detail})", db.message()),
             None => format!("PostgreSQL: {}", db.message()),
         },
-        None => {
-            let mut message = format!("PostgreSQL: {e}");
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                message.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            message
-        }
+        None => format!("PostgreSQL: {chain}"),
     }
 }
 
@@ -495,9 +492,8 @@ fn percent_decode(value: &str) -> std::result::Result<String, String> {
 }
 
 fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|e| {
-        Error::InvalidConfig(format!("cannot read {what} {}: {e}", path.display()))
-    })
+    std::fs::read(path)
+        .map_err(|e| Error::InvalidConfig(format!("cannot read {what} {}: {e}", path.display())))
 }
 
 fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>> {
@@ -505,7 +501,10 @@ fn certificates(path: &Path, what: &str) -> Result<Vec<CertificateDer<'static>>>
     let certs = CertificateDer::pem_slice_iter(&pem)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| {
-            Error::InvalidConfig(format!("{what} {}: not PEM certificates: {e}", path.display()))
+            Error::InvalidConfig(format!(
+                "{what} {}: not PEM certificates: {e}",
+                path.display()
+            ))
         })?;
     if certs.is_empty() {
         return Err(Error::InvalidConfig(format!(
@@ -536,9 +535,9 @@ fn client_config(sslmode: SslMode, params: &TlsParams) -> Result<ClientConfig> {
             Some(path) => {
                 let mut roots = RootCertStore::empty();
                 for cert in certificates(&PathBuf::from(path), "sslrootcert")? {
-                    roots.add(cert).map_err(|e| {
-                        Error::InvalidConfig(format!("sslrootcert {path}: {e}"))
-                    })?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| Error::InvalidConfig(format!("sslrootcert {path}: {e}")))?;
                 }
                 roots
             }
@@ -591,13 +590,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -733,8 +729,11 @@ mod tests {
         assert!(err.to_string().contains("needs sslrootcert"), "{err}");
         let err = PgConnector::with_env("postgres://h/db?sslmode=allow", no_env).unwrap_err();
         assert!(err.to_string().contains("not supported"), "{err}");
-        let err =
-            PgConnector::with_env("postgres://h/db?sslrootcert=/nonexistent.pem", no_env).unwrap_err();
+        let err = PgConnector::with_env(
+            "postgres://h/db?sslmode=verify-ca&sslrootcert=/nonexistent.pem",
+            no_env,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("/nonexistent.pem"), "{err}");
         let err = PgConnector::with_env("postgres://h/db?sslcert=/a.pem", no_env).unwrap_err();
         assert!(err.to_string().contains("go together"), "{err}");

@@ -414,7 +414,10 @@ impl DekStore for PgDekStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
         {
             Some(t) => t.to_string(),
-            None => format!("sslmode={}, not connected yet", self.connector.sslmode().as_str()),
+            None => format!(
+                "sslmode={}, not connected yet",
+                self.connector.sslmode().as_str()
+            ),
         };
         format!(
             "{location}{separator}table={} ({transport})",

@@ -51,6 +51,8 @@ start_postgres() {
         { cat "$POSTGRES_DIR/server.log" >&2; return 1; }
     POSTGRES_BIN=$bin
     export ENVELOPE_TEST_PG_URL="postgres://envelope@127.0.0.1:$port/postgres"
+    # The TLS tests start their own clusters (ssl=on, certificates they make) from these.
+    export ENVELOPE_TEST_PG_BINDIR=$bin
     echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on $ENVELOPE_TEST_PG_URL (cluster in $POSTGRES_DIR)"
 }
 

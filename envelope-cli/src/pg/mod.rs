@@ -41,9 +41,10 @@ pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
 /// runtime, and says how it is carried.
 pub async fn connect(url: &str) -> Result<(Client, Transport), CliError> {
     let connector = PgConnector::new(url)?;
-    connector.connect().await.map_err(|e| {
-        CliError::new(format!("cannot connect to the database: {}", e.message))
-    })
+    connector
+        .connect()
+        .await
+        .map_err(|e| CliError::new(format!("cannot connect to the database: {}", e.message)))
 }
 
 /// How a job's or census's database connection was carried, for summaries and evidence.
