@@ -655,3 +655,63 @@ impl Drop for Bao {
         let _ = self.child.wait();
     }
 }
+
+/// The census and job summaries say how the database connection was carried, and a
+/// `sslmode` the server cannot meet stops the command with one clear line. (The TLS
+/// handshakes themselves are tested against TLS clusters in envelope-dekstore/tests/tls.rs.)
+#[tokio::test(flavor = "multi_thread")]
+async fn summaries_report_the_database_connection_and_sslmode_is_enforced() {
+    let client = db().await;
+    let keyring = Keyring::new();
+    let table = unique("transport");
+    fill_table(&client, &keyring.envelope(100), &table, 10).await;
+    let census = |url: &str| {
+        envelope(&[
+            "census", "--db", url, "--table", &table, "--column", "ssn", "--json",
+        ])
+    };
+    // The test server has no TLS: libpq's default (prefer) falls back to plaintext, and says so.
+    let json = json_of(&census(&pg_url()), 0);
+    assert_eq!(json["database_connection"]["encrypted"], false, "{json}");
+    assert_eq!(json["database_connection"]["sslmode"], "prefer");
+    assert_eq!(json["database_connection"]["server_verified"], false);
+    let text = envelope(&[
+        "census",
+        "--db",
+        &pg_url(),
+        "--table",
+        &table,
+        "--column",
+        "ssn",
+    ]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("database connection: PLAINTEXT (sslmode=prefer)"),
+        "{stdout}"
+    );
+    // require cannot be met: refused before any row is read.
+    let out = census(&format!("{}?sslmode=require", pg_url()));
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("does not offer TLS"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    // A job's summary carries the same facts.
+    keyring.rotate();
+    let out = envelope(&[
+        "rewrap",
+        "--key",
+        &keyring.uri,
+        "--db",
+        &format!("{}?sslmode=disable", pg_url()),
+        "--table",
+        &table,
+        "--column",
+        "ssn",
+        "--json",
+    ]);
+    let summary = &json_of(&out, 0)[0];
+    assert_eq!(summary["total"]["changed"], json["scanned"], "{summary}");
+    assert_eq!(summary["total"]["failed"], 0);
+    assert_eq!(summary["database_connection"]["encrypted"], false);
+    assert_eq!(summary["database_connection"]["sslmode"], "disable");
+}
