@@ -144,19 +144,38 @@ func TestCompactVectors(t *testing.T) {
 	}
 }
 
-// An 11-byte value takes 51 bytes (72 characters of text) in the compact form, a cold
-// client reads it through the store, and the database/sql type stores the ev2: form.
+// An 11-byte value takes 83 bytes (115 characters of text) in the committing compact form
+// (51 in version 2, on request), a cold client reads it through the store, and the
+// database/sql type stores the ev3: form.
 func TestCompactFormSizesAndStore(t *testing.T) {
 	_, uri := newKeyring(t)
 	store := "sqlite://" + filepath.Join(t.TempDir(), "deks.sqlite")
 	c := open(t, uri, &Options{DEKStore: store})
 	ct, err := c.Encrypt([]byte("123-45-6789"), []byte("patients.ssn:1"))
-	if err != nil || len(ct) != 51 {
+	if err != nil || len(ct) != 83 || ct[2] != 3 {
 		t.Fatalf("compact ciphertext: %d bytes, %v", len(ct), err)
 	}
 	text, err := c.EncryptText([]byte("123-45-6789"), []byte("patients.ssn:1"))
-	if err != nil || len(text) != 72 || text[:4] != "ev2:" {
+	if err != nil || len(text) != 115 || text[:4] != "ev3:" {
 		t.Fatalf("compact text: %q %v", text, err)
+	}
+	v2 := open(t, uri, &Options{DEKStore: store, CompactVersion: 2})
+	old, err := v2.Encrypt([]byte("123-45-6789"), []byte("patients.ssn:1"))
+	if err != nil || len(old) != 51 || old[2] != 2 {
+		t.Fatalf("compact v2 ciphertext: %d bytes, %v", len(old), err)
+	}
+	if info, err := Inspect(old); err != nil || info.Committing || info.FormatVersion != 2 {
+		t.Fatalf("inspect v2: %+v %v", info, err)
+	}
+	if info, err := Inspect(ct); err != nil || !info.Committing || info.FormatVersion != 3 {
+		t.Fatalf("inspect v3: %+v %v", info, err)
+	}
+	strict := open(t, uri, &Options{DEKStore: store, RefuseCompactV2: true})
+	if _, err := strict.Decrypt(old, []byte("patients.ssn:1")); !errors.Is(err, ErrUnsupportedFormatVersion) {
+		t.Fatalf("refused v2: %v", err)
+	}
+	if _, err := Open(uri, &Options{DEKStore: store, CompactVersion: 4}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("compact version 4: %v", err)
 	}
 	cold := open(t, uri, &Options{DEKStore: store})
 	if pt, err := cold.DecryptText(text, []byte("patients.ssn:1")); err != nil || string(pt) != "123-45-6789" {
@@ -171,7 +190,7 @@ func TestCompactFormSizesAndStore(t *testing.T) {
 	col := c.Column("patients", "ssn")
 	s := col.String("987-65-4321")
 	value, err := s.Value()
-	if err != nil || len(value.(string)) != 72 || value.(string)[:4] != "ev2:" {
+	if err != nil || len(value.(string)) != 115 || value.(string)[:4] != "ev3:" {
 		t.Fatalf("column value %v %v", value, err)
 	}
 	back := col.NullString()

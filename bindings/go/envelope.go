@@ -57,11 +57,19 @@ type Options struct {
 	// fail at once with an error matching ErrThrottled.
 	MaxUnwrapsPerSecond uint32
 	// DEKStore names a DEK store (sqlite:///path/deks.sqlite,
-	// postgres://user@host:port/db?table=NAME): the client then writes the compact form (40
-	// bytes of overhead for AES-256-GCM; the wrapped DEK is kept once in the store, and a
-	// key rotation rewraps the store, not the values). Both forms decrypt either way;
-	// compact values need the store.
+	// postgres://user@host:port/db?table=NAME): the client then writes the compact form
+	// (version 3: 72 bytes of overhead for AES-256-GCM, key-committing; the wrapped DEK is
+	// kept once in the store, and a key rotation rewraps the store, not the values). Both
+	// forms decrypt either way; compact values need the store.
 	DEKStore string
+	// CompactVersion is the compact version written: 0 or 3 (the default,
+	// key-committing) or 2 (40 bytes of overhead, NOT key-committing: someone who knows two
+	// DEKs and can write the store can make one value decrypt to two plaintexts; only for
+	// readers that cannot read version 3 yet).
+	CompactVersion uint32
+	// RefuseCompactV2 refuses version 2 compact values when decrypting (an error matching
+	// ErrUnsupportedFormatVersion), once none are left.
+	RefuseCompactV2 bool
 }
 
 // Client encrypts and decrypts under one KEK named by a key URI.
@@ -73,7 +81,8 @@ type Client struct {
 
 // HeaderInfo holds header facts of a ciphertext, read without any key or store. Format
 // version 1 names its KEK (Provider, KeyID, KeyVersion, WrappedDEKLen; DEKID is 0); the
-// compact form (format version 2) names its DEK store row (DEKID; the KEK fields are empty).
+// compact form (format version 3, or the non-committing 2) names its DEK store row (DEKID;
+// the KEK fields are empty); Committing says whether it carries its key commitment.
 type HeaderInfo struct {
 	FormatVersion int    `json:"format_version"`
 	Suite         string `json:"suite"`
@@ -82,6 +91,7 @@ type HeaderInfo struct {
 	KeyVersion    string `json:"key_version"`
 	WrappedDEKLen int    `json:"wrapped_dek_len"`
 	DEKID         uint64 `json:"dek_id"`
+	Committing    bool   `json:"committing"`
 	HeaderLen     int    `json:"header_len"`
 	PlaintextLen  int    `json:"plaintext_len"`
 	Overhead      int    `json:"overhead"`
@@ -131,6 +141,8 @@ func Open(keyURI string, opts *Options) (*Client, error) {
 			options.negative_ttl_ms = 0
 		}
 		options.max_unwraps_per_second = C.uint32_t(opts.MaxUnwrapsPerSecond)
+		options.compact_version = C.uint32_t(opts.CompactVersion)
+		options.refuse_compact_v2 = C.bool(opts.RefuseCompactV2)
 		if len(opts.EncryptionContext) > 0 {
 			var err error
 			if context, err = json.Marshal(opts.EncryptionContext); err != nil {
@@ -301,7 +313,7 @@ func (c *Client) call(fn func(*C.envelope_client, **C.uint8_t, *C.size_t) C.enve
 	return takeBytes(p, n), nil
 }
 
-// EncryptText encrypts into the text form (for text columns): "ev1:...", or "ev2:..." with a
+// EncryptText encrypts into the text form (for text columns): "ev1:...", or "ev3:..." with a
 // DEK store.
 func (c *Client) EncryptText(plaintext, aad []byte) (string, error) {
 	out, err := c.call(func(p *C.envelope_client, o **C.uint8_t, n *C.size_t) C.envelope_status {

@@ -65,7 +65,7 @@ func (s *EncryptedString) Scan(src any) error {
 	case string:
 		plain, err = s.col.client.DecryptText(v, s.col.aad)
 	case []byte:
-		if len(v) >= 4 && (string(v[:4]) == "ev1:" || string(v[:4]) == "ev2:") {
+		if len(v) >= 4 && v[0] == 'e' && v[1] == 'v' && v[3] == ':' {
 			plain, err = s.col.client.DecryptText(string(v), s.col.aad)
 		} else {
 			plain, err = s.col.client.Decrypt(v, s.col.aad)

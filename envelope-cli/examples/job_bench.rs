@@ -45,7 +45,7 @@ async fn main() {
 }
 
 async fn fill(db: &str, table: &str, rows: i64, key_uri: &str, store: Option<&str>) {
-    let client = connect(db).await.unwrap();
+    let (client, _) = connect(db).await.unwrap();
     client
         .batch_execute(&format!(
             "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id bigint PRIMARY KEY, v bytea)"
@@ -88,7 +88,7 @@ async fn fill(db: &str, table: &str, rows: i64, key_uri: &str, store: Option<&st
 }
 
 async fn floor(db: &str, table: &str, batch: i64) {
-    let mut client = connect(db).await.unwrap();
+    let (mut client, _) = connect(db).await.unwrap();
     let target = Target::resolve(&client, table, "v", &[]).await.unwrap();
     let update = target.update_query();
     let started = Instant::now();

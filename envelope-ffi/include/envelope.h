@@ -117,12 +117,21 @@ typedef struct envelope_client_options {
   // fail at once with `ENVELOPE_THROTTLED`.
   uint32_t max_unwraps_per_second;
   // A DEK store URI (`sqlite:///path/deks.sqlite`, `postgres://…[?table=NAME]`; may be
-  // NULL): new ciphertexts are written in the compact form (40 bytes of overhead for
-  // AES-256-GCM) with their DEK kept in the store; compact ciphertexts decrypt through
-  // it. Without one the client writes the self-contained v1 form.
+  // NULL): new ciphertexts are written in the compact form (version 3: 72 bytes of
+  // overhead for AES-256-GCM, key-committing) with their DEK kept in the store; compact
+  // ciphertexts decrypt through it. Without one the client writes the self-contained v1
+  // form.
   const uint8_t *dek_store_uri;
   // Length of `dek_store_uri`.
   size_t dek_store_uri_len;
+  // The compact version new values are written in: 0 or 3 (the default, key-committing)
+  // or 2 (40 bytes of overhead, NOT key-committing: someone who knows two DEKs and can
+  // write the store can make one v2 value decrypt to two plaintexts). Other values:
+  // `ENVELOPE_INVALID_CONFIG`.
+  uint32_t compact_version;
+  // Refuse compact version 2 values when decrypting (they fail with
+  // `ENVELOPE_UNSUPPORTED_FORMAT_VERSION`), once none are left.
+  bool refuse_compact_v2;
 } envelope_client_options;
 
 #ifdef __cplusplus

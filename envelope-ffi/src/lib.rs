@@ -70,12 +70,21 @@ pub struct envelope_client_options {
     /// fail at once with `ENVELOPE_THROTTLED`.
     pub max_unwraps_per_second: u32,
     /// A DEK store URI (`sqlite:///path/deks.sqlite`, `postgres://…[?table=NAME]`; may be
-    /// NULL): new ciphertexts are written in the compact form (40 bytes of overhead for
-    /// AES-256-GCM) with their DEK kept in the store; compact ciphertexts decrypt through
-    /// it. Without one the client writes the self-contained v1 form.
+    /// NULL): new ciphertexts are written in the compact form (version 3: 72 bytes of
+    /// overhead for AES-256-GCM, key-committing) with their DEK kept in the store; compact
+    /// ciphertexts decrypt through it. Without one the client writes the self-contained v1
+    /// form.
     pub dek_store_uri: *const u8,
     /// Length of `dek_store_uri`.
     pub dek_store_uri_len: usize,
+    /// The compact version new values are written in: 0 or 3 (the default, key-committing)
+    /// or 2 (40 bytes of overhead, NOT key-committing: someone who knows two DEKs and can
+    /// write the store can make one v2 value decrypt to two plaintexts). Other values:
+    /// `ENVELOPE_INVALID_CONFIG`.
+    pub compact_version: u32,
+    /// Refuse compact version 2 values when decrypting (they fail with
+    /// `ENVELOPE_UNSUPPORTED_FORMAT_VERSION`), once none are left.
+    pub refuse_compact_v2: bool,
 }
 
 /// Zeroes a buffer that may hold plaintext before it is freed: one `memset`, then an
@@ -246,6 +255,8 @@ pub unsafe extern "C" fn envelope_client_options_default(
             max_unwraps_per_second: policy.max_unwraps_per_second().unwrap_or(0),
             dek_store_uri: std::ptr::null(),
             dek_store_uri_len: 0,
+            compact_version: 0,
+            refuse_compact_v2: false,
         };
         // SAFETY: checked non-null; the caller guarantees it is writable.
         unsafe { out.write(options) };
@@ -330,10 +341,21 @@ pub unsafe extern "C" fn envelope_client_new(
                 "dek_store_uri",
             )?
         };
+        let compact_version = match options.compact_version {
+            0 => envelope::compact::CompactVersion::default(),
+            n => u8::try_from(n)
+                .ok()
+                .and_then(envelope::compact::CompactVersion::from_byte)
+                .ok_or_else(|| {
+                    FfiError::Invalid(format!("compact_version {n}: use 0 (default), 2 or 3"))
+                })?,
+        };
         let mut builder = envelope::builder_from_uri(uri)?
             .suite(suite)
             .cache_policy(policy)
-            .encryption_context(context);
+            .encryption_context(context)
+            .compact_version(compact_version)
+            .accept_compact_v2(!options.refuse_compact_v2);
         if !store_uri.is_empty() {
             builder =
                 builder.dek_store(envelope::open_dek_store(utf8(store_uri, "dek_store_uri")?)?);

@@ -84,7 +84,7 @@ def test_wrong_aad_and_tampering_are_authentication_failures(client):
     with pytest.raises(UnsupportedFormatVersion):
         client.decrypt(b"EV\x09" + ct[3:], AAD)
     with pytest.raises(UnsupportedFormatVersion):
-        client.decrypt_text("ev3:AAAA", AAD)
+        client.decrypt_text("ev4:AAAA", AAD)
     with pytest.raises(TypeError):
         client.encrypt("not bytes", AAD)  # type: ignore[arg-type]
 

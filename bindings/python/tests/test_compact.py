@@ -1,6 +1,6 @@
-"""The compact form (format version 2) through the Python package: every vector of
+"""The compact form (format version 3, and version 2 values) through the Python package: every vector of
 testvectors/compact.json (rows imported into a fresh SQLite DEK store, the vector's store edit
-applied), sizes, and the SQLAlchemy types writing ev2: values."""
+applied), sizes, and the SQLAlchemy types writing ev3: values."""
 
 import copy
 import json
@@ -65,7 +65,8 @@ def test_compact_vector(vector, compact_uri, tmp_path):
             plaintext = bytes.fromhex(vector["plaintext"])
             assert client.decrypt(ct, aad) == plaintext
             info = Client.inspect(ct)
-            assert (info.format_version, info.dek_id, info.suite) == (2, vector["dek_id"], vector["suite"])
+            assert (info.format_version, info.dek_id, info.suite) == (ct[2], vector["dek_id"], vector["suite"])
+            assert info.committing == (ct[2] == 3)
             assert info.key_id is None and info.overhead == len(ct) - len(plaintext)
             if "ciphertext_text" in vector:
                 assert envelope_sdk.to_text(ct) == vector["ciphertext_text"]
@@ -99,10 +100,21 @@ def test_compact_sizes_and_a_cold_reader(uri, tmp_path):
     store = f"sqlite://{tmp_path / 'deks.sqlite'}"
     with Client(uri, dek_store=store) as writer:
         ct = writer.encrypt(b"123-45-6789", b"patients.ssn:1")
-        assert len(ct) == 51
+        assert len(ct) == 83 and ct[:3] == b"EV\x03"
         text_form = writer.encrypt_text("123-45-6789", b"patients.ssn:1")
-        assert len(text_form) == 72 and text_form.startswith("ev2:")
+        assert len(text_form) == 115 and text_form.startswith("ev3:")
         assert writer.stats()["dek_store_writes"] == 1
+    with Client(uri, dek_store=store, compact_version=2) as v2_writer:
+        old = v2_writer.encrypt(b"123-45-6789", b"patients.ssn:1")
+        assert len(old) == 51 and old[:3] == b"EV\x02"
+        assert not Client.inspect(old).committing
+        assert envelope_sdk.to_text(old).startswith("ev2:")
+    with pytest.raises(E.InvalidArgument):
+        Client(uri, dek_store=store, compact_version=4)
+    with Client(uri, dek_store=store, refuse_compact_v2=True) as strict:
+        with pytest.raises(E.UnsupportedFormatVersion):
+            strict.decrypt(old, b"patients.ssn:1")
+        assert strict.decrypt(ct, b"patients.ssn:1") == b"123-45-6789"
     with Client(uri, dek_store=store) as reader:
         for _ in range(3):
             assert reader.decrypt(ct, b"patients.ssn:1") == b"123-45-6789"
@@ -136,8 +148,8 @@ def test_sqlalchemy_types_write_the_compact_form(uri, tmp_path):
         s.commit()
     with engine.connect() as conn:
         raw = conn.execute(text("SELECT ssn, scan FROM patients")).all()
-    assert all(r.ssn.startswith("ev2:") and len(r.ssn) == 72 for r in raw)
-    assert all(r.scan[:3] == b"EV\x02" and len(r.scan) == 51 for r in raw)
+    assert all(r.ssn.startswith("ev3:") and len(r.ssn) == 115 for r in raw)
+    assert all(r.scan[:3] == b"EV\x03" and len(r.scan) == 83 for r in raw)
     # 100 rows, two columns: one DEK, one store row.
     assert {Client.inspect(r.ssn).dek_id for r in raw} | {Client.inspect(r.scan).dek_id for r in raw} == {1}
     with Session(engine) as s:

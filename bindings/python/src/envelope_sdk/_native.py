@@ -31,6 +31,8 @@ typedef struct envelope_client_options {
   uint32_t max_unwraps_per_second;
   const char *dek_store_uri;
   size_t dek_store_uri_len;
+  uint32_t compact_version;
+  bool refuse_compact_v2;
 } envelope_client_options;
 const char *envelope_version(void);
 const char *envelope_crypto_provider(void);

@@ -14,7 +14,8 @@ from ._native import ffi, lib
 from .errors import BatchError, BufferTooSmall, EnvelopeError, InvalidArgument, error_for
 
 TEXT_PREFIX = "ev1:"
-COMPACT_TEXT_PREFIX = "ev2:"
+COMPACT_TEXT_PREFIX = "ev3:"
+COMPACT_V2_TEXT_PREFIX = "ev2:"
 SUITES = {"AES-256-GCM": 1, "XChaCha20-Poly1305": 2}
 _OK = 0
 _BUFFER_TOO_SMALL = 4
@@ -89,8 +90,9 @@ class HeaderInfo:
     """Header facts of a ciphertext, read without any key or store.
 
     Format version 1 names its KEK (``provider``, ``key_id``, ``key_version``,
-    ``wrapped_dek_len``; ``dek_id`` is None). The compact form (format version 2) names its
-    DEK store row instead (``dek_id``; the KEK fields are None: they live in the row).
+    ``wrapped_dek_len``; ``dek_id`` is None). The compact form (format version 3, or the
+    non-committing version 2) names its DEK store row instead (``dek_id``; the KEK fields are
+    None: they live in the row); ``committing`` says whether it carries its key commitment.
     """
 
     format_version: int
@@ -103,6 +105,7 @@ class HeaderInfo:
     key_version: Optional[str] = None
     wrapped_dek_len: Optional[int] = None
     dek_id: Optional[int] = None
+    committing: Optional[bool] = None
 
 
 class Client:
@@ -114,11 +117,16 @@ class Client:
     call. Close it (or use it as a context manager) to zeroize its cached keys at once.
 
     With ``dek_store`` (``sqlite:///path/deks.sqlite`` or
-    ``postgres://user@host:port/db?table=NAME``) the client writes the compact form: 40
-    bytes of overhead for AES-256-GCM (an 11-byte value takes 51 bytes, 72 characters of
-    text), the wrapped data key kept once in the store; a key rotation then rewraps the
-    store's rows (``envelope rewrap --dek-store URI``) and no value changes. Either way the
-    client decrypts both forms (compact values need the store).
+    ``postgres://user@host:port/db?table=NAME``) the client writes the compact form
+    (version 3): 72 bytes of overhead for AES-256-GCM (an 11-byte value takes 83 bytes, 115
+    characters of text), key-committing, the wrapped data key kept once in the store; a key
+    rotation then rewraps the store's rows (``envelope rewrap --dek-store URI``) and no value
+    changes. Either way the client decrypts both forms (compact values need the store).
+    ``compact_version=2`` writes the 40-byte version 2 instead, which is NOT key-committing
+    (someone who knows two data keys and can write the store can make one value decrypt to
+    two plaintexts): only for readers that cannot read version 3 yet.
+    ``refuse_compact_v2=True`` refuses version 2 values when decrypting
+    (:class:`UnsupportedFormatVersion`), once none are left.
 
     Where ciphertexts come from writers you do not trust, ``max_unwraps_per_second`` caps
     the KMS calls junk headers can cause (calls past it raise :class:`Throttled` at once),
@@ -141,6 +149,8 @@ class Client:
         negative_ttl: Optional[float] = None,
         max_unwraps_per_second: Optional[int] = None,
         dek_store: Optional[str] = None,
+        compact_version: Optional[int] = None,
+        refuse_compact_v2: bool = False,
     ) -> None:
         if suite not in SUITES:
             raise InvalidArgument(f"unknown suite {suite!r}: expected one of {sorted(SUITES)}")
@@ -176,6 +186,11 @@ class Client:
             store = ffi.new("char[]", store_bytes)  # kept alive until envelope_client_new returns
             options.dek_store_uri = store
             options.dek_store_uri_len = len(store_bytes)
+        if compact_version is not None:
+            if compact_version not in (2, 3):
+                raise InvalidArgument(f"compact_version {compact_version!r}: expected 2 or 3")
+            options.compact_version = compact_version
+        options.refuse_compact_v2 = refuse_compact_v2
         uri = key_uri.encode()
         out = ffi.new("envelope_client **")
         _check(lib.envelope_client_new(uri, len(uri), options, out))
@@ -271,7 +286,7 @@ class Client:
         return n[0]
 
     def encrypt_text(self, plaintext: Union[str, BytesLike], aad: BytesLike = b"") -> str:
-        """Encrypts into the text form (for text columns): ``ev1:…``, or ``ev2:…`` with a DEK
+        """Encrypts into the text form (for text columns): ``ev1:…``, or ``ev3:…`` with a DEK
         store. ``str`` is UTF-8 encoded."""
         if isinstance(plaintext, str):
             plaintext = plaintext.encode()
@@ -413,16 +428,19 @@ class Client:
 
 
 def to_text(ciphertext: BytesLike) -> str:
-    """The text form of a binary ciphertext: ``ev1:`` (or ``ev2:`` for the compact form,
-    format version byte 2) + base64url without padding."""
+    """The text form of a binary ciphertext: ``ev1:`` (``ev3:`` or ``ev2:`` for the compact
+    form, by its format version byte) + base64url without padding."""
     data = bytes(ciphertext)
-    prefix = COMPACT_TEXT_PREFIX if data[:3] == b"EV\x02" else TEXT_PREFIX
+    prefix = {b"EV\x03": COMPACT_TEXT_PREFIX, b"EV\x02": COMPACT_V2_TEXT_PREFIX}.get(
+        data[:3], TEXT_PREFIX
+    )
     return prefix + base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def from_text(text: str) -> bytes:
     """The binary form of a text ciphertext (the library validates it when used)."""
-    prefix = next((p for p in (TEXT_PREFIX, COMPACT_TEXT_PREFIX) if text.startswith(p)), None)
+    prefixes = (TEXT_PREFIX, COMPACT_TEXT_PREFIX, COMPACT_V2_TEXT_PREFIX)
+    prefix = next((p for p in prefixes if text.startswith(p)), None)
     if prefix is None:
         # Let the native parser produce the precise error (version or malformed).
         return text.encode("ascii", "replace")
