@@ -106,7 +106,7 @@ async fn a_million_compact_rows_rotate_with_one_kms_call_per_dek_and_no_row_writ
         .iter()
         .find_map(|(id, v)| v.clone().map(|v| (*id, v)))
         .unwrap();
-    assert_eq!(binary(&first).len(), plaintext(first_id).len() + 40);
+    assert_eq!(binary(&first).len(), plaintext(first_id).len() + 72);
     let deks = row_versions(&store).await.len();
     assert_eq!(deks, 18);
     let before = table_state(&client, &table).await;
@@ -434,8 +434,44 @@ fn encrypt_decrypt_and_inspect_a_compact_value_from_the_command_line() {
     ]);
     assert!(out.status.success(), "{out:?}");
     let text = std::fs::read_to_string(&sealed).unwrap();
-    assert_eq!(text.trim_end().len(), 72, "{text}");
-    assert!(text.starts_with("ev2:"));
+    assert_eq!(text.trim_end().len(), 115, "{text}");
+    assert!(text.starts_with("ev3:"));
+    // Version 2 only on request, and inspect says it does not commit.
+    let old = dir.path().join("old.txt");
+    let out = envelope(&[
+        "encrypt",
+        "--key",
+        &keyring.uri,
+        "--dek-store",
+        &store,
+        "--compact-version",
+        "2",
+        "--aad",
+        "t.ssn",
+        "--text",
+        "-i",
+        &p(&plain),
+        "-o",
+        &p(&old),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let old_text = std::fs::read_to_string(&old).unwrap();
+    assert!(
+        old_text.starts_with("ev2:") && old_text.trim_end().len() == 72,
+        "{old_text}"
+    );
+    let shown = envelope(&["inspect", &p(&old)]);
+    let stdout = String::from_utf8_lossy(&shown.stdout);
+    assert!(stdout.contains("NOT key-committing"), "{stdout}");
+    let shown = json_of(&envelope(&["inspect", "--json", &p(&sealed)]), 0);
+    assert_eq!(shown["committing"], true, "{shown}");
+    assert_eq!(shown["format_version"], 3);
+    let refused = envelope(&["encrypt", "--key", &keyring.uri, "--compact-version", "2"]);
+    assert_ne!(
+        refused.status.code(),
+        Some(0),
+        "--compact-version needs --dek-store"
+    );
 
     // An output path without a directory is written in the working directory.
     let out = command(&[
@@ -455,15 +491,15 @@ fn encrypt_decrypt_and_inspect_a_compact_value_from_the_command_line() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(
         std::fs::read(dir.path().join("relative.ev")).unwrap().len(),
-        51
+        83
     );
     let out = envelope(&["inspect", &p(&sealed), "--json"]);
     let alone = json_of(&out, 0);
     assert_eq!(
         (alone["format_version"].as_u64(), alone["dek_id"].as_u64()),
-        (Some(2), Some(1))
+        (Some(3), Some(1))
     );
-    assert_eq!(alone["overhead"], 40);
+    assert_eq!(alone["overhead"], 72);
     let out = envelope(&["inspect", &p(&sealed), "--dek-store", &store, "--json"]);
     let full = json_of(&out, 0);
     assert_eq!(full["key_version"], "1");
