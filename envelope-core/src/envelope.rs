@@ -8,11 +8,15 @@ use crate::cache::{
     UnwrapGuard,
 };
 use crate::clock;
-use crate::compact::{self, CompactVersion, DekId, DekState, DekStore, NewDek, ParsedCompact};
+use crate::compact::{
+    self, CompactVersion, DekId, DekState, DekStore, NewDek, ParsedCompact, StoredDek,
+    binding_context,
+};
 use crate::crypto::CryptoProvider;
 use crate::error::{Error, Result};
 use crate::format::{self, HeaderInfo, NonceSource, Output, Parsed};
-use crate::kms::{EncryptionContext, KeyDescription, Kms, KmsExt, WrappedDek};
+use crate::kms::{EncryptionContext, GeneratedDek, KeyDescription, Kms, KmsExt, WrappedDek};
+use crate::secret::Dek;
 use crate::stats::{ActiveDekStats, Counters, EnvelopeStats, KmsOp};
 use crate::suite::{DataKey, Suite};
 
@@ -146,6 +150,7 @@ impl EnvelopeBuilder {
         if self.key_id.is_empty() {
             return Err(Error::InvalidConfig("key id must not be empty".into()));
         }
+        compact::check_user_context(&self.context)?;
         if self.compact_version == CompactVersion::V2 && !self.accept_compact_v2 {
             return Err(Error::InvalidConfig(
                 "an envelope that refuses compact version 2 values cannot write them".into(),
@@ -569,52 +574,64 @@ impl Envelope {
         self.inner.store.as_ref()
     }
 
-    /// Moves wrapped DEKs to the current version of this envelope's KEK (the DEK store's
-    /// rotation), results in input order: `Ok(None)` when a DEK is already under the current
-    /// version, `Ok(Some(new))` when it moved. One KMS request for all of them where the
-    /// service has a batch rewrap ([`Kms::rewrap_dek_batch`]), else one call per DEK.
-    /// Nothing is cached: each call asks the KMS.
-    pub async fn rewrap_wrapped(&self, wrapped: &[WrappedDek]) -> Vec<Result<Option<WrappedDek>>> {
+    /// Moves DEK store rows' wrapped DEKs to the current version of this envelope's KEK (the
+    /// DEK store's rotation), results in input order: `Ok(None)` when a row's DEK is already
+    /// under the current version, `Ok(Some(new))` when it moved. Every new wrap is bound to
+    /// its row ([`compact::binding_context`]); a row written before rows were bound is
+    /// unwrapped and wrapped again (bound) whatever its version. One KMS request for the
+    /// bound rows where the service has a batch rewrap ([`Kms::rewrap_dek_batch`]), else one
+    /// call per DEK. Nothing is cached: each call asks the KMS.
+    pub async fn rewrap_wrapped(&self, rows: &[StoredDek]) -> Vec<Result<Option<WrappedDek>>> {
         let inner = &self.inner;
         let moved = |old: &WrappedDek, new: WrappedDek| -> Result<Option<WrappedDek>> {
             inner.kms.check_owned(&new)?;
             Ok((!Inner::same_version(old, &new)).then_some(new))
         };
+        let bound_context =
+            |row: &StoredDek| binding_context(&inner.context, row.id, row.suite, &row.commitment);
         // Another provider's DEKs fail alone; this KMS's go to it together.
-        let mut out: Vec<Option<Result<Option<WrappedDek>>>> = wrapped
+        let mut out: Vec<Option<Result<Option<WrappedDek>>>> = rows
             .iter()
-            .map(|w| inner.kms.check_owned(w).err().map(Err))
+            .map(|r| inner.kms.check_owned(&r.wrapped).err().map(Err))
             .collect();
-        let owned: Vec<usize> = (0..wrapped.len()).filter(|&i| out[i].is_none()).collect();
-        if owned.len() >= 2 {
-            let batch: Vec<WrappedDek> = owned.iter().map(|&i| wrapped[i].clone()).collect();
-            let request = inner
-                .kms
-                .rewrap_dek_batch(&batch, &inner.key_id, &inner.context);
+        let batchable: Vec<usize> = (0..rows.len())
+            .filter(|&i| out[i].is_none() && rows[i].bound)
+            .collect();
+        if batchable.len() >= 2 {
+            let batch: Vec<WrappedDek> =
+                batchable.iter().map(|&i| rows[i].wrapped.clone()).collect();
+            let contexts: Vec<EncryptionContext> =
+                batchable.iter().map(|&i| bound_context(&rows[i])).collect();
+            let request = inner.kms.rewrap_dek_batch(&batch, &inner.key_id, &contexts);
             if let Some(Ok(items)) = inner
                 .counters
                 .kms_call_if_served(KmsOp::Rewrap, &inner.key_id, request)
                 .await
-                && items.len() == owned.len()
+                && items.len() == batchable.len()
             {
-                for (&i, item) in owned.iter().zip(items) {
-                    out[i] = Some(item.and_then(|new| moved(&wrapped[i], new)));
+                for (&i, item) in batchable.iter().zip(items) {
+                    out[i] = Some(item.and_then(|new| moved(&rows[i].wrapped, new)));
                 }
             }
         }
-        for (old, slot) in wrapped.iter().zip(out.iter_mut()) {
+        for (row, slot) in rows.iter().zip(out.iter_mut()) {
             if slot.is_some() {
                 continue;
             }
-            let new = inner
-                .counters
-                .kms_call(
-                    KmsOp::Rewrap,
-                    &old.key_id,
-                    inner.kms.rewrap_dek(old, &inner.key_id, &inner.context),
-                )
-                .await;
-            *slot = Some(new.and_then(|new| moved(old, new)));
+            let context = bound_context(row);
+            *slot = Some(if row.bound {
+                inner
+                    .counters
+                    .kms_call(
+                        KmsOp::Rewrap,
+                        &row.wrapped.key_id,
+                        inner.kms.rewrap_dek(&row.wrapped, &inner.key_id, &context),
+                    )
+                    .await
+                    .and_then(|new| moved(&row.wrapped, new))
+            } else {
+                inner.bind_unbound(row, &context).await.map(Some)
+            });
         }
         out.into_iter()
             .map(|r| r.unwrap_or_else(|| unreachable!("every slot is filled above")))
@@ -623,6 +640,37 @@ impl Envelope {
 }
 
 impl Inner {
+    /// Binds a row written before rows were bound to their ids: unwraps its DEK under the
+    /// envelope's context, checks it against the row's commitment, and wraps it under the
+    /// current KEK version and the row's binding `context`.
+    async fn bind_unbound(
+        &self,
+        row: &StoredDek,
+        context: &EncryptionContext,
+    ) -> Result<WrappedDek> {
+        let dek = self
+            .counters
+            .kms_call(
+                KmsOp::Unwrap,
+                &row.wrapped.key_id,
+                self.kms.unwrap_dek(&row.wrapped, &self.context),
+            )
+            .await?;
+        if !DataKey::new(self.provider, row.suite, &dek).commitment_matches(&row.commitment) {
+            return Err(Error::DecryptionFailed);
+        }
+        let new = self
+            .counters
+            .kms_call(
+                KmsOp::Rewrap,
+                &self.key_id,
+                self.kms.wrap_dek(&self.key_id, &dek, context),
+            )
+            .await?;
+        self.kms.check_owned(&new)?;
+        Ok(new)
+    }
+
     /// Parses a compact value, refusing version 2 where this envelope does.
     #[inline]
     fn parse_compact<'a>(&self, ciphertext: &'a [u8]) -> Result<ParsedCompact<'a>> {
@@ -683,35 +731,31 @@ impl Inner {
     }
 
     async fn new_active(&self) -> Result<ActiveDek> {
-        let generated = self
-            .counters
-            .kms_call(
-                KmsOp::Generate,
-                &self.key_id,
-                self.kms.generate_dek(&self.key_id, &self.context),
-            )
-            .await?;
-        self.kms.check_owned(&generated.wrapped)?;
+        let (generated, key, dek_id) = match &self.store {
+            Some(store) => {
+                let (generated, key, id) = self.new_stored_dek(&**store).await?;
+                (generated, key, Some(id))
+            }
+            None => {
+                let generated = self
+                    .counters
+                    .kms_call(
+                        KmsOp::Generate,
+                        &self.key_id,
+                        self.kms.generate_dek(&self.key_id, &self.context),
+                    )
+                    .await?;
+                self.kms.check_owned(&generated.wrapped)?;
+                let key = DataKey::new(self.provider, self.suite, &generated.dek);
+                (generated, key, None)
+            }
+        };
         let cached = Arc::new(CachedKey {
-            key: DataKey::new(self.provider, self.suite, &generated.dek),
+            key,
             expires: clock::deadline(self.policy.decrypt_ttl()),
         });
         drop(generated.dek);
         let kek_ref: Arc<[u8]> = format::encode_kek_ref(&generated.wrapped)?.into();
-        let dek_id = match &self.store {
-            Some(store) => {
-                let id = store
-                    .insert(&NewDek {
-                        suite: self.suite,
-                        wrapped: generated.wrapped.clone(),
-                        commitment: *cached.key.commitment(),
-                    })
-                    .await?;
-                Counters::bump(&self.counters.dek_store_writes);
-                Some(id)
-            }
-            None => None,
-        };
         Counters::bump(&self.counters.deks_created);
         if self.policy.is_enabled() {
             // Our own ciphertexts decrypt without an unwrap (or a store read).
@@ -730,6 +774,37 @@ impl Inner {
             generated.wrapped.key_version,
             self.policy.max_age(),
         ))
+    }
+
+    /// A fresh DEK for the compact form: an id reserved in the store, the DEK drawn from the
+    /// crypto provider and wrapped under the row's binding context (its id, suite and
+    /// commitment), then the row inserted. Values name the id only after the row exists.
+    async fn new_stored_dek(&self, store: &dyn DekStore) -> Result<(GeneratedDek, DataKey, DekId)> {
+        let id = store.reserve_id().await?;
+        let dek = Dek::generate_with(self.provider);
+        let key = DataKey::new(self.provider, self.suite, &dek);
+        let context = binding_context(&self.context, id, self.suite, key.commitment());
+        let wrapped = self
+            .counters
+            .kms_call(
+                KmsOp::Generate,
+                &self.key_id,
+                self.kms.wrap_dek(&self.key_id, &dek, &context),
+            )
+            .await?;
+        self.kms.check_owned(&wrapped)?;
+        store
+            .insert(
+                id,
+                &NewDek {
+                    suite: self.suite,
+                    wrapped: wrapped.clone(),
+                    commitment: *key.commitment(),
+                },
+            )
+            .await?;
+        Counters::bump(&self.counters.dek_store_writes);
+        Ok((GeneratedDek { dek, wrapped }, key, id))
     }
 
     /// Decrypts with a cached DEK (the lock-free front first, then moka) into `out`;
@@ -837,7 +912,8 @@ impl Inner {
                 .kms_call(
                     KmsOp::Unwrap,
                     &row.wrapped.key_id,
-                    self.kms.unwrap_dek(&row.wrapped, &self.context),
+                    self.kms
+                        .unwrap_dek(&row.wrapped, &row.unwrap_context(&self.context)),
                 )
                 .await?;
             let data_key = DataKey::new(self.provider, row.suite, &dek);
@@ -954,9 +1030,8 @@ impl Inner {
         if wrapped.len() < 2 {
             return;
         }
-        let batch = self
-            .kms
-            .rewrap_dek_batch(&wrapped, &self.key_id, &self.context);
+        let contexts = vec![self.context.clone(); wrapped.len()];
+        let batch = self.kms.rewrap_dek_batch(&wrapped, &self.key_id, &contexts);
         let Some(Ok(items)) = self
             .counters
             .kms_call_if_served(KmsOp::Rewrap, &self.key_id, batch)

@@ -303,16 +303,17 @@ pub trait Kms: Send + Sync + fmt::Debug {
     }
 
     /// Rewraps many DEKs in one request, for services with a batch API (Vault's
-    /// `batch_input`): the outer error is the request's, the inner ones each item's, in
-    /// input order. `None` (the default) means the service has no batch rewrap and callers
-    /// use [`Kms::rewrap_dek`] per DEK.
+    /// `batch_input`), `contexts[i]` being item `i`'s encryption context (the same length as
+    /// `wrapped`): the outer error is the request's, the inner ones each item's, in input
+    /// order. `None` (the default) means the service has no batch rewrap and callers use
+    /// [`Kms::rewrap_dek`] per DEK.
     async fn rewrap_dek_batch(
         &self,
         wrapped: &[WrappedDek],
         target_key_id: &str,
-        context: &EncryptionContext,
+        contexts: &[EncryptionContext],
     ) -> Option<Result<Vec<Result<WrappedDek>>>> {
-        let _ = (wrapped, target_key_id, context);
+        let _ = (wrapped, target_key_id, contexts);
         None
     }
 }
@@ -392,10 +393,10 @@ macro_rules! forward_kms {
                 &self,
                 wrapped: &[WrappedDek],
                 target_key_id: &str,
-                context: &EncryptionContext,
+                contexts: &[EncryptionContext],
             ) -> Option<Result<Vec<Result<WrappedDek>>>> {
                 (**self)
-                    .rewrap_dek_batch(wrapped, target_key_id, context)
+                    .rewrap_dek_batch(wrapped, target_key_id, contexts)
                     .await
             }
         }

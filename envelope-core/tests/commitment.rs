@@ -5,7 +5,8 @@
 //! "Invisible Salamanders", Dodis et al. 2018 / Grubbs et al.: with both keys known, the
 //! tag is an affine function of one free ciphertext block, so one block is solved for).
 //! Read with the store as it is, the value says `pay alice $10.00`; after the insider swaps
-//! the two rows, the same value says `pay mallory $1M!`.
+//! the two rows' DEKs (re-wrapping each under the other row's binding, which KMS access
+//! allows), the same value says `pay mallory $1M!`.
 //!
 //! Version 2 falls for it: this test shows both plaintexts coming out of `Envelope::decrypt`.
 //! Version 3 carries the DEK's key commitment in the value: the same attack gets
@@ -22,9 +23,9 @@ use std::sync::Arc;
 
 use aes_gcm::aes::Aes256;
 use aes_gcm::aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
-use envelope_core::compact::{CompactVersion, DekStore, StoredDek};
+use envelope_core::compact::{CompactVersion, DekStore, StoredDek, binding_context};
 use envelope_core::testing::MemoryDekStore;
-use envelope_core::{EncryptionContext, Envelope, Error, Kms, LocalKeyring, LocalKms};
+use envelope_core::{Dek, EncryptionContext, Envelope, Error, Kms, LocalKeyring, LocalKms};
 
 use common::Fixture;
 
@@ -167,6 +168,7 @@ struct Setup {
     ring: LocalKeyring,
     store: Arc<MemoryDekStore>,
     rows: [StoredDek; 2],
+    deks: [Dek; 2],
     keys: [(GcmKey, [u8; 32]); 2],
 }
 
@@ -187,11 +189,15 @@ fn setup(rt: &tokio::runtime::Runtime) -> Setup {
     let rows = rt.block_on(store.list(None, 10)).unwrap();
     assert_eq!(rows.len(), 2);
     let kms = LocalKms::new(ring.clone());
+    let deks = [0, 1].map(|i| {
+        rt.block_on(kms.unwrap_dek(
+            &rows[i].wrapped,
+            &rows[i].unwrap_context(&EncryptionContext::new()),
+        ))
+        .unwrap()
+    });
     let keys = [0, 1].map(|i| {
-        let dek = rt
-            .block_on(kms.unwrap_dek(&rows[i].wrapped, &EncryptionContext::new()))
-            .unwrap();
-        let derived = derive(dek.expose_secret());
+        let derived = derive(deks[i].expose_secret());
         assert_eq!(derived.1, rows[i].commitment);
         derived
     });
@@ -200,6 +206,7 @@ fn setup(rt: &tokio::runtime::Runtime) -> Setup {
         ring,
         store,
         rows: [rows[0].clone(), rows[1].clone()],
+        deks,
         keys,
     }
 }
@@ -213,18 +220,24 @@ impl Setup {
             .unwrap()
     }
 
-    /// The insider swaps the two rows' DEKs: row 1 now holds the second DEK (its wrap and
-    /// commitment, a consistent row), row 2 the first.
-    fn swap_rows(&self) {
-        let [a, b] = [self.rows[0].id.get(), self.rows[1].id.get()];
-        self.store.edit(|rows| {
-            let (ra, rb) = (rows[&a].clone(), rows[&b].clone());
-            for (id, from) in [(a, rb), (b, ra)] {
-                let row = rows.get_mut(&id).unwrap();
-                row.wrapped = from.wrapped;
-                row.commitment = from.commitment;
-            }
-        });
+    /// The insider swaps the two rows' DEKs: row 1 now holds the second DEK (wrapped with the
+    /// KMS under row 1's binding, with its commitment: a consistent row), row 2 the first.
+    fn swap_rows(&self, rt: &tokio::runtime::Runtime) {
+        let kms = LocalKms::new(self.ring.clone());
+        for (target, source) in [(0, 1), (1, 0)] {
+            let row = &self.rows[target];
+            let commitment = self.keys[source].1;
+            let context =
+                binding_context(&EncryptionContext::new(), row.id, row.suite, &commitment);
+            let wrapped = rt
+                .block_on(kms.wrap_dek("default", &self.deks[source], &context))
+                .unwrap();
+            self.store.edit(|rows| {
+                let stored = rows.get_mut(&row.id.get()).unwrap();
+                stored.wrapped = wrapped;
+                stored.commitment = commitment;
+            });
+        }
     }
 }
 
@@ -244,7 +257,7 @@ fn a_version_2_value_opens_to_two_plaintexts_under_two_deks() {
 
     let before = rt.block_on(s.reader().decrypt(&value, AAD)).unwrap();
     assert_eq!(&before[..16], ALICE);
-    s.swap_rows();
+    s.swap_rows(&rt);
     let after = rt.block_on(s.reader().decrypt(&value, AAD)).unwrap();
     assert_eq!(&after[16..32], MALLORY);
     assert_ne!(
@@ -271,7 +284,7 @@ fn a_version_3_value_refuses_the_second_dek() {
         Err(Error::DecryptionFailed)
     ));
 
-    s.swap_rows();
+    s.swap_rows(&rt);
     let err = rt.block_on(s.reader().decrypt(&value, AAD)).unwrap_err();
     assert!(matches!(err, Error::DecryptionFailed), "{err}");
     assert_eq!(err.kind().as_str(), "decryption_failed");

@@ -63,6 +63,12 @@ fn rows_with_edit(doc: &Value, edit: &Value) -> Vec<StoredDek> {
             if let Some(c) = edit["commitment"].as_str() {
                 rows[i].commitment = unhex(c).try_into().unwrap();
             }
+            if let Some(s) = edit["state"].as_str() {
+                rows[i].state = envelope_core::DekState::parse(s).unwrap();
+            }
+            if let Some(b) = edit["bound"].as_bool() {
+                rows[i].bound = b;
+            }
         }
         Some("swap_wrapped") => {
             let (a, b) = (
@@ -138,7 +144,26 @@ fn decrypt_by_hand(doc: &Value, rows: &Value, ct: &[u8], aad: &[u8]) -> Vec<u8> 
     ad.extend_from_slice(key_id.as_bytes());
     ad.push(version.len() as u8);
     ad.extend_from_slice(version.as_bytes());
-    ad.extend_from_slice(&[0, 0]);
+    // A bound row's wrap binds its id, suite and commitment (keys in byte order).
+    if row["bound"].as_bool().unwrap_or(false) {
+        let pairs = [
+            (
+                "envelope:commitment",
+                row["commitment"].as_str().unwrap().to_owned(),
+            ),
+            ("envelope:dek_id", id.to_string()),
+            ("envelope:suite", row["suite"].as_str().unwrap().to_owned()),
+        ];
+        ad.extend_from_slice(&(pairs.len() as u16).to_be_bytes());
+        for (k, v) in pairs {
+            ad.extend_from_slice(&(k.len() as u16).to_be_bytes());
+            ad.extend_from_slice(k.as_bytes());
+            ad.extend_from_slice(&(v.len() as u16).to_be_bytes());
+            ad.extend_from_slice(v.as_bytes());
+        }
+    } else {
+        ad.extend_from_slice(&[0, 0]);
+    }
     let dek = aes_gcm::Aes256Gcm::new_from_slice(&kek)
         .unwrap()
         .decrypt(
@@ -514,12 +539,13 @@ fn rotating_the_store_moves_every_dek_and_no_value() {
         .unwrap();
     let rows = rt.block_on(store.list(None, 100)).unwrap();
     assert_eq!(rows.len(), 5);
-    let mut wrapped: Vec<_> = rows.iter().map(|r| r.wrapped.clone()).collect();
+    assert!(rows.iter().all(|r| r.bound));
+    let mut batch = rows.clone();
     // A row of another provider fails alone; the others still move.
-    let mut foreign = wrapped[0].clone();
-    foreign.provider = envelope_core::Provider::VaultTransit;
-    wrapped.insert(2, foreign);
-    let mut moved = rt.block_on(rotator.rewrap_wrapped(&wrapped));
+    let mut foreign = batch[0].clone();
+    foreign.wrapped.provider = envelope_core::Provider::VaultTransit;
+    batch.insert(2, foreign);
+    let mut moved = rt.block_on(rotator.rewrap_wrapped(&batch));
     assert_eq!(rotator.stats().kms_rewrap_calls, 5, "one call per DEK");
     let refused = moved.remove(2);
     assert_eq!(refused.unwrap_err().kind(), ErrorKind::KeyNotOwned);
@@ -545,9 +571,7 @@ fn rotating_the_store_moves_every_dek_and_no_value() {
     // Already current: nothing moves.
     let rows = rt.block_on(store.list(None, 100)).unwrap();
     assert!(rows.iter().all(|r| r.wrapped.key_version == "2"));
-    let again = rt.block_on(
-        rotator.rewrap_wrapped(&rows.iter().map(|r| r.wrapped.clone()).collect::<Vec<_>>()),
-    );
+    let again = rt.block_on(rotator.rewrap_wrapped(&rows));
     assert!(again.into_iter().all(|r| r.unwrap().is_none()));
     // Version 1 destroyed: every value still decrypts through the rotated store.
     ring.destroy_version("default", 1).unwrap();
@@ -562,4 +586,98 @@ fn rotating_the_store_moves_every_dek_and_no_value() {
         );
     }
     assert_eq!(cold.stats().kms_unwrap_calls, 5);
+}
+
+#[test]
+fn rows_are_bound_to_their_ids_and_a_rotation_binds_rows_written_before() {
+    let fx = Fixture::new();
+    let rt = runtime();
+    let store = Arc::new(MemoryDekStore::new());
+    let ring = LocalKeyring::new(fx.path());
+    let kms = LocalKms::new(ring.clone());
+    let env = Envelope::builder(LocalKms::new(ring.clone()), "default")
+        .dek_store(store.clone())
+        .build()
+        .unwrap();
+    let ct = rt.block_on(env.encrypt(b"bound", b"a")).unwrap();
+    let row = store.edit(|rows| rows[&1].clone());
+    assert!(row.bound);
+    let base = envelope_core::EncryptionContext::new();
+    use envelope_core::Kms;
+    // The genuine wrap, copied into row 7 (same suite and commitment), does not unwrap there.
+    let mut copy = row.clone();
+    copy.id = envelope_core::DekId::new(7).unwrap();
+    let err = rt
+        .block_on(kms.unwrap_dek(&copy.wrapped, &copy.unwrap_context(&base)))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::DecryptionFailed);
+    // Nor under another suite or without its binding.
+    let mut other_suite = row.clone();
+    other_suite.suite = Suite::XChaCha20Poly1305;
+    assert!(
+        rt.block_on(kms.unwrap_dek(&row.wrapped, &other_suite.unwrap_context(&base)))
+            .is_err()
+    );
+    assert!(rt.block_on(kms.unwrap_dek(&row.wrapped, &base)).is_err());
+
+    // A row written before rows were bound: its DEK wrapped under the bare context.
+    let dek = rt
+        .block_on(kms.unwrap_dek(&row.wrapped, &row.unwrap_context(&base)))
+        .unwrap();
+    let legacy = rt.block_on(kms.wrap_dek("default", &dek, &base)).unwrap();
+    store.edit(|rows| {
+        let r = rows.get_mut(&1).unwrap();
+        r.wrapped = legacy.clone();
+        r.bound = false;
+    });
+    let cold = || {
+        Envelope::builder(LocalKms::new(ring.clone()), "default")
+            .dek_store(store.clone())
+            .build()
+            .unwrap()
+    };
+    assert_eq!(rt.block_on(cold().decrypt(&ct, b"a")).unwrap(), b"bound");
+    // The next rotation binds it, even with no KEK rotation in between.
+    let unbound = store.edit(|rows| rows[&1].clone());
+    let moved = rt.block_on(cold().rewrap_wrapped(std::slice::from_ref(&unbound)));
+    let new = moved
+        .into_iter()
+        .next()
+        .unwrap()
+        .unwrap()
+        .expect("bound anew");
+    let changes = [envelope_core::compact::WrappedDekChange {
+        id: unbound.id,
+        old: unbound.wrapped.clone(),
+        new,
+    }];
+    let checkpoint = envelope_core::compact::StoreCheckpoint {
+        job: "bind".into(),
+        last_id: unbound.id,
+        progress: "{}".into(),
+    };
+    assert_eq!(
+        rt.block_on(store.apply_rewraps(&changes, &checkpoint))
+            .unwrap(),
+        1
+    );
+    let rebound = store.edit(|rows| rows[&1].clone());
+    assert!(rebound.bound);
+    assert_eq!(rt.block_on(cold().decrypt(&ct, b"a")).unwrap(), b"bound");
+    // A bound row whose flag is cleared fails: the flag only picks the context.
+    store.edit(|rows| rows.get_mut(&1).unwrap().bound = false);
+    assert_eq!(
+        rt.block_on(cold().decrypt(&ct, b"a")).unwrap_err().kind(),
+        ErrorKind::DecryptionFailed
+    );
+
+    // The binding's keys are reserved.
+    let mut context = envelope_core::EncryptionContext::new();
+    context.insert("envelope:dek_id".into(), "1".into());
+    let err = Envelope::builder(LocalKms::new(ring.clone()), "default")
+        .encryption_context(context)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("reserved"), "{err}");
 }

@@ -20,4 +20,8 @@ pub use form::{
 };
 pub(crate) use form::{ParsedCompact, is_compact, parse};
 pub use rows_json::{stored_deks_from_json, stored_deks_to_json};
-pub use store::{DekState, DekStore, NewDek, StoreCheckpoint, StoredDek, WrappedDekChange};
+pub(crate) use store::check_user_context;
+pub use store::{
+    BINDING_KEYS, DekState, DekStore, NewDek, RESERVED_CONTEXT_PREFIX, StoreCheckpoint, StoredDek,
+    WrappedDekChange, binding_context,
+};

@@ -4,10 +4,13 @@
 //!
 //! ```json
 //! [{"id": 1, "suite": "AES-256-GCM", "provider": "local", "key_id": "vectors",
-//!   "key_version": "1", "wrapped_dek": "<hex>", "commitment": "<hex>", "state": "active"}]
+//!   "key_version": "1", "wrapped_dek": "<hex>", "commitment": "<hex>", "state": "active",
+//!   "bound": true}]
 //! ```
 //!
-//! `created` (Unix seconds) is optional; any other member (the vectors' `dek`) is ignored.
+//! `created` (Unix seconds) is optional; `bound` is optional (absent: `false`, a row
+//! written before rows were bound to their ids); any other member (the vectors' `dek`) is
+//! ignored.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +33,8 @@ struct RowJson {
     state: String,
     #[serde(default)]
     created: Option<u64>,
+    #[serde(default)]
+    bound: bool,
 }
 
 fn invalid(what: String) -> Error {
@@ -81,6 +86,7 @@ pub fn stored_deks_from_json(json: &[u8]) -> Result<Vec<StoredDek>> {
                 commitment,
                 created: UNIX_EPOCH + Duration::from_secs(r.created.unwrap_or(0)),
                 state,
+                bound: r.bound,
             })
         })
         .collect()
@@ -100,6 +106,7 @@ pub fn stored_deks_to_json(rows: &[StoredDek]) -> serde_json::Value {
                 "wrapped_dek": hex(&r.wrapped.ciphertext),
                 "commitment": hex(&r.commitment),
                 "state": r.state.as_str(),
+                "bound": r.bound,
                 "created": r.created.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             })
         })

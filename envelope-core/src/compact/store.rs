@@ -9,9 +9,50 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 use crate::compact::DekId;
-use crate::error::Result;
-use crate::kms::WrappedDek;
+use crate::error::{Error, Result};
+use crate::kms::{EncryptionContext, WrappedDek};
 use crate::suite::{COMMITMENT_LEN, Suite};
+
+/// The encryption-context keys a stored DEK's wrap binds (`docs/FORMAT.md`, "Rows bound to
+/// their ids"); an envelope's own context may not use the `envelope:` prefix.
+pub const BINDING_KEYS: [&str; 3] = ["envelope:dek_id", "envelope:suite", "envelope:commitment"];
+
+/// The prefix of the encryption-context keys the SDK reserves for itself.
+pub const RESERVED_CONTEXT_PREFIX: &str = "envelope:";
+
+/// The encryption context a stored DEK is wrapped and unwrapped under: the envelope's
+/// `base` context plus the row's DEK id (decimal), suite name and commitment (lower-case
+/// hex). A genuine wrapped DEK copied into another row (another id, suite or commitment)
+/// then fails to unwrap.
+pub fn binding_context(
+    base: &EncryptionContext,
+    id: DekId,
+    suite: Suite,
+    commitment: &[u8; COMMITMENT_LEN],
+) -> EncryptionContext {
+    let mut context = base.clone();
+    let hex: String = commitment.iter().map(|b| format!("{b:02x}")).collect();
+    for (key, value) in BINDING_KEYS
+        .into_iter()
+        .zip([id.to_string(), suite.name().to_owned(), hex])
+    {
+        context.insert(key.to_owned(), value);
+    }
+    context
+}
+
+/// Refuses an envelope context that uses the reserved `envelope:` prefix.
+pub(crate) fn check_user_context(context: &EncryptionContext) -> Result<()> {
+    match context
+        .keys()
+        .find(|k| k.starts_with(RESERVED_CONTEXT_PREFIX))
+    {
+        Some(key) => Err(Error::InvalidConfig(format!(
+            "encryption context key {key:?}: the prefix {RESERVED_CONTEXT_PREFIX:?} is reserved for the DEK store's row binding"
+        ))),
+        None => Ok(()),
+    }
+}
 
 /// The lifecycle state of a stored DEK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,7 +90,7 @@ impl fmt::Display for DekState {
     }
 }
 
-/// A DEK to store: the store assigns its id.
+/// A DEK to store under a reserved id, its wrap bound to that id ([`binding_context`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDek {
     /// The suite the DEK's AEAD key and commitment are derived for.
@@ -75,9 +116,27 @@ pub struct StoredDek {
     pub created: SystemTime,
     /// Whether it may decrypt.
     pub state: DekState,
+    /// Whether the wrap binds the row's id, suite and commitment ([`binding_context`]):
+    /// every row written by this version, and every row a rotation has moved. Rows written
+    /// before it are unbound until the store's next rotation binds them. The flag only says
+    /// which context to unwrap under: clearing it on a bound row makes the unwrap fail.
+    pub bound: bool,
 }
 
-/// One change a rotation applies: the row's wrapped DEK `old` becomes `new`.
+impl StoredDek {
+    /// The encryption context this row's wrapped DEK unwraps under: the binding context
+    /// when [`StoredDek::bound`], else `base` alone.
+    pub fn unwrap_context(&self, base: &EncryptionContext) -> EncryptionContext {
+        if self.bound {
+            binding_context(base, self.id, self.suite, &self.commitment)
+        } else {
+            base.clone()
+        }
+    }
+}
+
+/// One change a rotation applies: the row's wrapped DEK `old` becomes `new`, bound to the
+/// row ([`binding_context`]): the store sets the row's `bound` flag with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrappedDekChange {
     /// The row.
@@ -103,8 +162,9 @@ pub struct StoreCheckpoint {
 ///
 /// The contract every implementation keeps (the security argument in `docs/FORMAT.md`
 /// rests on it):
-/// - [`DekStore::insert`] assigns an id no row of this store has ever had (a database
-///   sequence under a primary key: never reused, even after a delete);
+/// - [`DekStore::reserve_id`] hands out an id no row of this store has ever had and no
+///   later call will hand out again (a database sequence under a primary key: never
+///   reused, even after a delete); [`DekStore::insert`] stores a row under it;
 /// - [`DekStore::get`] returns the row stored under that id or `None`;
 /// - a rotation changes only a row's wrapped DEK, never its id, suite or commitment.
 ///
@@ -113,8 +173,13 @@ pub struct StoreCheckpoint {
 /// (the store holds wrapped DEKs only).
 #[async_trait]
 pub trait DekStore: Send + Sync + fmt::Debug {
-    /// Stores a new DEK and returns the id assigned to it.
-    async fn insert(&self, dek: &NewDek) -> Result<DekId>;
+    /// Reserves a fresh id for a DEK about to be wrapped: the wrap binds it
+    /// ([`binding_context`]), so the id must be known before the row is written.
+    async fn reserve_id(&self) -> Result<DekId>;
+
+    /// Stores a new DEK (bound, active) under an id [`DekStore::reserve_id`] returned. Fails
+    /// with [`crate::Error::DekStore`] when the id is taken.
+    async fn insert(&self, id: DekId, dek: &NewDek) -> Result<()>;
 
     /// Copies a row from another store keeping its id, state and creation time (migrating
     /// a store, loading test vectors). Fails with [`crate::Error::DekStore`] when the id is
@@ -128,7 +193,8 @@ pub trait DekStore: Send + Sync + fmt::Debug {
     async fn list(&self, after: Option<DekId>, limit: usize) -> Result<Vec<StoredDek>>;
 
     /// Applies `changes` and saves `checkpoint` atomically: each change only where the row
-    /// still holds its `old` wrapped DEK. Returns how many rows changed.
+    /// still holds its `old` wrapped DEK, marking the row bound. Returns how many rows
+    /// changed.
     async fn apply_rewraps(
         &self,
         changes: &[WrappedDekChange],

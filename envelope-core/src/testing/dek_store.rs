@@ -53,14 +53,26 @@ impl MemoryDekStore {
 
 #[async_trait]
 impl DekStore for MemoryDekStore {
-    async fn insert(&self, dek: &NewDek) -> Result<DekId> {
+    async fn reserve_id(&self) -> Result<DekId> {
         let mut m = self.lock();
         m.last_id += 1;
-        let id = DekId::new(m.last_id).ok_or_else(|| Error::DekStore {
-            operation: "insert",
+        DekId::new(m.last_id).ok_or_else(|| Error::DekStore {
+            operation: "reserve_id",
             message: "ids exhausted".into(),
             source: None,
-        })?;
+        })
+    }
+
+    async fn insert(&self, id: DekId, dek: &NewDek) -> Result<()> {
+        let mut m = self.lock();
+        if m.rows.contains_key(&id.get()) {
+            return Err(Error::DekStore {
+                operation: "insert",
+                message: format!("DEK id {id} is taken"),
+                source: None,
+            });
+        }
+        m.last_id = m.last_id.max(id.get());
         m.rows.insert(
             id.get(),
             StoredDek {
@@ -70,9 +82,10 @@ impl DekStore for MemoryDekStore {
                 commitment: dek.commitment,
                 created: SystemTime::now(),
                 state: DekState::Active,
+                bound: true,
             },
         );
-        Ok(id)
+        Ok(())
     }
 
     async fn import(&self, row: &StoredDek) -> Result<()> {
@@ -118,6 +131,7 @@ impl DekStore for MemoryDekStore {
                 && row.wrapped == change.old
             {
                 row.wrapped = change.new.clone();
+                row.bound = true;
                 changed += 1;
             }
         }
@@ -174,22 +188,39 @@ macro_rules! ensure {
     };
 }
 
-/// The [`DekStore`] contract on an empty store: ids distinct and increasing, rows read back
-/// exactly, pages in id order, a rotation's change applied only over the wrapped DEK the
-/// job read (and with its checkpoint), states, and an absent id reads as `None`.
+/// Reserves an id and inserts `dek` under it.
+async fn insert(store: &dyn DekStore, dek: &NewDek) -> std::result::Result<DekId, Failure> {
+    let id = store
+        .reserve_id()
+        .await
+        .map_err(|e| failed("reserve_id", e))?;
+    store
+        .insert(id, dek)
+        .await
+        .map_err(|e| failed("insert", e))?;
+    Ok(id)
+}
+
+/// The [`DekStore`] contract on an empty store: reserved ids distinct and increasing (also
+/// when reserved and never used), rows read back exactly and bound, an id inserted twice
+/// refused, pages in id order, a rotation's change applied only over the wrapped DEK the
+/// job read (binding the row, and with its checkpoint), states, and an absent id reads as
+/// `None`.
 pub async fn check_dek_store(store: &dyn DekStore) -> CheckResult {
     let mut ids: Vec<DekId> = Vec::new();
     for n in 0..5u8 {
-        let id = store
-            .insert(&sample(n, "1"))
-            .await
-            .map_err(|e| failed("insert", e))?;
+        let id = insert(store, &sample(n, "1")).await?;
         ensure!(
             ids.last().is_none_or(|last| *last < id),
             "ids not increasing: {id} after {ids:?}"
         );
         ids.push(id);
     }
+    let taken = store.insert(ids[0], &sample(1, "1")).await;
+    ensure!(
+        matches!(taken, Err(Error::DekStore { .. })),
+        "inserting under a taken id: {taken:?}"
+    );
     for (n, id) in ids.iter().enumerate() {
         let row = store
             .get(*id)
@@ -205,6 +236,7 @@ pub async fn check_dek_store(store: &dyn DekStore) -> CheckResult {
             "row {id}: commitment changed"
         );
         ensure!(row.state == DekState::Active, "row {id}: not active");
+        ensure!(row.bound, "row {id}: an inserted row is bound");
         let age = SystemTime::now()
             .duration_since(row.created)
             .unwrap_or_default();
@@ -227,6 +259,7 @@ pub async fn check_dek_store(store: &dyn DekStore) -> CheckResult {
         commitment: [9; 32],
         created: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
         state: DekState::Retired,
+        bound: false,
     };
     store.import(&row).await.map_err(|e| failed("import", e))?;
     let back = store
@@ -242,10 +275,7 @@ pub async fn check_dek_store(store: &dyn DekStore) -> CheckResult {
         matches!(taken, Err(Error::DekStore { .. })),
         "importing a taken id: {taken:?}"
     );
-    let after_import = store
-        .insert(&sample(5, "1"))
-        .await
-        .map_err(|e| failed("insert after import", e))?;
+    let after_import = insert(store, &sample(5, "1")).await?;
     ensure!(
         after_import > imported,
         "insert after importing id {imported} got {after_import}"
@@ -302,6 +332,23 @@ pub async fn check_dek_store(store: &dyn DekStore) -> CheckResult {
         row0.as_ref().map(|r| r.commitment) == Some(sample(0, "1").commitment),
         "a rewrap changed the commitment"
     );
+    // A rotation binds the unbound (imported) row it moves.
+    let bound = store
+        .apply_rewraps(
+            &[WrappedDekChange {
+                id: imported,
+                old: row.wrapped.clone(),
+                new: fresh.clone(),
+            }],
+            &checkpoint,
+        )
+        .await
+        .map_err(|e| failed("apply_rewraps", e))?;
+    let moved = store.get(imported).await.map_err(|e| failed("get", e))?;
+    ensure!(
+        bound == 1 && moved.is_some_and(|r| r.bound && r.wrapped == fresh),
+        "a rotation did not bind the row it moved"
+    );
     let row1 = store.get(ids[1]).await.map_err(|e| failed("get", e))?;
     ensure!(
         row1.map(|r| r.wrapped) == Some(sample(1, "1").wrapped),
@@ -338,6 +385,23 @@ pub async fn check_dek_store(store: &dyn DekStore) -> CheckResult {
             .await
             .map_err(|e| failed("set_state", e))?,
         "set_state on an absent row reported a change"
+    );
+    // A reservation never used (a writer that died before inserting) is never handed out
+    // again, and reads as no row.
+    let lost = store
+        .reserve_id()
+        .await
+        .map_err(|e| failed("reserve_id", e))?;
+    ensure!(lost > after_import, "reserved {lost} after {after_import}");
+    let next = insert(store, &sample(6, "1")).await?;
+    ensure!(next > lost, "reserved {next} after the unused {lost}");
+    ensure!(
+        store
+            .get(lost)
+            .await
+            .map_err(|e| failed("get", e))?
+            .is_none(),
+        "an unused reservation reads as a row"
     );
     Ok(())
 }

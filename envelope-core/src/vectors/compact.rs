@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 
 use super::{AAD, KEY_ID, derive, hex, kek, keyring};
 use crate::compact::{
-    COMPACT_FORMAT_VERSION, COMPACT_TEXT_PREFIX, CompactVersion, DekId, seal_with_nonce,
+    COMPACT_FORMAT_VERSION, COMPACT_TEXT_PREFIX, CompactVersion, DekId, binding_context,
+    seal_with_nonce,
 };
 use crate::format;
 use crate::kms::EncryptionContext;
@@ -21,6 +22,9 @@ struct Row {
     suite: Suite,
     version: u32,
     state: &'static str,
+    /// Whether the wrap binds the row's id, suite and commitment (every row written now;
+    /// `false`: a row written before rows were bound).
+    bound: bool,
     dek: [u8; KEY_LEN],
     wrapped: Vec<u8>,
     commitment: [u8; 32],
@@ -28,12 +32,17 @@ struct Row {
 
 impl Row {
     fn new(id: u64, suite: Suite, version: u32, state: &'static str) -> Self {
+        Self::with_binding(id, suite, version, state, true)
+    }
+
+    fn with_binding(id: u64, suite: Suite, version: u32, state: &'static str, bound: bool) -> Self {
         let dek = derive(&format!("compact row {id} dek"));
         let mut row = Row {
             id,
             suite,
             version,
             state,
+            bound,
             dek,
             wrapped: Vec::new(),
             commitment: *DataKey::new(
@@ -57,10 +66,24 @@ impl Row {
             KEY_ID,
             version,
             &Dek::from_array(self.dek),
-            &EncryptionContext::new(),
+            &self.context(),
             &nonce,
         )
         .expect("local wrap")
+    }
+
+    /// The encryption context of the row's wrap: its binding, or none (an unbound row).
+    fn context(&self) -> EncryptionContext {
+        if self.bound {
+            binding_context(
+                &EncryptionContext::new(),
+                DekId::new(self.id).expect("non-zero id"),
+                self.suite,
+                &self.commitment,
+            )
+        } else {
+            EncryptionContext::new()
+        }
     }
 
     fn key(&self) -> DataKey {
@@ -81,6 +104,7 @@ impl Row {
             "wrapped_dek": hex(&self.wrapped),
             "commitment": hex(&self.commitment),
             "state": self.state,
+            "bound": self.bound,
             "dek": hex(&self.dek),
         })
     }
@@ -123,6 +147,7 @@ pub fn generate() -> Value {
         Row::new(2, Suite::XChaCha20Poly1305, 1, "active"),
         Row::new(3, Suite::Aes256Gcm, 2, "active"),
         Row::new(4, Suite::Aes256Gcm, 1, "retired"),
+        Row::with_binding(5, Suite::Aes256Gcm, 1, "active", false),
     ];
     let mut vectors = Vec::new();
     let positive = |name: &str, row: &Row, plaintext: &[u8], aad: &[u8], ct: &[u8]| {
@@ -154,6 +179,17 @@ pub fn generate() -> Value {
         SSN,
         AAD,
         &under_v2,
+    ));
+
+    // A row written before rows were bound to their ids (its wrap binds no context) and a
+    // version 2 value under it: both stay readable.
+    let legacy = rows[4].seal_version(CompactVersion::V2, "v2/unbound-row", SSN, AAD);
+    vectors.push(positive(
+        "v2/AES-256-GCM/11-byte/aad/unbound-row",
+        &rows[4],
+        SSN,
+        AAD,
+        &legacy,
     ));
 
     // Version 2 (not key-committing) stays readable: its values as a v2 reader wrote them.
@@ -197,6 +233,18 @@ pub fn generate() -> Value {
         "key_version": "2", "wrapped_dek": hex(&rows[0].wrap(2)),
     });
     vectors.push(rotated);
+    // A store writer can re-activate a retired row: retiring is not crypto-shredding
+    // (destroying the KEK version is).
+    let under_retired = rows[3].seal("AES-256-GCM/retired-row", SSN, AAD);
+    let mut reactivated = positive(
+        "AES-256-GCM/11-byte/aad/retired-row-reactivated",
+        &rows[3],
+        SSN,
+        AAD,
+        &under_retired,
+    );
+    reactivated["store_edit"] = json!({ "op": "set", "row": 4, "state": "active" });
+    vectors.push(reactivated);
 
     let flip = |offset: usize| {
         let mut c = base.clone();
@@ -317,10 +365,10 @@ pub fn generate() -> Value {
     );
     neg(
         "dek id not in the store",
-        with_id(5),
+        with_id(6),
         AAD,
         "dek_not_found",
-        "no row 5 (never assigned, or deleted)",
+        "no row 6 (never assigned, or deleted)",
     );
     neg(
         "dek id of a retired row",
@@ -428,13 +476,19 @@ pub fn generate() -> Value {
         "swapped wrapped DEKs",
         json!({ "op": "swap_wrapped", "rows": [1, 3] }),
         "decryption_failed",
-        "row 1 holds row 3's wrapped DEK (a genuine wrap): it fails row 1's commitment",
+        "row 1 holds row 3's wrapped DEK (a genuine wrap, bound to row 3): it does not unwrap under row 1's binding",
     );
     store_neg(
         "swapped rows",
         json!({ "op": "swap", "rows": [1, 3] }),
         "decryption_failed",
-        "row 1 holds all of row 3 (wrapped DEK and commitment agree): the value's commitment is row 1's DEK's",
+        "row 1 holds all of row 3 (wrapped DEK and commitment agree): the wrap is bound to id 3, so it does not unwrap as row 1",
+    );
+    store_neg(
+        "binding flag cleared",
+        json!({ "op": "set", "row": 1, "bound": false }),
+        "decryption_failed",
+        "row 1 claims an unbound wrap: unwrapped without its binding, the wrap fails",
     );
     store_neg(
         "deleted row",
