@@ -116,6 +116,10 @@ pub struct Census {
     pub mislabeled: BTreeMap<MislabeledKey, (u64, Vec<String>)>,
     /// Values that are not readable envelope ciphertexts, by error kind, with samples.
     pub unreadable: BTreeMap<String, (u64, Vec<String>)>,
+    /// Weaker-than-current forms, with samples: `not_key_committing` (compact version 2
+    /// values: re-encrypt them, then refuse version 2) and `unbound_rows` (DEK store rows
+    /// written before rows were bound to their ids: the next store rotation binds them).
+    pub weaker: BTreeMap<&'static str, (u64, Vec<String>)>,
 }
 
 fn push_sample(samples: &mut Vec<String>, location: &str) {
@@ -134,7 +138,12 @@ impl Census {
         verdict: Option<&Verdict>,
     ) {
         match header {
-            Ok(info) => self.observe_facts(location, &Facts::of_header(info), verdict),
+            Ok(info) => {
+                if info.format_version == envelope::compact::CompactVersion::V2.byte() {
+                    self.count_weaker("not_key_committing", location);
+                }
+                self.observe_facts(location, &Facts::of_header(info), verdict)
+            }
             Err(e) => {
                 self.scanned += 1;
                 self.count_unreadable(location, unreadable_kind(e));
@@ -144,7 +153,17 @@ impl Census {
 
     /// Counts one DEK store row (a census of the store itself: rows by KEK version).
     pub fn observe_row(&mut self, row: &StoredDek, verdict: Option<&Verdict>) {
-        self.observe_facts(&format!("dek {}", row.id), &Facts::of_row(row), verdict);
+        let location = format!("dek {}", row.id);
+        if !row.bound {
+            self.count_weaker("unbound_rows", &location);
+        }
+        self.observe_facts(&location, &Facts::of_row(row), verdict);
+    }
+
+    fn count_weaker(&mut self, what: &'static str, location: &str) {
+        let entry = self.weaker.entry(what).or_default();
+        entry.0 += 1;
+        push_sample(&mut entry.1, location);
     }
 
     fn observe_facts(&mut self, location: &str, info: &Facts, verdict: Option<&Verdict>) {
@@ -228,6 +247,13 @@ impl Census {
         }
         for (kind, (n, samples)) in other.unreadable {
             let entry = self.unreadable.entry(kind).or_default();
+            entry.0 += n;
+            for s in samples {
+                push_sample(&mut entry.1, &s);
+            }
+        }
+        for (what, (n, samples)) in other.weaker {
+            let entry = self.weaker.entry(what).or_default();
             entry.0 += n;
             for s in samples {
                 push_sample(&mut entry.1, &s);
@@ -330,12 +356,23 @@ impl Census {
                 )
             })
             .collect();
+        let weaker: serde_json::Map<_, _> = self
+            .weaker
+            .iter()
+            .map(|(what, (n, s))| {
+                (
+                    (*what).to_owned(),
+                    serde_json::json!({ "count": n, "samples": s }),
+                )
+            })
+            .collect();
         serde_json::json!({
             "scanned": self.scanned,
             "groups": groups,
             "keys": keys,
             "mislabeled": mislabeled,
             "unreadable": unreadable,
+            "weaker": weaker,
         })
     }
 
@@ -392,6 +429,15 @@ impl Census {
                 },
                 samples.join(", ")
             );
+        }
+        for (what, (n, samples)) in &self.weaker {
+            let advice = match *what {
+                "not_key_committing" => {
+                    "compact version 2, not key-committing: re-encrypt them, then refuse version 2"
+                }
+                _ => "DEK store rows not bound to their ids: rewrap --dek-store binds them",
+            };
+            let _ = writeln!(out, "{what}: {n} ({advice}; e.g. {})", samples.join(", "));
         }
         for (kind, (n, samples)) in &self.unreadable {
             let _ = writeln!(

@@ -168,8 +168,7 @@ pub async fn rotate(
         let Some(last) = rows.last().map(|r| r.id) else {
             break;
         };
-        let wrapped: Vec<WrappedDek> = rows.iter().map(|r| r.wrapped.clone()).collect();
-        let results = envelope.rewrap_wrapped(&wrapped).await;
+        let results = envelope.rewrap_wrapped(&rows).await;
         if let Some(e) = results
             .iter()
             .filter_map(|r| r.as_ref().err())

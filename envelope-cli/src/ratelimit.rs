@@ -88,11 +88,11 @@ impl Kms for RateLimitedKms {
         &self,
         wrapped: &[WrappedDek],
         target_key_id: &str,
-        context: &EncryptionContext,
+        contexts: &[EncryptionContext],
     ) -> Option<Result<Vec<Result<WrappedDek>>>> {
         self.wait_turn().await;
         self.inner
-            .rewrap_dek_batch(wrapped, target_key_id, context)
+            .rewrap_dek_batch(wrapped, target_key_id, contexts)
             .await
     }
 }

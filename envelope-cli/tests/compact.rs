@@ -466,6 +466,27 @@ fn encrypt_decrypt_and_inspect_a_compact_value_from_the_command_line() {
     let shown = json_of(&envelope(&["inspect", "--json", &p(&sealed)]), 0);
     assert_eq!(shown["committing"], true, "{shown}");
     assert_eq!(shown["format_version"], 3);
+    // The census flags the version 2 value as not key-committing.
+    let census = json_of(
+        &envelope(&[
+            "census",
+            "--dir",
+            &p(dir.path()),
+            "--dek-store",
+            &store,
+            "--json",
+        ]),
+        0,
+    );
+    assert_eq!(
+        census["weaker"]["not_key_committing"]["count"], 1,
+        "{census}"
+    );
+    assert_eq!(
+        census["dek_store"]["weaker"],
+        serde_json::json!({}),
+        "{census}"
+    );
     let refused = envelope(&["encrypt", "--key", &keyring.uri, "--compact-version", "2"]);
     assert_ne!(
         refused.status.code(),

@@ -11,7 +11,7 @@ use tokio_postgres::Client;
 
 use crate::pg_connect::{PgConnector, Transport};
 
-use crate::row::{RawRow, sql_id, unix_seconds};
+use crate::row::{RawRow, assigned_id, sql_id, unix_seconds};
 
 /// A DEK store in a PostgreSQL table (`postgres://user@host:port/db?table=envelope_deks`).
 ///
@@ -84,7 +84,7 @@ fn pg_error(operation: &'static str, e: tokio_postgres::Error) -> Error {
     }
 }
 
-const COLUMNS: &str = "id, suite::int8, provider::int8, key_id, key_version, wrapped_dek, commitment, extract(epoch from created)::int8, state";
+const COLUMNS: &str = "id, suite::int8, provider::int8, key_id, key_version, wrapped_dek, commitment, extract(epoch from created)::int8, state, bound";
 
 fn raw(r: &tokio_postgres::Row) -> RawRow {
     RawRow {
@@ -97,6 +97,7 @@ fn raw(r: &tokio_postgres::Row) -> RawRow {
         commitment: r.get(6),
         created_unix: r.get(7),
         state: r.get(8),
+        bound: r.get(9),
     }
 }
 
@@ -181,7 +182,8 @@ impl PgDekStore {
                     wrapped_dek bytea NOT NULL,
                     commitment  bytea NOT NULL CHECK (length(commitment) = 32),
                     created     timestamptz NOT NULL DEFAULT now(),
-                    state       text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired'))
+                    state       text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired')),
+                    bound       boolean NOT NULL DEFAULT false
                  );
                  CREATE TABLE IF NOT EXISTS {jobs} (
                     job      text PRIMARY KEY,
@@ -192,6 +194,32 @@ impl PgDekStore {
             ))
             .await
             .map_err(|e| self.error("create tables", e))?;
+        // A table written before rows were bound to their ids gets the column (its rows read
+        // as unbound until a rotation binds them). Checked first: ALTER needs the table's
+        // owner, the everyday role does not.
+        let (schema, name) = match self.table.split_once('.') {
+            Some((schema, name)) => (Some(schema.trim_matches('"')), name.trim_matches('"')),
+            None => (None, self.table.trim_matches('"')),
+        };
+        let has_bound = client
+            .query_one(
+                "SELECT count(*) FROM information_schema.columns
+                 WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2
+                   AND column_name = 'bound'",
+                &[&schema, &name],
+            )
+            .await
+            .map_err(|e| self.error("create tables", e))?
+            .get::<_, i64>(0)
+            > 0;
+        if !has_bound {
+            client
+                .batch_execute(&format!(
+                    "ALTER TABLE {table} ADD COLUMN IF NOT EXISTS bound boolean NOT NULL DEFAULT false"
+                ))
+                .await
+                .map_err(|e| self.error("add the bound column", e))?;
+        }
         let client = Arc::new(client);
         *slot = Some((pid, client.clone()));
         Ok(client)
@@ -200,16 +228,32 @@ impl PgDekStore {
 
 #[async_trait]
 impl DekStore for PgDekStore {
-    async fn insert(&self, dek: &NewDek) -> Result<DekId> {
+    async fn reserve_id(&self) -> Result<DekId> {
         let client = self.client().await?;
+        // The identity column's sequence: nextval never hands a number out twice, and the
+        // row inserted under it later keeps the table's ids unique.
         let row = client
             .query_one(
+                "SELECT nextval(pg_get_serial_sequence($1, 'id'))",
+                &[&self.table],
+            )
+            .await
+            .map_err(|e| self.error("reserve id", e))?;
+        assigned_id("reserve id", row.get(0))
+    }
+
+    async fn insert(&self, id: DekId, dek: &NewDek) -> Result<()> {
+        let client = self.client().await?;
+        let sql = sql_id(id)?;
+        let inserted = client
+            .execute(
                 &format!(
-                    "INSERT INTO {} (suite, provider, key_id, key_version, wrapped_dek, commitment)
-                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                    "INSERT INTO {} (id, suite, provider, key_id, key_version, wrapped_dek, commitment, bound)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, true) ON CONFLICT (id) DO NOTHING",
                     self.table
                 ),
                 &[
+                    &sql,
                     &i16::from(dek.suite.id()),
                     &i16::from(dek.wrapped.provider.id()),
                     &dek.wrapped.key_id,
@@ -220,15 +264,14 @@ impl DekStore for PgDekStore {
             )
             .await
             .map_err(|e| self.error("insert", e))?;
-        let id: i64 = row.get(0);
-        u64::try_from(id)
-            .ok()
-            .and_then(DekId::new)
-            .ok_or_else(|| Error::DekStore {
+        if inserted == 0 {
+            return Err(Error::DekStore {
                 operation: "insert",
-                message: format!("the database assigned id {id}"),
+                message: format!("DEK id {id} is taken in {}", self.location()),
                 source: None,
-            })
+            });
+        }
+        Ok(())
     }
 
     async fn import(&self, row: &StoredDek) -> Result<()> {
@@ -237,8 +280,8 @@ impl DekStore for PgDekStore {
         let inserted = client
             .execute(
                 &format!(
-                    "INSERT INTO {} (id, suite, provider, key_id, key_version, wrapped_dek, commitment, created, state)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8::float8), $9) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO {} (id, suite, provider, key_id, key_version, wrapped_dek, commitment, created, state, bound)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, to_timestamp($8::float8), $9, $10) ON CONFLICT (id) DO NOTHING",
                     self.table
                 ),
                 &[
@@ -251,6 +294,7 @@ impl DekStore for PgDekStore {
                     &&row.commitment[..],
                     &(unix_seconds(row.created) as f64),
                     &row.state.as_str(),
+                    &row.bound,
                 ],
             )
             .await
@@ -337,7 +381,7 @@ impl DekStore for PgDekStore {
                                provider, key_id, version, wrapped)
                      ), updated AS (
                         UPDATE {table} t SET provider = c.provider, key_id = c.key_id,
-                               key_version = c.version, wrapped_dek = c.wrapped
+                               key_version = c.version, wrapped_dek = c.wrapped, bound = true
                         FROM changes c
                         WHERE t.id = c.id AND t.provider = c.old_provider AND t.key_id = c.old_key_id
                           AND t.key_version = c.old_version AND t.wrapped_dek = c.old_wrapped

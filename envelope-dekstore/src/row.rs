@@ -16,6 +16,7 @@ pub(crate) struct RawRow {
     pub commitment: Vec<u8>,
     pub created_unix: i64,
     pub state: String,
+    pub bound: bool,
 }
 
 fn corrupt(id: i64, what: String) -> Error {
@@ -65,6 +66,7 @@ impl RawRow {
             commitment,
             created: UNIX_EPOCH + Duration::from_secs(self.created_unix.max(0) as u64),
             state,
+            bound: self.bound,
         })
     }
 }
@@ -90,6 +92,18 @@ pub(crate) fn checkpoint(job: String, last_id: i64, progress: String) -> Result<
 pub(crate) fn unix_seconds(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// An id a database assigned, as a [`DekId`].
+pub(crate) fn assigned_id(operation: &'static str, id: i64) -> Result<DekId> {
+    u64::try_from(id)
+        .ok()
+        .and_then(DekId::new)
+        .ok_or_else(|| Error::DekStore {
+            operation,
+            message: format!("the database assigned id {id}"),
+            source: None,
+        })
 }
 
 /// An id as the databases' signed 64-bit integer.

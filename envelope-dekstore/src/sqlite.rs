@@ -10,7 +10,7 @@ use envelope_core::compact::{
 use envelope_core::{Error, Result};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::row::{RawRow, sql_id, unix_seconds};
+use crate::row::{RawRow, assigned_id, sql_id, unix_seconds};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS envelope_deks (
@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS envelope_deks (
     wrapped_dek BLOB    NOT NULL,
     commitment  BLOB    NOT NULL CHECK (length(commitment) = 32),
     created     INTEGER NOT NULL,
-    state       TEXT    NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired'))
+    state       TEXT    NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired')),
+    bound       INTEGER NOT NULL DEFAULT 0 CHECK (bound IN (0, 1))
 );
 CREATE TABLE IF NOT EXISTS envelope_dek_jobs (
     job      TEXT PRIMARY KEY,
@@ -32,7 +33,23 @@ CREATE TABLE IF NOT EXISTS envelope_dek_jobs (
 );";
 
 const COLUMNS: &str =
-    "id, suite, provider, key_id, key_version, wrapped_dek, commitment, created, state";
+    "id, suite, provider, key_id, key_version, wrapped_dek, commitment, created, state, bound";
+
+/// Adds the `bound` column to a file written before rows were bound to their ids (its rows
+/// read as unbound until a rotation binds them).
+fn migrate(connection: &Connection) -> rusqlite::Result<()> {
+    let has_bound: bool = connection.query_row(
+        "SELECT count(*) FROM pragma_table_info('envelope_deks') WHERE name = 'bound'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_bound {
+        connection.execute_batch(
+            "ALTER TABLE envelope_deks ADD COLUMN bound INTEGER NOT NULL DEFAULT 0 CHECK (bound IN (0, 1))",
+        )?;
+    }
+    Ok(())
+}
 
 /// A DEK store in a SQLite file (`sqlite:///path/deks.sqlite`).
 ///
@@ -82,6 +99,7 @@ fn open_connection(path: &Path) -> Result<Connection> {
     connection
         .execute_batch(SCHEMA)
         .map_err(|e| store_error("create tables", path, e))?;
+    migrate(&connection).map_err(|e| store_error("add the bound column", path, e))?;
     #[cfg(unix)]
     {
         // Wrapped DEKs are not secret, but the file says which data exists: owner only.
@@ -102,6 +120,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
         commitment: r.get(6)?,
         created_unix: r.get(7)?,
         state: r.get(8)?,
+        bound: r.get(9)?,
     })
 }
 
@@ -154,14 +173,42 @@ impl SqliteDekStore {
 
 #[async_trait]
 impl DekStore for SqliteDekStore {
-    async fn insert(&self, dek: &NewDek) -> Result<DekId> {
-        let dek = dek.clone();
+    async fn reserve_id(&self) -> Result<DekId> {
+        // AUTOINCREMENT's counter is the sqlite_sequence row of the table: moving it past
+        // every id (in one write transaction) reserves the next id for this caller alone.
         let id = self
+            .with("reserve id", move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                tx.execute(
+                    "INSERT INTO sqlite_sequence (name, seq)
+                     SELECT 'envelope_deks', 0
+                     WHERE NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'envelope_deks')",
+                    [],
+                )?;
+                let id = tx.query_row(
+                    "UPDATE sqlite_sequence
+                     SET seq = max(seq, (SELECT coalesce(max(id), 0) FROM envelope_deks)) + 1
+                     WHERE name = 'envelope_deks' RETURNING seq",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )?;
+                tx.commit()?;
+                Ok(id)
+            })
+            .await?;
+        assigned_id("reserve id", id)
+    }
+
+    async fn insert(&self, id: DekId, dek: &NewDek) -> Result<()> {
+        let dek = dek.clone();
+        let sql = sql_id(id)?;
+        let inserted = self
             .with("insert", move |c| {
-                c.query_row(
-                    "INSERT INTO envelope_deks (suite, provider, key_id, key_version, wrapped_dek, commitment, created, state)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'active') RETURNING id",
+                c.execute(
+                    "INSERT INTO envelope_deks (id, suite, provider, key_id, key_version, wrapped_dek, commitment, created, state, bound)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'active', 1) ON CONFLICT (id) DO NOTHING",
                     params![
+                        sql,
                         dek.suite.id(),
                         dek.wrapped.provider.id(),
                         dek.wrapped.key_id,
@@ -170,18 +217,17 @@ impl DekStore for SqliteDekStore {
                         &dek.commitment[..],
                         unix_seconds(std::time::SystemTime::now()),
                     ],
-                    |r| r.get::<_, i64>(0),
                 )
             })
             .await?;
-        u64::try_from(id)
-            .ok()
-            .and_then(DekId::new)
-            .ok_or_else(|| Error::DekStore {
+        if inserted == 0 {
+            return Err(Error::DekStore {
                 operation: "insert",
-                message: format!("the database assigned id {id}"),
+                message: format!("DEK id {id} is taken in {}", self.path.display()),
                 source: None,
-            })
+            });
+        }
+        Ok(())
     }
 
     async fn import(&self, row: &StoredDek) -> Result<()> {
@@ -190,8 +236,8 @@ impl DekStore for SqliteDekStore {
         let inserted = self
             .with("import", move |c| {
                 c.execute(
-                    "INSERT INTO envelope_deks (id, suite, provider, key_id, key_version, wrapped_dek, commitment, created, state)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO envelope_deks (id, suite, provider, key_id, key_version, wrapped_dek, commitment, created, state, bound)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (id) DO NOTHING",
                     params![
                         id,
                         row.suite.id(),
@@ -202,6 +248,7 @@ impl DekStore for SqliteDekStore {
                         &row.commitment[..],
                         unix_seconds(row.created),
                         row.state.as_str(),
+                        row.bound,
                     ],
                 )
             })
@@ -262,7 +309,7 @@ impl DekStore for SqliteDekStore {
             let mut changed = 0;
             {
                 let mut update = tx.prepare(
-                    "UPDATE envelope_deks SET provider = ?1, key_id = ?2, key_version = ?3, wrapped_dek = ?4
+                    "UPDATE envelope_deks SET provider = ?1, key_id = ?2, key_version = ?3, wrapped_dek = ?4, bound = 1
                      WHERE id = ?5 AND provider = ?6 AND key_id = ?7 AND key_version = ?8 AND wrapped_dek = ?9",
                 )?;
                 for (id, old, new) in &changes {

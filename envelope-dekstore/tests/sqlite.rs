@@ -6,9 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
-use envelope_core::DekStore;
 use envelope_core::compact::inspect_compact;
 use envelope_core::testing::check_dek_store;
+use envelope_core::{DekId, DekStore};
 use envelope_dekstore::{SqliteDekStore, open_dek_store};
 
 /// Runs statements on the store file through a connection of its own (as another
@@ -92,4 +92,43 @@ async fn unusable_files_give_clear_errors() {
     .unwrap();
     let err = open_dek_store(&format!("sqlite://{}", not_db.display())).unwrap_err();
     assert_eq!(err.kind(), envelope_core::ErrorKind::DekStore, "{err}");
+}
+
+/// A store file written before rows were bound to their ids (no `bound` column) opens, gets
+/// the column, and its rows read as unbound; new rows are bound.
+#[tokio::test]
+async fn a_file_from_before_row_binding_is_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "CREATE TABLE envelope_deks (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, suite INTEGER NOT NULL,
+                provider INTEGER NOT NULL, key_id TEXT NOT NULL, key_version TEXT NOT NULL,
+                wrapped_dek BLOB NOT NULL,
+                commitment BLOB NOT NULL CHECK (length(commitment) = 32),
+                created INTEGER NOT NULL,
+                state TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired')));
+             INSERT INTO envelope_deks (suite, provider, key_id, key_version, wrapped_dek, commitment, created)
+             VALUES (1, 1, 'k', '1', x'01', zeroblob(32), 0);",
+        )
+        .unwrap();
+    }
+    let store = SqliteDekStore::open(&path).unwrap();
+    let old = store.get(DekId::new(1).unwrap()).await.unwrap().unwrap();
+    assert!(!old.bound);
+    let id = store.reserve_id().await.unwrap();
+    assert_eq!(id.get(), 2);
+    let mut new = envelope_core::compact::NewDek {
+        suite: old.suite,
+        wrapped: old.wrapped.clone(),
+        commitment: old.commitment,
+    };
+    new.commitment[0] = 1;
+    store.insert(id, &new).await.unwrap();
+    assert!(store.get(id).await.unwrap().unwrap().bound);
+    // Opening again does not migrate twice.
+    drop(store);
+    SqliteDekStore::open(&path).unwrap();
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use envelope_core::compact::RESERVED_CONTEXT_PREFIX;
 use envelope_core::{
     Dek, EncryptionContext, Error, GeneratedDek, KeyDescription, KeyVersionInfo, KeyVersionState,
     Kms, KmsExt, Provider, Result, RotationState, WrappedDek, canonical_context,
@@ -163,11 +164,34 @@ fn encode_context(context: &EncryptionContext) -> Option<String> {
     (!context.is_empty()).then(|| STANDARD.encode(canonical_context(context)))
 }
 
+/// Splits off the entries the SDK reserves (`envelope:…`, a DEK store row's binding) from
+/// the envelope's own context.
+fn split_context(context: &EncryptionContext) -> (EncryptionContext, EncryptionContext) {
+    context
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .partition(|(k, _)| !k.starts_with(RESERVED_CONTEXT_PREFIX))
+}
+
+/// Adds an encryption context to a Transit request: the envelope's own entries as `context`
+/// (bound by derived keys), the reserved binding entries as `associated_data` (bound by
+/// every AEAD key type, derived or not; Transit's `rewrap` does not take it).
 fn with_context(mut body: Value, context: &EncryptionContext) -> Value {
-    if let Some(ctx) = encode_context(context) {
+    let (own, binding) = split_context(context);
+    if let Some(ctx) = encode_context(&own) {
         body["context"] = Value::String(ctx);
     }
+    if let Some(ad) = encode_context(&binding) {
+        body["associated_data"] = Value::String(ad);
+    }
     body
+}
+
+/// Whether `context` carries reserved binding entries (which `rewrap` cannot take).
+fn has_binding(context: &EncryptionContext) -> bool {
+    context
+        .keys()
+        .any(|k| k.starts_with(RESERVED_CONTEXT_PREFIX))
 }
 
 fn parse_data<T: for<'de> Deserialize<'de>>(operation: &'static str, body: &[u8]) -> Result<T> {
@@ -343,17 +367,31 @@ impl VaultKms {
     }
 
     /// Rewraps many DEKs of one key in one request (`batch_input`), reporting each item's
-    /// outcome separately. DEKs of other keys or providers fail individually.
+    /// outcome separately, `contexts[i]` being item `i`'s encryption context. DEKs of other
+    /// keys or providers fail individually. Items whose context binds a DEK store row
+    /// (Transit's `rewrap` takes no associated data) go through one batch `decrypt` and one
+    /// batch `encrypt` instead.
     pub async fn rewrap_batch(
         &self,
         wrapped: &[WrappedDek],
         target_key_id: &str,
-        context: &EncryptionContext,
+        contexts: &[EncryptionContext],
     ) -> Result<Vec<BatchItem>> {
+        if contexts.len() != wrapped.len() {
+            return Err(Error::InvalidConfig(format!(
+                "{} encryption contexts for {} wrapped DEKs",
+                contexts.len(),
+                wrapped.len()
+            )));
+        }
+        if contexts.iter().any(has_binding) {
+            return self
+                .rewrap_bound_batch(wrapped, target_key_id, contexts)
+                .await;
+        }
         let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(wrapped.len());
         let mut batch = Vec::new();
         let mut positions = Vec::new();
-        let ctx = encode_context(context);
         for (i, w) in wrapped.iter().enumerate() {
             match self.transit_ciphertext(w) {
                 Ok(_) if w.key_id != target_key_id => {
@@ -363,11 +401,7 @@ impl VaultKms {
                     )))))
                 }
                 Ok(text) => {
-                    let mut item = json!({ "ciphertext": text });
-                    if let Some(c) = &ctx {
-                        item["context"] = Value::String(c.clone());
-                    }
-                    batch.push(item);
+                    batch.push(with_context(json!({ "ciphertext": text }), &contexts[i]));
                     positions.push(i);
                     results.push(None);
                 }
@@ -420,6 +454,141 @@ impl VaultKms {
                         target_key_id,
                         &wrapped[i].key_version,
                     )),
+                });
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Error::DecryptionFailed)))
+            .collect())
+    }
+
+    /// [`VaultKms::rewrap_batch`] for DEK store rows bound by associated data: one batch
+    /// `decrypt` (each item with its associated data), then one batch `encrypt` of the
+    /// items that decrypted, under the target key's current version. The DEKs pass through
+    /// this process (as they do when it decrypts), zeroized after use.
+    async fn rewrap_bound_batch(
+        &self,
+        wrapped: &[WrappedDek],
+        target_key_id: &str,
+        contexts: &[EncryptionContext],
+    ) -> Result<Vec<BatchItem>> {
+        #[derive(Deserialize)]
+        struct Item {
+            #[serde(default)]
+            plaintext: Option<Zeroizing<String>>,
+            #[serde(default)]
+            ciphertext: Option<String>,
+            #[serde(default)]
+            error: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Batch {
+            batch_results: Vec<Item>,
+        }
+        let failed = |operation: &'static str, error: Option<String>, version: &str| {
+            classify(
+                VaultFailure::Status {
+                    status: 400,
+                    errors: error.into_iter().collect(),
+                },
+                operation,
+                target_key_id,
+                version,
+            )
+        };
+        let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(wrapped.len());
+        let mut decrypts = Vec::new();
+        let mut positions = Vec::new();
+        for (i, w) in wrapped.iter().enumerate() {
+            match self.transit_ciphertext(w) {
+                Ok(_) if w.key_id != target_key_id => {
+                    results.push(Some(Err(Error::InvalidConfig(format!(
+                        "Transit rewraps within one key: {:?} is not {target_key_id:?}",
+                        w.key_id
+                    )))))
+                }
+                Ok(text) => {
+                    decrypts.push(with_context(json!({ "ciphertext": text }), &contexts[i]));
+                    positions.push(i);
+                    results.push(None);
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        if decrypts.is_empty() {
+            return Ok(results
+                .into_iter()
+                .map(|r| r.unwrap_or(Err(Error::DecryptionFailed)))
+                .collect());
+        }
+        let count_error = |operation: &'static str, got: usize, want: usize| Error::Kms {
+            operation,
+            message: format!("Vault answered {got} batch results for {want} inputs"),
+            source: None,
+        };
+        let body = self
+            .call(
+                "rewrap",
+                target_key_id,
+                "",
+                reqwest::Method::POST,
+                &format!("decrypt/{target_key_id}"),
+                Some(&json!({ "batch_input": decrypts })),
+            )
+            .await?;
+        let decrypted: Batch = parse_data("rewrap", &body)?;
+        if decrypted.batch_results.len() != positions.len() {
+            return Err(count_error(
+                "rewrap",
+                decrypted.batch_results.len(),
+                positions.len(),
+            ));
+        }
+        let mut encrypts = Vec::new();
+        let mut encrypted_positions = Vec::new();
+        for (item, &i) in decrypted.batch_results.into_iter().zip(&positions) {
+            match (item.plaintext, item.error) {
+                (Some(plaintext), None) if !plaintext.is_empty() => {
+                    encrypts.push(with_context(
+                        json!({ "plaintext": plaintext.as_str() }),
+                        &contexts[i],
+                    ));
+                    encrypted_positions.push(i);
+                }
+                (_, error) => {
+                    results[i] = Some(Err(failed("unwrap", error, &wrapped[i].key_version)));
+                }
+            }
+        }
+        if !encrypts.is_empty() {
+            let body = self
+                .call(
+                    "rewrap",
+                    target_key_id,
+                    "",
+                    reqwest::Method::POST,
+                    &format!("encrypt/{target_key_id}"),
+                    Some(&json!({ "batch_input": encrypts })),
+                )
+                .await?;
+            drop(encrypts);
+            let encrypted: Batch = parse_data("rewrap", &body)?;
+            if encrypted.batch_results.len() != encrypted_positions.len() {
+                return Err(count_error(
+                    "rewrap",
+                    encrypted.batch_results.len(),
+                    encrypted_positions.len(),
+                ));
+            }
+            for (item, &i) in encrypted
+                .batch_results
+                .into_iter()
+                .zip(&encrypted_positions)
+            {
+                results[i] = Some(match (item.ciphertext, item.error) {
+                    (Some(ct), None) if !ct.is_empty() => self.wrapped_from(target_key_id, ct),
+                    (_, error) => Err(failed("wrap", error, "")),
                 });
             }
         }
@@ -585,8 +754,9 @@ impl Kms for VaultKms {
         target_key_id: &str,
         context: &EncryptionContext,
     ) -> Result<WrappedDek> {
-        if wrapped.key_id != target_key_id {
-            // Moving to another key: Transit's rewrap stays within one key.
+        if wrapped.key_id != target_key_id || has_binding(context) {
+            // Moving to another key (Transit's rewrap stays within one key), or a DEK store
+            // row bound by associated data (Transit's rewrap takes none): decrypt, encrypt.
             let dek = self.unwrap_dek(wrapped, context).await?;
             return self.wrap_dek(target_key_id, &dek, context).await;
         }
@@ -610,9 +780,9 @@ impl Kms for VaultKms {
         &self,
         wrapped: &[WrappedDek],
         target_key_id: &str,
-        context: &EncryptionContext,
+        contexts: &[EncryptionContext],
     ) -> Option<Result<Vec<Result<WrappedDek>>>> {
-        Some(self.rewrap_batch(wrapped, target_key_id, context).await)
+        Some(self.rewrap_batch(wrapped, target_key_id, contexts).await)
     }
 }
 

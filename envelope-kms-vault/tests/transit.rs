@@ -298,7 +298,10 @@ async fn rewrap_batch_reports_each_item() {
     garbage.ciphertext = b"vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_vec();
     items.push(tampered);
     items.push(garbage);
-    let results = vault.rewrap_batch(&items, &key, &ctx).await.unwrap();
+    let results = vault
+        .rewrap_batch(&items, &key, &vec![ctx.clone(); items.len()])
+        .await
+        .unwrap();
     assert_eq!(results.len(), 5);
     for r in &results[..3] {
         assert_eq!(r.as_ref().unwrap().key_version, "2");
@@ -375,8 +378,10 @@ async fn envelope_rewrap_many_uses_one_batch_request() {
     );
 }
 
-/// A compact form's DEK store rotates through one `batch_input` request for a page of rows
-/// (`Envelope::rewrap_wrapped`), and a cold reader decrypts every value through the
+/// A compact form's DEK store rotates a page of rows in one batch operation
+/// (`Envelope::rewrap_wrapped`: rows bound by associated data go through one batch
+/// `decrypt` and one batch `encrypt`, Transit's `rewrap` taking no associated data), the
+/// new wraps stay bound to their rows, and a cold reader decrypts every value through the
 /// rotated rows after version 1 becomes too old to decrypt.
 #[tokio::test]
 async fn a_dek_store_page_rotates_in_one_batch_request() {
@@ -396,16 +401,16 @@ async fn a_dek_store_page_rotates_in_one_batch_request() {
     for i in 0..12u8 {
         values.push(writer.encrypt(&[i], b"aad").await.unwrap());
     }
-    assert!(values.iter().all(|v| v.len() == 1 + 40));
+    assert!(values.iter().all(|v| v.len() == 1 + 72));
     admin.rotate(&key).await;
     let rows = store.list(None, 100).await.unwrap();
     assert_eq!(rows.len(), 6);
     let rotator = Envelope::builder(kms(&server, &server.token), key.clone())
         .build()
         .unwrap();
-    let wrapped: Vec<_> = rows.iter().map(|r| r.wrapped.clone()).collect();
-    let moved = rotator.rewrap_wrapped(&wrapped).await;
-    assert_eq!(rotator.stats().kms_rewrap_calls, 1, "six DEKs, one request");
+    assert!(rows.iter().all(|r| r.bound));
+    let moved = rotator.rewrap_wrapped(&rows).await;
+    assert_eq!(rotator.stats().kms_rewrap_calls, 1, "six DEKs, one batch");
     let changes: Vec<_> = rows
         .iter()
         .zip(moved)
@@ -416,6 +421,26 @@ async fn a_dek_store_page_rotates_in_one_batch_request() {
         })
         .collect();
     assert!(changes.iter().all(|c| c.new.key_version == "2"));
+    // Still bound: row 1's new wrap does not unwrap as row 2.
+    let vault = kms(&server, &server.token);
+    let mut moved_row = rows[0].clone();
+    moved_row.wrapped = changes[0].new.clone();
+    let base = EncryptionContext::new();
+    assert!(
+        vault
+            .unwrap_dek(&moved_row.wrapped, &moved_row.unwrap_context(&base))
+            .await
+            .is_ok()
+    );
+    moved_row.id = rows[1].id;
+    assert_eq!(
+        vault
+            .unwrap_dek(&moved_row.wrapped, &moved_row.unwrap_context(&base))
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::DecryptionFailed
+    );
     let checkpoint = StoreCheckpoint {
         job: "t".into(),
         last_id: rows[5].id,

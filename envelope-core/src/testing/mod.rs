@@ -262,6 +262,100 @@ pub async fn rewrap_keeps_the_dek(
     Ok(())
 }
 
+/// A DEK store row's wrap binds its id, suite and commitment
+/// ([`crate::compact::binding_context`]): the wrap unwraps under its own row's binding, and
+/// (where the service authenticates the context) not as another row, another suite, or
+/// without the binding; a rewrap, single or batched, keeps the binding.
+pub async fn store_rows_are_bound(
+    kms: &dyn Kms,
+    key_id: &str,
+    opts: &ConformanceOptions,
+) -> CheckResult {
+    use crate::compact::{DekId, binding_context};
+    let base = context();
+    let dek = crate::secret::Dek::generate();
+    let id = |n| DekId::new(n).ok_or_else(|| Failure("id 0".into()));
+    let commitment = [7u8; crate::COMMITMENT_LEN];
+    let bound = |n, suite| Ok::<_, Failure>(binding_context(&base, id(n)?, suite, &commitment));
+    let own = bound(41, crate::Suite::Aes256Gcm)?;
+    let wrapped = kms
+        .wrap_dek(key_id, &dek, &own)
+        .await
+        .map_err(|e| failed("wrap_dek (bound)", e))?;
+    let back = kms
+        .unwrap_dek(&wrapped, &own)
+        .await
+        .map_err(|e| failed("unwrap_dek (bound)", e))?;
+    ensure!(
+        back.expose_secret() == dek.expose_secret(),
+        "a bound wrap unwrapped to another DEK"
+    );
+    if opts.enforces_context {
+        for (what, other) in [
+            ("another row's id", bound(42, crate::Suite::Aes256Gcm)?),
+            ("another suite", bound(41, crate::Suite::XChaCha20Poly1305)?),
+            ("no binding", base.clone()),
+        ] {
+            ensure!(
+                kms.unwrap_dek(&wrapped, &other).await.is_err(),
+                "a bound wrap unwrapped under {what}"
+            );
+        }
+    }
+    let rewrapped = kms
+        .rewrap_dek(&wrapped, key_id, &own)
+        .await
+        .map_err(|e| failed("rewrap_dek (bound)", e))?;
+    let again = kms
+        .unwrap_dek(&rewrapped, &own)
+        .await
+        .map_err(|e| failed("unwrap_dek after a bound rewrap", e))?;
+    ensure!(
+        again.expose_secret() == dek.expose_secret(),
+        "a bound rewrap changed the DEK"
+    );
+    if opts.enforces_context {
+        ensure!(
+            kms.unwrap_dek(&rewrapped, &base).await.is_err(),
+            "a bound rewrap lost its binding"
+        );
+    }
+    let second = kms
+        .wrap_dek(key_id, &dek, &bound(43, crate::Suite::Aes256Gcm)?)
+        .await
+        .map_err(|e| failed("wrap_dek (bound)", e))?;
+    let contexts = [own.clone(), bound(43, crate::Suite::Aes256Gcm)?];
+    if let Some(batch) = kms
+        .rewrap_dek_batch(&[wrapped.clone(), second], key_id, &contexts)
+        .await
+    {
+        let items = batch.map_err(|e| failed("rewrap_dek_batch (bound)", e))?;
+        ensure!(
+            items.len() == 2,
+            "batch rewrap answered {} items",
+            items.len()
+        );
+        for (item, context) in items.into_iter().zip(&contexts) {
+            let new = item.map_err(|e| failed("rewrap_dek_batch item (bound)", e))?;
+            let dek_back = kms
+                .unwrap_dek(&new, context)
+                .await
+                .map_err(|e| failed("unwrap_dek after a bound batch rewrap", e))?;
+            ensure!(
+                dek_back.expose_secret() == dek.expose_secret(),
+                "a bound batch rewrap changed the DEK"
+            );
+            if opts.enforces_context {
+                ensure!(
+                    kms.unwrap_dek(&new, &base).await.is_err(),
+                    "a bound batch rewrap lost its binding"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Round trips through an [`Envelope`] over this KMS, with the cache on.
 pub async fn envelope_round_trip(
     kms: Arc<dyn Kms>,
@@ -362,7 +456,7 @@ pub async fn run_conformance(
     let shared = kms.clone();
     let kms = &*shared;
     let mut failures = Vec::new();
-    let checks: [(&str, CheckResult); 8] = [
+    let checks: [(&str, CheckResult); 9] = [
         (
             "generate_and_unwrap",
             generate_and_unwrap(kms, key_id, opts).await,
@@ -387,6 +481,10 @@ pub async fn run_conformance(
         (
             "rewrap_keeps_the_dek",
             rewrap_keeps_the_dek(kms, key_id, opts).await,
+        ),
+        (
+            "store_rows_are_bound",
+            store_rows_are_bound(kms, key_id, opts).await,
         ),
         (
             "envelope_round_trip",
