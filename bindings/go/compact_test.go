@@ -55,7 +55,7 @@ func editedRows(t *testing.T, rows []map[string]any, edit map[string]any) []map[
 	case nil:
 	case "set":
 		i := index(edit["row"])
-		for _, field := range []string{"key_version", "wrapped_dek", "commitment"} {
+		for _, field := range []string{"key_version", "wrapped_dek", "commitment", "state", "bound"} {
 			if v, ok := edit[field]; ok {
 				out[i][field] = v
 			}

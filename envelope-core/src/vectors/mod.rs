@@ -478,6 +478,34 @@ pub fn generate() -> Value {
         );
     }
 
+    // An empty key version names no keyring version; a local wrapped DEK is 60 bytes.
+    let empty_version = WrappedDek {
+        key_version: String::new(),
+        ..base.wrapped.clone()
+    };
+    let mut short_wrap = base.wrapped.clone();
+    short_wrap.ciphertext.pop();
+    for (name, wrapped, expected, why) in [
+        (
+            "empty key version",
+            empty_version,
+            "key_version_not_found",
+            "key version \"\" (length 0): the local keyring has no such version",
+        ),
+        (
+            "local wrapped DEK of 59 bytes",
+            short_wrap,
+            "decryption_failed",
+            "a local wrapped DEK is exactly 60 bytes (nonce, DEK, tag): any other length cannot be authentic",
+        ),
+    ] {
+        let kek_ref = format::encode_kek_ref(&wrapped).expect("valid KEK reference");
+        let mut c = ct[..commit_end].to_vec();
+        c.extend_from_slice(&kek_ref);
+        c.extend_from_slice(&ct[offset("wrapped DEK")..]);
+        neg(name, c, AAD, expected, why);
+    }
+
     let mut trailing = ct.clone();
     trailing.push(0);
     neg(
