@@ -198,11 +198,15 @@ impl Processor {
         Ok(())
     }
 
-    /// The wrapped DEK a value decrypts through (a compact value's: its store row's).
-    async fn wrapped(&self, binary: &[u8]) -> envelope::Result<envelope::WrappedDek> {
+    /// The wrapped DEK a value decrypts through (a compact value's: its store row's, with
+    /// the row).
+    async fn wrapped(
+        &self,
+        binary: &[u8],
+    ) -> envelope::Result<(envelope::WrappedDek, Option<envelope::compact::StoredDek>)> {
         match &self.store {
-            Some(store) => store.wrapped(binary).await,
-            None => envelope::format::wrapped_dek(binary),
+            Some(store) => store.source(binary).await,
+            None => Ok((envelope::format::wrapped_dek(binary)?, None)),
         }
     }
 
@@ -216,11 +220,11 @@ impl Processor {
         if matches!(
             kind,
             ErrorKind::DecryptionFailed | ErrorKind::KeyVersionNotFound
-        ) && let Ok(wrapped) = self.wrapped(binary).await
+        ) && let Ok((wrapped, row)) = self.wrapped(binary).await
             && wrapped.check_label() == LabelCheck::BoundByWrap
         {
             // One unwrap per distinct DEK (memoized): a wrong AAD leaves the label verified.
-            match self.verifier.verdict(&wrapped).await {
+            match self.verifier.verdict(&wrapped, row.as_ref()).await {
                 Ok(Some(Verdict::Mislabeled { .. })) => return Ok(Outcome::Failed("mislabeled")),
                 Ok(_) => {}
                 Err(e) => return Err(Stop(e)),

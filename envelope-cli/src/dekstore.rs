@@ -64,9 +64,20 @@ impl StoreHeaders {
 
     /// The wrapped DEK a ciphertext of either form decrypts through.
     pub async fn wrapped(&self, binary: &[u8]) -> envelope::Result<WrappedDek> {
+        Ok(self.source(binary).await?.0)
+    }
+
+    /// The wrapped DEK a ciphertext decrypts through, and for a compact one its store row
+    /// (whose binding the unwrap needs).
+    pub async fn source(&self, binary: &[u8]) -> envelope::Result<(WrappedDek, Option<StoredDek>)> {
         match compact::inspect_compact(binary) {
-            Ok(info) => Ok(self.row(info.dek_id).await?.wrapped),
-            Err(envelope::Error::UnsupportedFormatVersion(_)) => format::wrapped_dek(binary),
+            Ok(info) => {
+                let row = self.row(info.dek_id).await?;
+                Ok((row.wrapped.clone(), Some(row)))
+            }
+            Err(envelope::Error::UnsupportedFormatVersion(_)) => {
+                Ok((format::wrapped_dek(binary)?, None))
+            }
             Err(e) => Err(e),
         }
     }
@@ -105,7 +116,7 @@ pub async fn census(
         for row in &rows {
             let verdict = match verifier {
                 Some(v) if row.wrapped.check_label() == LabelCheck::BoundByWrap => {
-                    v.verdict(&row.wrapped).await?
+                    v.verdict(&row.wrapped, Some(row)).await?
                 }
                 _ => None,
             };
@@ -257,9 +268,9 @@ pub async fn verdict(
     binary: &[u8],
     store: Option<&StoreHeaders>,
 ) -> envelope::Result<Option<Verdict>> {
-    let wrapped = match store {
-        Some(store) => store.wrapped(binary).await?,
-        None => format::wrapped_dek(binary)?,
+    let (wrapped, row) = match store {
+        Some(store) => store.source(binary).await?,
+        None => (format::wrapped_dek(binary)?, None),
     };
-    verifier.verdict(&wrapped).await
+    verifier.verdict(&wrapped, row.as_ref()).await
 }

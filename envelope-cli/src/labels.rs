@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use envelope::{EncryptionContext, ErrorKind, Kms, KmsExt, WrappedDek};
+use envelope::compact::StoredDek;
+use envelope::{EncryptionContext, ErrorKind, Kms, KmsExt, WrappedDek, canonical_context};
 use tokio::sync::Mutex;
 
 /// What an unwrap said about a header's version label.
@@ -40,19 +41,28 @@ impl LabelVerifier {
     }
 
     /// The verdict for a wrapped DEK of this verifier's provider (`None` for another
-    /// provider's). Fails only on a retryable KMS error (the verdict is then unknown).
-    pub async fn verdict(&self, wrapped: &WrappedDek) -> envelope::Result<Option<Verdict>> {
+    /// provider's): a v1 header's, or (with `row`) a DEK store row's, unwrapped under the
+    /// row's binding. Fails only on a retryable KMS error (the verdict is then unknown).
+    pub async fn verdict(
+        &self,
+        wrapped: &WrappedDek,
+        row: Option<&StoredDek>,
+    ) -> envelope::Result<Option<Verdict>> {
         if self.kms.check_owned(wrapped).is_err() {
             return Ok(None);
         }
-        let memo_key = memo_key(wrapped);
+        let context = match row {
+            Some(row) => row.unwrap_context(&self.context),
+            None => self.context.clone(),
+        };
+        let memo_key = memo_key(wrapped, &context);
         if let Some(v) = self.memo.lock().await.get(&memo_key) {
             return Ok(Some(v.clone()));
         }
-        let verdict = match self.kms.unwrap_dek(wrapped, &self.context).await {
+        let verdict = match self.kms.unwrap_dek(wrapped, &context).await {
             Ok(_) => Verdict::Verified,
             Err(e) if e.is_retryable() => return Err(e),
-            Err(e) => self.diagnose(wrapped, e.kind()).await?,
+            Err(e) => self.diagnose(wrapped, &context, e.kind()).await?,
         };
         self.memo.lock().await.insert(memo_key, verdict.clone());
         Ok(Some(verdict))
@@ -63,6 +73,7 @@ impl LabelVerifier {
     pub async fn diagnose(
         &self,
         wrapped: &WrappedDek,
+        context: &EncryptionContext,
         kind: ErrorKind,
     ) -> envelope::Result<Verdict> {
         if kind != ErrorKind::DecryptionFailed && kind != ErrorKind::KeyVersionNotFound {
@@ -81,7 +92,7 @@ impl LabelVerifier {
                 key_version: version.version.clone(),
                 ..wrapped.clone()
             };
-            match self.kms.unwrap_dek(&candidate, &self.context).await {
+            match self.kms.unwrap_dek(&candidate, context).await {
                 Ok(_) => {
                     return Ok(Verdict::Mislabeled {
                         carried: version.version,
@@ -95,8 +106,9 @@ impl LabelVerifier {
     }
 }
 
-fn memo_key(wrapped: &WrappedDek) -> Vec<u8> {
+fn memo_key(wrapped: &WrappedDek, context: &EncryptionContext) -> Vec<u8> {
     let mut key = Vec::with_capacity(wrapped.ciphertext.len() + wrapped.key_id.len() + 8);
+    key.extend_from_slice(&canonical_context(context));
     key.extend_from_slice(wrapped.key_id.as_bytes());
     key.push(0);
     key.extend_from_slice(wrapped.key_version.as_bytes());
