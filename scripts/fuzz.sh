@@ -9,13 +9,13 @@
 # cargo-fuzz passes nightly-only flags (-Zsanitizer=address, -Cllvm-args for coverage) to
 # rustc; RUSTC_BOOTSTRAP=1 lets the stable 1.95 compiler accept them, for this build only.
 # cargo-fuzz itself is installed into .tools/cargo on first use. Seeds come from
-# testvectors/v1.json; a crash leaves its input in fuzz/artifacts/TARGET/ and fails the run.
+# testvectors/v1.json and compact.json; a crash leaves its input in fuzz/artifacts/TARGET/ and fails the run.
 # Each run ends with a line `TARGET: N executions in S s, ...` taken from libFuzzer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/tools.sh
 
-TARGETS=(parse text decrypt rewrap keyring ffi)
+TARGETS=(parse text decrypt rewrap keyring ffi compact)
 CARGO_FUZZ_VERSION=0.13.2
 
 ensure_cargo_fuzz() {
@@ -60,6 +60,16 @@ for version, entry in ring["versions"].items():
     versions.append(e)
 keyring = {"envelope_keyring": 1, "keys": {"default": {"primary_version": ring["primary_version"], "versions": versions}}}
 put("keyring", "valid", json.dumps(keyring).encode())
+compact = json.loads(pathlib.Path("testvectors/compact.json").read_text())
+for i, v in enumerate(compact["vectors"]):
+    ct, aad = bytes.fromhex(v["ciphertext"]), bytes.fromhex(v["aad"])
+    put("compact", f"b{i}", bytes([0]) + ct)
+    put("compact", f"d{i}", bytes([1, len(aad)]) + aad + ct)
+    if "ciphertext_text" in v:
+        put("text", f"c{i}", v["ciphertext_text"].encode())
+for i, t in enumerate(compact["text_vectors"]):
+    put("text", f"ct{i}", t["text"].encode())
+put("compact", "rows", bytes([2]) + json.dumps(compact["dek_store"]).encode())
 put("keyring", "empty", b'{"envelope_keyring": 1, "keys": {}}')
 PY
 }
