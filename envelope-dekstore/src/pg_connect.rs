@@ -521,7 +521,7 @@ fn client_config(sslmode: SslMode, params: &TlsParams) -> Result<ClientConfig> {
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| Error::InvalidConfig(format!("TLS: {e}")))?;
-    let builder = if sslmode.verifies() {
+    let webpki = if sslmode.verifies() {
         let roots = match params.sslrootcert.as_deref() {
             None => {
                 return Err(Error::InvalidConfig(format!(
@@ -542,22 +542,21 @@ fn client_config(sslmode: SslMode, params: &TlsParams) -> Result<ClientConfig> {
                 roots
             }
         };
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| Error::InvalidConfig(format!("TLS: {e}")))?;
-        let verifier: Arc<dyn ServerCertVerifier> = if sslmode == SslMode::VerifyFull {
-            webpki
-        } else {
-            Arc::new(ChainOnly(webpki))
-        };
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(verifier)
+        Some(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| Error::InvalidConfig(format!("TLS: {e}")))?,
+        )
     } else {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptOnly(provider)))
+        None
     };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(ServerCheck {
+            webpki,
+            check_name: sslmode == SslMode::VerifyFull,
+            provider,
+        }));
     match (&params.sslcert, &params.sslkey) {
         (None, None) => Ok(builder.with_no_client_auth()),
         (Some(cert), Some(key)) => {
@@ -577,11 +576,19 @@ fn client_config(sslmode: SslMode, params: &TlsParams) -> Result<ClientConfig> {
     }
 }
 
-/// `verify-ca`: the chain must lead to a trusted CA; the name is not checked.
+/// The server certificate check of a TLS `sslmode`. `webpki: None` (`prefer`, `require`):
+/// any certificate (encryption without authenticating the server, libpq's semantics; the
+/// transport reports it). `Some` with `check_name` (`verify-full`): a chain to a trusted CA
+/// naming the host; without it (`verify-ca`): the chain only. Handshake signatures are
+/// checked in every mode, so the key exchange is bound to the certificate's key.
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct ServerCheck {
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    check_name: bool,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for ServerCheck {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -590,56 +597,16 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        let Some(webpki) = &self.webpki else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
         {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// `prefer` and `require`: encryption without authenticating the server (libpq's
-/// semantics; the transport reports it). Handshake signatures are still checked, so the
-/// key exchange is bound to the certificate's key.
-#[derive(Debug)]
-struct EncryptOnly(Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for EncryptOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
@@ -652,7 +619,7 @@ impl ServerCertVerifier for EncryptOnly {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -666,12 +633,14 @@ impl ServerCertVerifier for EncryptOnly {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 

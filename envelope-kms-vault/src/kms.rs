@@ -133,6 +133,17 @@ struct CiphertextResponse {
     ciphertext: String,
 }
 
+/// One item of a `batch_input` answer (decrypt: `plaintext`; rewrap, encrypt: `ciphertext`).
+#[derive(Deserialize)]
+struct BatchAnswer {
+    #[serde(default)]
+    plaintext: Option<Zeroizing<String>>,
+    #[serde(default)]
+    ciphertext: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct PlaintextResponse {
     plaintext: Zeroizing<String>,
@@ -370,7 +381,8 @@ impl VaultKms {
     /// outcome separately, `contexts[i]` being item `i`'s encryption context. DEKs of other
     /// keys or providers fail individually. Items whose context binds a DEK store row
     /// (Transit's `rewrap` takes no associated data) go through one batch `decrypt` and one
-    /// batch `encrypt` instead.
+    /// batch `encrypt` instead; the DEKs then pass through this process (as they do when it
+    /// decrypts), zeroized after use.
     pub async fn rewrap_batch(
         &self,
         wrapped: &[WrappedDek],
@@ -384,13 +396,9 @@ impl VaultKms {
                 wrapped.len()
             )));
         }
-        if contexts.iter().any(has_binding) {
-            return self
-                .rewrap_bound_batch(wrapped, target_key_id, contexts)
-                .await;
-        }
+        let bound = contexts.iter().any(has_binding);
         let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(wrapped.len());
-        let mut batch = Vec::new();
+        let mut inputs = Vec::new();
         let mut positions = Vec::new();
         for (i, w) in wrapped.iter().enumerate() {
             match self.transit_ciphertext(w) {
@@ -401,92 +409,14 @@ impl VaultKms {
                     )))))
                 }
                 Ok(text) => {
-                    batch.push(with_context(json!({ "ciphertext": text }), &contexts[i]));
+                    inputs.push(with_context(json!({ "ciphertext": text }), &contexts[i]));
                     positions.push(i);
                     results.push(None);
                 }
                 Err(e) => results.push(Some(Err(e))),
             }
         }
-        if !batch.is_empty() {
-            let body = self
-                .call(
-                    "rewrap",
-                    target_key_id,
-                    "",
-                    reqwest::Method::POST,
-                    &format!("rewrap/{target_key_id}"),
-                    Some(&json!({ "batch_input": batch })),
-                )
-                .await?;
-            #[derive(Deserialize)]
-            struct Item {
-                #[serde(default)]
-                ciphertext: Option<String>,
-                #[serde(default)]
-                error: Option<String>,
-            }
-            #[derive(Deserialize)]
-            struct Batch {
-                batch_results: Vec<Item>,
-            }
-            let parsed: Batch = parse_data("rewrap", &body)?;
-            if parsed.batch_results.len() != positions.len() {
-                return Err(Error::Kms {
-                    operation: "rewrap",
-                    message: format!(
-                        "Vault answered {} batch results for {} inputs",
-                        parsed.batch_results.len(),
-                        positions.len()
-                    ),
-                    source: None,
-                });
-            }
-            for (item, &i) in parsed.batch_results.into_iter().zip(&positions) {
-                results[i] = Some(match (item.ciphertext, item.error) {
-                    (Some(ct), None) if !ct.is_empty() => self.wrapped_from(target_key_id, ct),
-                    (_, error) => Err(classify(
-                        VaultFailure::Status {
-                            status: 400,
-                            errors: error.into_iter().collect(),
-                        },
-                        "rewrap",
-                        target_key_id,
-                        &wrapped[i].key_version,
-                    )),
-                });
-            }
-        }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::DecryptionFailed)))
-            .collect())
-    }
-
-    /// [`VaultKms::rewrap_batch`] for DEK store rows bound by associated data: one batch
-    /// `decrypt` (each item with its associated data), then one batch `encrypt` of the
-    /// items that decrypted, under the target key's current version. The DEKs pass through
-    /// this process (as they do when it decrypts), zeroized after use.
-    async fn rewrap_bound_batch(
-        &self,
-        wrapped: &[WrappedDek],
-        target_key_id: &str,
-        contexts: &[EncryptionContext],
-    ) -> Result<Vec<BatchItem>> {
-        #[derive(Deserialize)]
-        struct Item {
-            #[serde(default)]
-            plaintext: Option<Zeroizing<String>>,
-            #[serde(default)]
-            ciphertext: Option<String>,
-            #[serde(default)]
-            error: Option<String>,
-        }
-        #[derive(Deserialize)]
-        struct Batch {
-            batch_results: Vec<Item>,
-        }
-        let failed = |operation: &'static str, error: Option<String>, version: &str| {
+        let item_error = |operation: &'static str, error: Option<String>, version: &str| {
             classify(
                 VaultFailure::Status {
                     status: 400,
@@ -497,105 +427,96 @@ impl VaultKms {
                 version,
             )
         };
-        let mut results: Vec<Option<BatchItem>> = Vec::with_capacity(wrapped.len());
-        let mut decrypts = Vec::new();
-        let mut positions = Vec::new();
-        for (i, w) in wrapped.iter().enumerate() {
-            match self.transit_ciphertext(w) {
-                Ok(_) if w.key_id != target_key_id => {
-                    results.push(Some(Err(Error::InvalidConfig(format!(
-                        "Transit rewraps within one key: {:?} is not {target_key_id:?}",
-                        w.key_id
-                    )))))
-                }
-                Ok(text) => {
-                    decrypts.push(with_context(json!({ "ciphertext": text }), &contexts[i]));
-                    positions.push(i);
-                    results.push(None);
-                }
-                Err(e) => results.push(Some(Err(e))),
-            }
-        }
-        if decrypts.is_empty() {
-            return Ok(results
-                .into_iter()
-                .map(|r| r.unwrap_or(Err(Error::DecryptionFailed)))
-                .collect());
-        }
-        let count_error = |operation: &'static str, got: usize, want: usize| Error::Kms {
-            operation,
-            message: format!("Vault answered {got} batch results for {want} inputs"),
-            source: None,
+        let (path, operation) = if bound {
+            (format!("decrypt/{target_key_id}"), "unwrap")
+        } else {
+            (format!("rewrap/{target_key_id}"), "rewrap")
         };
-        let body = self
-            .call(
-                "rewrap",
-                target_key_id,
-                "",
-                reqwest::Method::POST,
-                &format!("decrypt/{target_key_id}"),
-                Some(&json!({ "batch_input": decrypts })),
-            )
-            .await?;
-        let decrypted: Batch = parse_data("rewrap", &body)?;
-        if decrypted.batch_results.len() != positions.len() {
-            return Err(count_error(
-                "rewrap",
-                decrypted.batch_results.len(),
-                positions.len(),
-            ));
-        }
+        let answers = self.batch(target_key_id, &path, inputs).await?;
         let mut encrypts = Vec::new();
-        let mut encrypted_positions = Vec::new();
-        for (item, &i) in decrypted.batch_results.into_iter().zip(&positions) {
-            match (item.plaintext, item.error) {
-                (Some(plaintext), None) if !plaintext.is_empty() => {
+        let mut encrypted = Vec::new();
+        for (answer, &i) in answers.into_iter().zip(&positions) {
+            match answer {
+                BatchAnswer {
+                    plaintext: Some(plaintext),
+                    error: None,
+                    ..
+                } if bound && !plaintext.is_empty() => {
                     encrypts.push(with_context(
                         json!({ "plaintext": plaintext.as_str() }),
                         &contexts[i],
                     ));
-                    encrypted_positions.push(i);
+                    encrypted.push(i);
                 }
-                (_, error) => {
-                    results[i] = Some(Err(failed("unwrap", error, &wrapped[i].key_version)));
+                BatchAnswer {
+                    ciphertext: Some(ct),
+                    error: None,
+                    ..
+                } if !bound && !ct.is_empty() => {
+                    results[i] = Some(self.wrapped_from(target_key_id, ct));
+                }
+                BatchAnswer { error, .. } => {
+                    results[i] = Some(Err(item_error(operation, error, &wrapped[i].key_version)));
                 }
             }
         }
-        if !encrypts.is_empty() {
-            let body = self
-                .call(
-                    "rewrap",
-                    target_key_id,
-                    "",
-                    reqwest::Method::POST,
-                    &format!("encrypt/{target_key_id}"),
-                    Some(&json!({ "batch_input": encrypts })),
-                )
-                .await?;
-            drop(encrypts);
-            let encrypted: Batch = parse_data("rewrap", &body)?;
-            if encrypted.batch_results.len() != encrypted_positions.len() {
-                return Err(count_error(
-                    "rewrap",
-                    encrypted.batch_results.len(),
-                    encrypted_positions.len(),
-                ));
-            }
-            for (item, &i) in encrypted
-                .batch_results
-                .into_iter()
-                .zip(&encrypted_positions)
-            {
-                results[i] = Some(match (item.ciphertext, item.error) {
-                    (Some(ct), None) if !ct.is_empty() => self.wrapped_from(target_key_id, ct),
-                    (_, error) => Err(failed("wrap", error, "")),
-                });
-            }
+        let answers = self
+            .batch(target_key_id, &format!("encrypt/{target_key_id}"), encrypts)
+            .await?;
+        for (answer, &i) in answers.into_iter().zip(&encrypted) {
+            results[i] = Some(match answer {
+                BatchAnswer {
+                    ciphertext: Some(ct),
+                    error: None,
+                    ..
+                } if !ct.is_empty() => self.wrapped_from(target_key_id, ct),
+                BatchAnswer { error, .. } => Err(item_error("wrap", error, "")),
+            });
         }
         Ok(results
             .into_iter()
             .map(|r| r.unwrap_or(Err(Error::DecryptionFailed)))
             .collect())
+    }
+
+    /// One `batch_input` request to `path` (nothing for no inputs), its results checked to
+    /// be one per input.
+    async fn batch(
+        &self,
+        key_id: &str,
+        path: &str,
+        inputs: Vec<Value>,
+    ) -> Result<Vec<BatchAnswer>> {
+        if inputs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = inputs.len();
+        let body = self
+            .call(
+                "rewrap",
+                key_id,
+                "",
+                reqwest::Method::POST,
+                path,
+                Some(&json!({ "batch_input": inputs })),
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct Batch {
+            batch_results: Vec<BatchAnswer>,
+        }
+        let parsed: Batch = parse_data("rewrap", &body)?;
+        if parsed.batch_results.len() != count {
+            return Err(Error::Kms {
+                operation: "rewrap",
+                message: format!(
+                    "Vault answered {} batch results for {count} inputs",
+                    parsed.batch_results.len()
+                ),
+                source: None,
+            });
+        }
+        Ok(parsed.batch_results)
     }
 }
 

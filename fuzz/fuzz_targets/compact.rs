@@ -15,7 +15,7 @@ mod common;
 use std::sync::{Arc, OnceLock};
 
 use envelope::compact::{self, DekStore, stored_deks_from_json, stored_deks_to_json};
-use envelope::{BlockingEnvelope, CachePolicy, CryptoProvider, Envelope, ErrorKind, LocalKeyring, LocalKms};
+use envelope::{BlockingEnvelope, CryptoProvider, ErrorKind};
 use envelope_core::testing::MemoryDekStore;
 use libfuzzer_sys::fuzz_target;
 
@@ -35,14 +35,8 @@ fn readers() -> &'static (BlockingEnvelope, BlockingEnvelope, BlockingEnvelope) 
         for row in &rows {
             runtime.block_on(store.import(row)).expect("import");
         }
-        let (path, key_id) = common::vectors_keyring();
         let reader = |provider: CryptoProvider, accept_v2: bool| {
-            let kms = LocalKms::new(LocalKeyring::new(path))
-                .with_crypto_provider(provider)
-                .expect("provider compiled in");
-            let envelope = Envelope::builder(kms, key_id.as_str())
-                .crypto_provider(provider)
-                .cache_policy(CachePolicy::default())
+            let envelope = common::builder(provider)
                 .dek_store(store.clone())
                 .accept_compact_v2(accept_v2)
                 .build()

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use base64::Engine;
-use envelope::{BlockingEnvelope, CachePolicy, CryptoProvider, Envelope, LocalKeyring, LocalKms};
+use envelope::{
+    BlockingEnvelope, CachePolicy, CryptoProvider, Envelope, EnvelopeBuilder, LocalKeyring, LocalKms,
+};
 
 /// The keyring file (in a directory kept for the process's life) and its key id.
 pub fn vectors_keyring() -> &'static (PathBuf, String) {
@@ -48,18 +50,20 @@ pub fn vectors_keyring() -> &'static (PathBuf, String) {
     })
 }
 
-/// A blocking envelope over the vectors' keyring on `provider`, with the default cache.
-pub fn envelope(provider: CryptoProvider) -> BlockingEnvelope {
+/// An envelope builder over the vectors' keyring on `provider`, with the default cache.
+pub fn builder(provider: CryptoProvider) -> EnvelopeBuilder {
     let (path, key_id) = vectors_keyring();
     let kms = LocalKms::new(LocalKeyring::new(path))
         .with_crypto_provider(provider)
         .expect("provider compiled in");
-    let envelope = Envelope::builder(kms, key_id.as_str())
+    Envelope::builder(kms, key_id.as_str())
         .crypto_provider(provider)
         .cache_policy(CachePolicy::default())
-        .build()
-        .expect("envelope");
-    BlockingEnvelope::new(envelope).expect("blocking envelope")
+}
+
+/// A blocking envelope over the vectors' keyring on `provider`, with the default cache.
+pub fn envelope(provider: CryptoProvider) -> BlockingEnvelope {
+    BlockingEnvelope::new(builder(provider).build().expect("envelope")).expect("blocking envelope")
 }
 
 /// Splits a fuzz input into (AAD, ciphertext): the first byte is the AAD's length.
