@@ -715,3 +715,88 @@ async fn summaries_report_the_database_connection_and_sslmode_is_enforced() {
     assert_eq!(summary["database_connection"]["encrypted"], false);
     assert_eq!(summary["database_connection"]["sslmode"], "disable");
 }
+
+/// `--workers 2` splits the key range of every primary key type the README names (the
+/// split took `max()` of the key, which `uuid` lacks), also on a schema-qualified,
+/// mixed-case table: every value is rewrapped once, and a second run finds all current.
+#[tokio::test(flavor = "multi_thread")]
+async fn several_workers_split_every_primary_key_type() {
+    let client = db().await;
+    let keyring = Keyring::new();
+    let env = keyring.envelope(1_000);
+    client
+        .batch_execute("CREATE SCHEMA IF NOT EXISTS \"Split Keys\"")
+        .await
+        .unwrap();
+    let kinds = [
+        ("integer", "i"),
+        ("text", "'k' || lpad(i::text, 5, '0')"),
+        ("uuid", "md5(i::text)::uuid"),
+        ("numeric", "i::numeric / 7"),
+        (
+            "timestamp",
+            "timestamp '2026-01-01' + i * interval '1 minute'",
+        ),
+    ];
+    for (pk_type, key_of) in kinds {
+        let table = format!("\"Split Keys\".\"{}\"", unique(&format!("Keys_{pk_type}")));
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE {table} (\"Id\" {pk_type} PRIMARY KEY, ssn text);
+                 INSERT INTO {table} SELECT {key_of}, NULL FROM generate_series(1, 3000) AS i"
+            ))
+            .await
+            .unwrap();
+        let keys: Vec<String> = client
+            .query(&format!("SELECT \"Id\"::text FROM {table}"), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        let mut values = Vec::new();
+        for key in &keys {
+            values.push(env.encrypt_to_text(key.as_bytes(), b"").await.unwrap());
+        }
+        client
+            .execute(
+                &format!(
+                    "UPDATE {table} t SET ssn = v.ssn FROM unnest($1::text[], $2::text[]) AS v(k, ssn) \
+                     WHERE t.\"Id\" = v.k::{pk_type}"
+                ),
+                &[&keys, &values],
+            )
+            .await
+            .unwrap();
+        keyring.rotate();
+        env.refresh_kek();
+        let rewrap = |workers: &str| {
+            json_of(
+                &envelope(&[
+                    "rewrap",
+                    "--key",
+                    &keyring.uri,
+                    "--db",
+                    &pg_url(),
+                    "--table",
+                    &table,
+                    "--column",
+                    "ssn",
+                    "--workers",
+                    workers,
+                    "--json",
+                ]),
+                0,
+            )
+        };
+        let first = &rewrap("2")[0];
+        assert_eq!(first["total"]["changed"], 3000, "{pk_type}: {first}");
+        assert_eq!(first["total"]["failed"], 0, "{pk_type}: {first}");
+        let again = &rewrap("3")[0];
+        assert_eq!(
+            again["total"]["already_current"], 3000,
+            "{pk_type}: {again}"
+        );
+        assert_eq!(again["total"]["changed"], 0, "{pk_type}: {again}");
+    }
+}

@@ -112,10 +112,10 @@ impl Transport {
 impl std::fmt::Display for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.tls_version {
-            None => write!(f, "plaintext (sslmode={})", self.sslmode.as_str()),
+            None => write!(f, "plaintext, sslmode={}", self.sslmode.as_str()),
             Some(version) => write!(
                 f,
-                "{version} (sslmode={}{})",
+                "{version}, sslmode={}{}",
                 self.sslmode.as_str(),
                 if self.sslmode.verifies() {
                     ""

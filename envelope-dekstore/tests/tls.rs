@@ -354,7 +354,7 @@ async fn require_against_a_server_without_tls_is_refused_and_prefer_falls_back()
         .await
         .unwrap();
     assert!(!transport.encrypted());
-    assert_eq!(transport.to_string(), "plaintext (sslmode=prefer)");
+    assert_eq!(transport.to_string(), "plaintext, sslmode=prefer");
     // prefer against a TLS server encrypts (without verifying it).
     let w = World::new();
     let (_, transport) = PgConnector::new(&w.good.url("envelope", "127.0.0.1", ""))

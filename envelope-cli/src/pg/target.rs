@@ -228,11 +228,13 @@ impl Target {
     }
 
     /// The primary keys that end `workers` ranges of about equal row counts (the last
-    /// range is open-ended).
+    /// range is open-ended). The last key of each tile is taken by ordering, not `max()`:
+    /// every primary key type has an ordering (its btree index), not every one has `max`
+    /// (`uuid` has none).
     pub fn split_query(&self, workers: u16) -> String {
         format!(
-            "SELECT max(k)::text FROM (SELECT {pk} AS k, ntile({workers}) OVER (ORDER BY {pk}) AS tile \
-             FROM {table} WHERE {col} IS NOT NULL) s GROUP BY tile ORDER BY tile",
+            "SELECT DISTINCT ON (tile) k::text FROM (SELECT {pk} AS k, ntile({workers}) OVER (ORDER BY {pk}) AS tile \
+             FROM {table} WHERE {col} IS NOT NULL) s ORDER BY tile, k DESC",
             pk = self.pk_sql,
             table = self.table_sql,
             col = self.column_sql,
