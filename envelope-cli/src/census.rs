@@ -120,6 +120,10 @@ pub struct Census {
     /// values: re-encrypt them, then refuse version 2) and `unbound_rows` (DEK store rows
     /// written before rows were bound to their ids: the next store rotation binds them).
     pub weaker: BTreeMap<&'static str, (u64, Vec<String>)>,
+    /// Values whose version label could not be checked because their DEK did not unwrap
+    /// (a disabled version, a denied permission, a damaged wrap), by the label they carry:
+    /// `retire` counts them as still under that version (destroying it could lose them).
+    pub unverified: BTreeMap<GroupKey, (u64, Vec<String>)>,
 }
 
 fn push_sample(samples: &mut Vec<String>, location: &str) {
@@ -176,6 +180,17 @@ impl Census {
             }
             (_, Some(Verdict::Unopenable(kind))) => {
                 self.count_unreadable(location, kind);
+                let entry = self
+                    .unverified
+                    .entry(GroupKey {
+                        provider: info.provider.clone(),
+                        key_id: info.key_id.clone(),
+                        key_version: info.key_version.clone(),
+                        suite: info.suite.clone(),
+                    })
+                    .or_default();
+                entry.0 += 1;
+                push_sample(&mut entry.1, location);
                 return;
             }
             (_, Some(Verdict::Verified)) => "verified",
@@ -259,6 +274,13 @@ impl Census {
                 push_sample(&mut entry.1, &s);
             }
         }
+        for (key, (n, samples)) in other.unverified {
+            let entry = self.unverified.entry(key).or_default();
+            entry.0 += n;
+            for s in samples {
+                push_sample(&mut entry.1, &s);
+            }
+        }
     }
 
     /// Ciphertexts whose header names `provider`/`key_id`/`version`, trusted or mislabeled
@@ -279,6 +301,16 @@ impl Census {
                 && key.key_id == key_id
                 && (key.labeled == version || key.actual == version)
             {
+                total += n;
+                for s in s {
+                    push_sample(&mut samples, s);
+                }
+            }
+        }
+        // A label that could not be checked still names the version: refusing is safe,
+        // destroying it is not.
+        for (key, (n, s)) in &self.unverified {
+            if key.provider == provider && key.key_id == key_id && key.key_version == version {
                 total += n;
                 for s in s {
                     push_sample(&mut samples, s);
@@ -366,12 +398,23 @@ impl Census {
                 )
             })
             .collect();
+        let unverified: Vec<_> = self
+            .unverified
+            .iter()
+            .map(|(k, (n, s))| {
+                serde_json::json!({
+                    "provider": k.provider, "key_id": k.key_id, "key_version": k.key_version,
+                    "suite": k.suite, "count": n, "samples": s,
+                })
+            })
+            .collect();
         serde_json::json!({
             "scanned": self.scanned,
             "groups": groups,
             "keys": keys,
             "mislabeled": mislabeled,
             "unreadable": unreadable,
+            "unverified": unverified,
             "weaker": weaker,
         })
     }
@@ -427,6 +470,16 @@ impl Census {
                 } else {
                     &k.actual
                 },
+                samples.join(", ")
+            );
+        }
+        for (k, (n, samples)) in &self.unverified {
+            let _ = writeln!(
+                out,
+                "UNVERIFIED: {n} value(s) labeled version {} of {} {} did not unwrap to check it; still counted under it (e.g. {})",
+                k.key_version,
+                k.provider,
+                k.key_id,
                 samples.join(", ")
             );
         }

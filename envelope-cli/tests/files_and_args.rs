@@ -431,3 +431,69 @@ async fn bad_arguments_give_one_clear_line() {
         "no partial write"
     );
 }
+
+/// `retire` must not destroy a version that a value still needs because the value could not
+/// be opened to check its label: a value under a *disabled* version used to count as
+/// "unreadable" and let `retire --action destroy` destroy the version it needs.
+#[test]
+fn retire_refuses_a_version_whose_values_could_not_be_checked() {
+    let keyring = Keyring::new();
+    let dir = tempfile::tempdir().unwrap();
+    let value = dir.path().join("a.ev");
+    let out = command(&[
+        "encrypt",
+        "--key",
+        &keyring.uri,
+        "-o",
+        &value.display().to_string(),
+    ])
+    .stdin(std::process::Stdio::piped())
+    .spawn()
+    .and_then(|mut child| {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"still needed")?;
+        child.wait_with_output()
+    })
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    keyring.rotate();
+    let out = envelope(&["keys", "disable", &keyring.uri, "--version", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    let d = dir.path().display().to_string();
+    let out = envelope(&[
+        "retire",
+        "--key",
+        &keyring.uri,
+        "--version",
+        "1",
+        "--action",
+        "destroy",
+        "--dir",
+        &d,
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("a.ev"), "{stderr}");
+    let census = envelope(&[
+        "census",
+        "--dir",
+        &d,
+        "--verify-with",
+        &keyring.uri,
+        "--json",
+    ]);
+    let census = json_of(&census, 0);
+    assert_eq!(census["unverified"][0]["key_version"], "1", "{census}");
+    // Nothing was destroyed: enabling the version makes the value readable again.
+    let out = envelope(&["keys", "enable", &keyring.uri, "--version", "1"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = envelope(&[
+        "decrypt",
+        "--key",
+        &keyring.uri,
+        "-i",
+        &value.display().to_string(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"still needed");
+}
