@@ -345,8 +345,8 @@ static void test_compact(void) {
     uint8_t *ct = NULL;
     size_t ct_len = 0;
     STATUS(envelope_encrypt(client, S("123-45-6789"), S(aad), &ct, &ct_len), ENVELOPE_OK);
-    CHECK(ct_len == 11 + 40, "compact ciphertext length %zu", ct_len);
-    CHECK(ct_len > 2 && ct[2] == 2, "format version 2");
+    CHECK(ct_len == 11 + 72, "compact ciphertext length %zu", ct_len);
+    CHECK(ct_len > 2 && ct[2] == 3, "format version 3 (key-committing) by default");
 
     /* A second client on the same store (another process, say) reads it. */
     envelope_client *reader = new_client(&options);
@@ -360,10 +360,32 @@ static void test_compact(void) {
     uint8_t *json = NULL;
     size_t json_len = 0;
     STATUS(envelope_inspect_json(ct, ct_len, &json, &json_len), ENVELOPE_OK);
-    CHECK(contains(json, json_len, "\"format_version\":2") && contains(json, json_len, "\"dek_id\":1") &&
-              contains(json, json_len, "\"overhead\":40"),
+    CHECK(contains(json, json_len, "\"format_version\":3") && contains(json, json_len, "\"dek_id\":1") &&
+              contains(json, json_len, "\"overhead\":72") && contains(json, json_len, "\"committing\":true"),
           "compact inspect %.*s", (int)json_len, (const char *)json);
     envelope_bytes_free(json, json_len);
+
+    /* Version 2 only on request (40 bytes, not key-committing); a reader can refuse it. */
+    struct envelope_client_options v2_options = options;
+    v2_options.compact_version = 2;
+    envelope_client *v2 = new_client(&v2_options);
+    uint8_t *old = NULL;
+    size_t old_len = 0;
+    STATUS(envelope_encrypt(v2, S("123-45-6789"), S(aad), &old, &old_len), ENVELOPE_OK);
+    CHECK(old_len == 11 + 40 && old[2] == 2, "compact version 2: %zu bytes", old_len);
+    struct envelope_client_options strict_options = options;
+    strict_options.refuse_compact_v2 = true;
+    envelope_client *strict = new_client(&strict_options);
+    STATUS(envelope_decrypt(strict, old, old_len, S(aad), &pt, &pt_len), ENVELOPE_UNSUPPORTED_FORMAT_VERSION);
+    STATUS(envelope_decrypt(strict, ct, ct_len, S(aad), &pt, &pt_len), ENVELOPE_OK);
+    envelope_bytes_free(pt, pt_len);
+    envelope_bytes_free(old, old_len);
+    envelope_client_free(strict);
+    envelope_client_free(v2);
+    v2_options.compact_version = 4;
+    envelope_client *four = NULL;
+    STATUS(envelope_client_new(S(uri), &v2_options, &four), ENVELOPE_INVALID_CONFIG);
+    CHECK(four == NULL, "no client for compact version 4");
 
     /* Without a store, a compact value is refused with a message that says why. */
     envelope_client *plain = new_client(NULL);
@@ -371,8 +393,9 @@ static void test_compact(void) {
     CHECK(strstr(last_error(), "DEK store") != NULL, "says a store is needed: %s", last_error());
 
     /* A DEK id the store lacks. */
-    uint8_t forged[51];
-    memcpy(forged, ct, ct_len);
+    uint8_t forged[11 + 72];
+    CHECK(ct_len == sizeof forged, "the forged copy fits");
+    memcpy(forged, ct, sizeof forged);
     forged[11] = 9;
     STATUS(envelope_decrypt(reader, forged, ct_len, S(aad), &pt, &pt_len), ENVELOPE_DEK_NOT_FOUND);
 
