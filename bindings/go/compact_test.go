@@ -174,7 +174,7 @@ func TestCompactFormSizesAndStore(t *testing.T) {
 	if _, err := strict.Decrypt(old, []byte("patients.ssn:1")); !errors.Is(err, ErrUnsupportedFormatVersion) {
 		t.Fatalf("refused v2: %v", err)
 	}
-	if _, err := Open(uri, &Options{DEKStore: store, CompactVersion: 4}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := Open(uri, &Options{DEKStore: store, CompactVersion: 4}); !errors.Is(err, ErrInvalidArgument) {
 		t.Fatalf("compact version 4: %v", err)
 	}
 	cold := open(t, uri, &Options{DEKStore: store})

@@ -80,7 +80,7 @@ pub struct envelope_client_options {
     /// The compact version new values are written in: 0 or 3 (the default, key-committing)
     /// or 2 (40 bytes of overhead, NOT key-committing: someone who knows two DEKs and can
     /// write the store can make one v2 value decrypt to two plaintexts). Other values:
-    /// `ENVELOPE_INVALID_CONFIG`.
+    /// `ENVELOPE_INVALID_ARGUMENT`.
     pub compact_version: u32,
     /// Refuse compact version 2 values when decrypting (they fail with
     /// `ENVELOPE_UNSUPPORTED_FORMAT_VERSION`), once none are left.

@@ -384,7 +384,7 @@ static void test_compact(void) {
     envelope_client_free(v2);
     v2_options.compact_version = 4;
     envelope_client *four = NULL;
-    STATUS(envelope_client_new(S(uri), &v2_options, &four), ENVELOPE_INVALID_CONFIG);
+    STATUS(envelope_client_new(S(uri), &v2_options, &four), ENVELOPE_INVALID_ARGUMENT);
     CHECK(four == NULL, "no client for compact version 4");
 
     /* Without a store, a compact value is refused with a message that says why. */
