@@ -120,7 +120,8 @@ func TestCompactVectors(t *testing.T) {
 				}
 			}
 			info, err := Inspect(ct)
-			if err != nil || info.FormatVersion != 2 || info.DEKID != v.DEKID || info.Suite != v.Suite || info.KeyID != "" {
+			if err != nil || info.FormatVersion != int(ct[2]) || info.Committing != (ct[2] == 3) ||
+				info.DEKID != v.DEKID || info.Suite != v.Suite || info.KeyID != "" {
 				t.Fatalf("inspect: %+v %v", info, err)
 			}
 		})

@@ -37,9 +37,9 @@ def test_each_language_decrypts_the_others_compact_form(writer, uri, tmp_path):
     aad = f"interop.{writer}#2".encode().hex()
     plaintext = b"123-45-6789".hex()
     ciphertext = run(progs[writer], "encrypt", uri, aad, plaintext, store)
-    assert len(bytes.fromhex(ciphertext)) == 11 + 40
+    assert len(bytes.fromhex(ciphertext)) == 11 + 72
     info = envelope_sdk.Client.inspect(bytes.fromhex(ciphertext))
-    assert (info.format_version, info.dek_id, info.provider) == (2, 1, None)
+    assert (info.format_version, info.committing, info.dek_id, info.provider) == (3, True, 1, None)
     for reader, program in progs.items():
         if reader == writer:
             continue
