@@ -80,6 +80,16 @@ impl Facts {
         }
     }
 
+    /// The census group these facts fall in.
+    fn group_key(&self) -> GroupKey {
+        GroupKey {
+            provider: self.provider.clone(),
+            key_id: self.key_id.clone(),
+            key_version: self.key_version.clone(),
+            suite: self.suite.clone(),
+        }
+    }
+
     fn of_row(row: &StoredDek) -> Self {
         Facts {
             provider: row.wrapped.provider.to_string(),
@@ -113,22 +123,43 @@ pub struct Census {
     /// Readable ciphertexts by group.
     pub groups: BTreeMap<GroupKey, GroupCount>,
     /// Mislabeled ciphertexts, with up to five locations each.
-    pub mislabeled: BTreeMap<MislabeledKey, (u64, Vec<String>)>,
+    pub mislabeled: BTreeMap<MislabeledKey, Tally>,
     /// Values that are not readable envelope ciphertexts, by error kind, with samples.
-    pub unreadable: BTreeMap<String, (u64, Vec<String>)>,
+    pub unreadable: BTreeMap<String, Tally>,
     /// Weaker-than-current forms, with samples: `not_key_committing` (compact version 2
     /// values: re-encrypt them, then refuse version 2) and `unbound_rows` (DEK store rows
     /// written before rows were bound to their ids: the next store rotation binds them).
-    pub weaker: BTreeMap<&'static str, (u64, Vec<String>)>,
+    pub weaker: BTreeMap<&'static str, Tally>,
     /// Values whose version label could not be checked because their DEK did not unwrap
     /// (a disabled version, a denied permission, a damaged wrap), by the label they carry:
     /// `retire` counts them as still under that version (destroying it could lose them).
-    pub unverified: BTreeMap<GroupKey, (u64, Vec<String>)>,
+    pub unverified: BTreeMap<GroupKey, Tally>,
 }
 
 fn push_sample(samples: &mut Vec<String>, location: &str) {
     if samples.len() < SAMPLES {
         samples.push(location.to_owned());
+    }
+}
+
+/// A count with up to [`SAMPLES`] sample locations.
+type Tally = (u64, Vec<String>);
+
+/// Counts one value at `location` under `key`.
+fn tally<K: Ord>(map: &mut BTreeMap<K, Tally>, key: K, location: &str) {
+    let entry = map.entry(key).or_default();
+    entry.0 += 1;
+    push_sample(&mut entry.1, location);
+}
+
+/// Adds the tallies of `from` into `into`.
+fn merge_tallies<K: Ord>(into: &mut BTreeMap<K, Tally>, from: BTreeMap<K, Tally>) {
+    for (key, (n, samples)) in from {
+        let entry = into.entry(key).or_default();
+        entry.0 += n;
+        for s in samples {
+            push_sample(&mut entry.1, &s);
+        }
     }
 }
 
@@ -165,9 +196,7 @@ impl Census {
     }
 
     fn count_weaker(&mut self, what: &'static str, location: &str) {
-        let entry = self.weaker.entry(what).or_default();
-        entry.0 += 1;
-        push_sample(&mut entry.1, location);
+        tally(&mut self.weaker, what, location);
     }
 
     fn observe_facts(&mut self, location: &str, info: &Facts, verdict: Option<&Verdict>) {
@@ -180,31 +209,13 @@ impl Census {
             }
             (_, Some(Verdict::Unopenable(kind))) => {
                 self.count_unreadable(location, kind);
-                let entry = self
-                    .unverified
-                    .entry(GroupKey {
-                        provider: info.provider.clone(),
-                        key_id: info.key_id.clone(),
-                        key_version: info.key_version.clone(),
-                        suite: info.suite.clone(),
-                    })
-                    .or_default();
-                entry.0 += 1;
-                push_sample(&mut entry.1, location);
+                tally(&mut self.unverified, info.group_key(), location);
                 return;
             }
             (_, Some(Verdict::Verified)) => "verified",
             (check, None) => check.as_str(),
         };
-        let group = self
-            .groups
-            .entry(GroupKey {
-                provider: info.provider.clone(),
-                key_id: info.key_id.clone(),
-                key_version: info.key_version.clone(),
-                suite: info.suite.clone(),
-            })
-            .or_default();
+        let group = self.groups.entry(info.group_key()).or_default();
         group.count += 1;
         if group.label.is_empty() || group.label == "verified" {
             group.label = label.to_owned();
@@ -216,23 +227,17 @@ impl Census {
     }
 
     fn count_unreadable(&mut self, location: &str, kind: &str) {
-        let entry = self.unreadable.entry(kind.to_owned()).or_default();
-        entry.0 += 1;
-        push_sample(&mut entry.1, location);
+        tally(&mut self.unreadable, kind.to_owned(), location);
     }
 
     fn count_mislabeled(&mut self, location: &str, info: &Facts, actual: &str) {
-        let entry = self
-            .mislabeled
-            .entry(MislabeledKey {
-                provider: info.provider.clone(),
-                key_id: info.key_id.clone(),
-                labeled: info.key_version.clone(),
-                actual: actual.to_owned(),
-            })
-            .or_default();
-        entry.0 += 1;
-        push_sample(&mut entry.1, location);
+        let key = MislabeledKey {
+            provider: info.provider.clone(),
+            key_id: info.key_id.clone(),
+            labeled: info.key_version.clone(),
+            actual: actual.to_owned(),
+        };
+        tally(&mut self.mislabeled, key, location);
     }
 
     /// Adds another census's counts (another store, another worker).
@@ -253,34 +258,10 @@ impl Census {
                 push_sample(&mut group.samples, &s);
             }
         }
-        for (key, (n, samples)) in other.mislabeled {
-            let entry = self.mislabeled.entry(key).or_default();
-            entry.0 += n;
-            for s in samples {
-                push_sample(&mut entry.1, &s);
-            }
-        }
-        for (kind, (n, samples)) in other.unreadable {
-            let entry = self.unreadable.entry(kind).or_default();
-            entry.0 += n;
-            for s in samples {
-                push_sample(&mut entry.1, &s);
-            }
-        }
-        for (what, (n, samples)) in other.weaker {
-            let entry = self.weaker.entry(what).or_default();
-            entry.0 += n;
-            for s in samples {
-                push_sample(&mut entry.1, &s);
-            }
-        }
-        for (key, (n, samples)) in other.unverified {
-            let entry = self.unverified.entry(key).or_default();
-            entry.0 += n;
-            for s in samples {
-                push_sample(&mut entry.1, &s);
-            }
-        }
+        merge_tallies(&mut self.mislabeled, other.mislabeled);
+        merge_tallies(&mut self.unreadable, other.unreadable);
+        merge_tallies(&mut self.weaker, other.weaker);
+        merge_tallies(&mut self.unverified, other.unverified);
     }
 
     /// Ciphertexts whose header names `provider`/`key_id`/`version`, trusted or mislabeled

@@ -235,11 +235,6 @@ impl PgConnector {
         self.sslmode
     }
 
-    /// The driver configuration (host, port, user, database…).
-    pub fn config(&self) -> &tokio_postgres::Config {
-        &self.config
-    }
-
     /// Connects, drives the connection on the current tokio runtime, and asks the server
     /// how the connection is carried.
     pub async fn connect(&self) -> std::result::Result<(Client, Transport), ConnectError> {

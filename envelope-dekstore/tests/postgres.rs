@@ -164,24 +164,5 @@ async fn a_table_from_before_row_binding_is_migrated() {
     ))
     .await;
     let store = PgDekStore::new(&pg_url(), &table).unwrap();
-    let old = store
-        .get(envelope_core::DekId::new(1).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!old.bound);
-    let id = store.reserve_id().await.unwrap();
-    assert_eq!(id.get(), 2);
-    let mut new = envelope_core::compact::NewDek {
-        suite: old.suite,
-        wrapped: old.wrapped.clone(),
-        commitment: old.commitment,
-    };
-    new.commitment[0] = 1;
-    store.insert(id, &new).await.unwrap();
-    assert!(store.get(id).await.unwrap().unwrap().bound);
-    assert!(matches!(
-        store.insert(id, &new).await,
-        Err(envelope_core::Error::DekStore { .. })
-    ));
+    common::check_migrated_store(&store).await;
 }

@@ -6,9 +6,9 @@ mod common;
 
 use std::sync::Arc;
 
+use envelope_core::DekStore;
 use envelope_core::compact::inspect_compact;
 use envelope_core::testing::check_dek_store;
-use envelope_core::{DekId, DekStore};
 use envelope_dekstore::{SqliteDekStore, open_dek_store};
 
 /// Runs statements on the store file through a connection of its own (as another
@@ -116,18 +116,7 @@ async fn a_file_from_before_row_binding_is_migrated() {
         .unwrap();
     }
     let store = SqliteDekStore::open(&path).unwrap();
-    let old = store.get(DekId::new(1).unwrap()).await.unwrap().unwrap();
-    assert!(!old.bound);
-    let id = store.reserve_id().await.unwrap();
-    assert_eq!(id.get(), 2);
-    let mut new = envelope_core::compact::NewDek {
-        suite: old.suite,
-        wrapped: old.wrapped.clone(),
-        commitment: old.commitment,
-    };
-    new.commitment[0] = 1;
-    store.insert(id, &new).await.unwrap();
-    assert!(store.get(id).await.unwrap().unwrap().bound);
+    common::check_migrated_store(&store).await;
     // Opening again does not migrate twice.
     drop(store);
     SqliteDekStore::open(&path).unwrap();

@@ -789,11 +789,7 @@ pub unsafe extern "C" fn envelope_inspect_json(
         } else {
             std::borrow::Cow::Borrowed(ct)
         };
-        if binary.starts_with(b"EV")
-            && binary
-                .get(2)
-                .is_some_and(|&v| envelope::compact::CompactVersion::from_byte(v).is_some())
-        {
+        if envelope::compact::is_compact(&binary) {
             let info = envelope::compact::inspect_compact(&binary)?;
             let json = serde_json::json!({
                 "format_version": info.format_version,

@@ -198,6 +198,23 @@ fn with_context(mut body: Value, context: &EncryptionContext) -> Value {
     body
 }
 
+/// Zeroizes every `plaintext` member of a request body (a DEK in base64), at any depth
+/// (`batch_input` items included).
+fn wipe_plaintexts(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, member) in map.iter_mut() {
+                match member {
+                    Value::String(s) if key == "plaintext" => zeroize::Zeroize::zeroize(s),
+                    other => wipe_plaintexts(other),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(wipe_plaintexts),
+        _ => {}
+    }
+}
+
 /// Whether `context` carries reserved binding entries (which `rewrap` cannot take).
 fn has_binding(context: &EncryptionContext) -> bool {
     context
@@ -491,6 +508,7 @@ impl VaultKms {
             return Ok(Vec::new());
         }
         let count = inputs.len();
+        let mut request = json!({ "batch_input": inputs });
         let body = self
             .call(
                 "rewrap",
@@ -498,9 +516,11 @@ impl VaultKms {
                 "",
                 reqwest::Method::POST,
                 path,
-                Some(&json!({ "batch_input": inputs })),
+                Some(&request),
             )
-            .await?;
+            .await;
+        wipe_plaintexts(&mut request);
+        let body = body?;
         #[derive(Deserialize)]
         struct Batch {
             batch_results: Vec<BatchAnswer>,
@@ -532,10 +552,10 @@ impl Kms for VaultKms {
         dek: &Dek,
         context: &EncryptionContext,
     ) -> Result<WrappedDek> {
-        // The request body holds the DEK in base64; it is owned by the HTTP stack once sent.
-        // Envelopes never call this path (they use `generate_dek` and `rewrap_dek`).
+        // The request body holds the DEK in base64 (a DEK store's new DEKs come this way):
+        // wiped here once sent; the HTTP stack's serialized copy is beyond this crate's reach.
         let plaintext = Zeroizing::new(STANDARD.encode(dek.expose_secret()));
-        let body = with_context(json!({ "plaintext": plaintext.as_str() }), context);
+        let mut body = with_context(json!({ "plaintext": plaintext.as_str() }), context);
         let response = self
             .call(
                 "wrap",
@@ -545,7 +565,9 @@ impl Kms for VaultKms {
                 &format!("encrypt/{key_id}"),
                 Some(&body),
             )
-            .await?;
+            .await;
+        wipe_plaintexts(&mut body);
+        let response = response?;
         let parsed: CiphertextResponse = parse_data("wrap", &response)?;
         self.wrapped_from(key_id, parsed.ciphertext)
     }
@@ -710,6 +732,21 @@ impl Kms for VaultKms {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_bodies_lose_their_plaintexts() {
+        let mut body = json!({
+            "plaintext": "c2VjcmV0",
+            "batch_input": [{ "plaintext": "a2V5", "associated_data": "YWQ=" }],
+        });
+        wipe_plaintexts(&mut body);
+        let shown = body.to_string();
+        assert!(
+            !shown.contains("c2VjcmV0") && !shown.contains("a2V5"),
+            "{shown}"
+        );
+        assert!(shown.contains("YWQ="), "other members are kept: {shown}");
+    }
 
     #[test]
     fn version_prefix() {

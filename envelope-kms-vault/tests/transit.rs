@@ -152,7 +152,8 @@ async fn conformance_suite_plain_and_derived_keys() {
     admin.create_key(&derived, true).await;
     let vault: Arc<dyn Kms> = Arc::new(kms(&server, &server.token));
 
-    // A plain Transit key ignores the context; a derived key derives from it.
+    // A plain Transit key ignores the context (but binds a store row, as associated_data);
+    // a derived key derives from it.
     let opts = ConformanceOptions {
         enforces_context: false,
         ..ConformanceOptions::default()

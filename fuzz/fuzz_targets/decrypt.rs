@@ -25,11 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let (lc, rc) = envelopes();
     let a = lc.decrypt(ct, aad);
     let b = rc.decrypt(ct, aad);
-    match (&a, &b) {
-        (Ok(x), Ok(y)) => assert_eq!(x, y),
-        (Err(x), Err(y)) => assert_eq!(x.kind(), y.kind(), "{x} / {y}"),
-        _ => panic!("providers disagree: {:?} / {:?}", a.as_ref().map(Vec::len), b.as_ref().map(Vec::len)),
-    }
+    common::same_outcome(&a, &b, "providers");
     let mut buf = vec![0u8; ct.len()];
     match (lc.decrypt_into(ct, aad, &mut buf), &a) {
         (Ok(n), Ok(p)) => assert_eq!(&buf[..n], p.as_slice()),

@@ -145,9 +145,9 @@ impl fmt::Display for DekId {
 }
 
 /// Whether `input` is a binary ciphertext of the compact form, either version (magic and
-/// version byte only; [`parse`] checks the rest).
+/// version byte only; [`inspect_compact`] checks the rest).
 #[inline]
-pub(crate) fn is_compact(input: &[u8]) -> bool {
+pub fn is_compact(input: &[u8]) -> bool {
     input.len() > 2 && input[..2] == MAGIC && CompactVersion::from_byte(input[2]).is_some()
 }
 
@@ -177,6 +177,20 @@ impl ParsedCompact<'_> {
     /// Header length (magic through nonce).
     fn header_len(&self) -> usize {
         ID_END + self.version.commitment_len() + self.nonce.len()
+    }
+
+    /// The header facts of this value.
+    fn info(&self) -> CompactInfo {
+        let header_len = self.header_len();
+        CompactInfo {
+            format_version: self.version.byte(),
+            committing: self.version.is_committing(),
+            suite: self.suite,
+            dek_id: self.dek_id,
+            header_len,
+            plaintext_len: self.body.len() - TAG_LEN,
+            overhead: header_len + TAG_LEN,
+        }
     }
 }
 
@@ -428,17 +442,7 @@ pub struct CompactInfo {
 
 /// Reads a compact binary ciphertext's header without the store or any key.
 pub fn inspect_compact(ciphertext: &[u8]) -> Result<CompactInfo> {
-    let p = parse(ciphertext)?;
-    let header_len = p.header_len();
-    Ok(CompactInfo {
-        format_version: p.version.byte(),
-        committing: p.version.is_committing(),
-        suite: p.suite,
-        dek_id: p.dek_id,
-        header_len,
-        plaintext_len: p.body.len() - TAG_LEN,
-        overhead: header_len + TAG_LEN,
-    })
+    Ok(parse(ciphertext)?.info())
 }
 
 /// A compact ciphertext's header facts completed from its DEK store row: the KEK provider,
@@ -448,7 +452,7 @@ pub fn inspect_compact(ciphertext: &[u8]) -> Result<CompactInfo> {
 /// value's commitment is not the row's (no key is used).
 pub fn header_info(ciphertext: &[u8], row: &super::StoredDek) -> Result<crate::HeaderInfo> {
     let parsed = parse(ciphertext)?;
-    let info = inspect_compact(ciphertext)?;
+    let info = parsed.info();
     let commitment_differs = parsed
         .commitment
         .is_some_and(|c| !bool::from(subtle::ConstantTimeEq::ct_eq(c, &row.commitment[..])));

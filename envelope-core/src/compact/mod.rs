@@ -16,9 +16,9 @@ mod store;
 pub(crate) use form::seal_with_nonce;
 pub use form::{
     COMPACT_FORMAT_VERSION, COMPACT_TEXT_PREFIX, CompactInfo, CompactVersion, DEK_ID_LEN, DekId,
-    MAX_DEK_ID, compact_overhead, header_info, inspect_compact,
+    MAX_DEK_ID, compact_overhead, header_info, inspect_compact, is_compact,
 };
-pub(crate) use form::{ParsedCompact, is_compact, parse};
+pub(crate) use form::{ParsedCompact, parse};
 pub use rows_json::{stored_deks_from_json, stored_deks_to_json};
 pub(crate) use store::check_user_context;
 pub use store::{

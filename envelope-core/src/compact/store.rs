@@ -31,7 +31,11 @@ pub fn binding_context(
     commitment: &[u8; COMMITMENT_LEN],
 ) -> EncryptionContext {
     let mut context = base.clone();
-    let hex: String = commitment.iter().map(|b| format!("{b:02x}")).collect();
+    let mut hex = String::with_capacity(2 * COMMITMENT_LEN);
+    for b in commitment {
+        // Writing to a String cannot fail.
+        let _ = std::fmt::Write::write_fmt(&mut hex, format_args!("{b:02x}"));
+    }
     for (key, value) in BINDING_KEYS
         .into_iter()
         .zip([id.to_string(), suite.name().to_owned(), hex])

@@ -27,6 +27,11 @@ pub struct ConformanceOptions {
     pub reports_versions: bool,
     /// Whether the service authenticates the encryption context on unwrap.
     pub enforces_context: bool,
+    /// Whether the service authenticates a DEK store row's binding
+    /// ([`crate::compact::binding_context`]) on unwrap. True for every backend of this
+    /// project, also where `enforces_context` is not (Vault binds the row as
+    /// `associated_data` on any key type).
+    pub enforces_binding: bool,
     /// Whether the service authenticates wrapped DEKs (`false` only for an emulator that
     /// does not really encrypt: a tampered wrap then cannot be told from a genuine one, and
     /// the envelope's key commitment is what refuses it).
@@ -40,6 +45,7 @@ impl Default for ConformanceOptions {
         ConformanceOptions {
             reports_versions: true,
             enforces_context: true,
+            enforces_binding: true,
             authenticates_wraps: true,
             missing_key_id: "envelope-conformance-missing-key".into(),
         }
@@ -264,7 +270,7 @@ pub async fn rewrap_keeps_the_dek(
 
 /// A DEK store row's wrap binds its id, suite and commitment
 /// ([`crate::compact::binding_context`]): the wrap unwraps under its own row's binding, and
-/// (where the service authenticates the context) not as another row, another suite, or
+/// (where the service authenticates the binding) not as another row, another suite, or
 /// without the binding; a rewrap, single or batched, keeps the binding.
 pub async fn store_rows_are_bound(
     kms: &dyn Kms,
@@ -290,7 +296,7 @@ pub async fn store_rows_are_bound(
         back.expose_secret() == dek.expose_secret(),
         "a bound wrap unwrapped to another DEK"
     );
-    if opts.enforces_context {
+    if opts.enforces_binding {
         for (what, other) in [
             ("another row's id", bound(42, crate::Suite::Aes256Gcm)?),
             ("another suite", bound(41, crate::Suite::XChaCha20Poly1305)?),
@@ -314,7 +320,7 @@ pub async fn store_rows_are_bound(
         again.expose_secret() == dek.expose_secret(),
         "a bound rewrap changed the DEK"
     );
-    if opts.enforces_context {
+    if opts.enforces_binding {
         ensure!(
             kms.unwrap_dek(&rewrapped, &base).await.is_err(),
             "a bound rewrap lost its binding"
@@ -345,7 +351,7 @@ pub async fn store_rows_are_bound(
                 dek_back.expose_secret() == dek.expose_secret(),
                 "a bound batch rewrap changed the DEK"
             );
-            if opts.enforces_context {
+            if opts.enforces_binding {
                 ensure!(
                     kms.unwrap_dek(&new, &base).await.is_err(),
                     "a bound batch rewrap lost its binding"

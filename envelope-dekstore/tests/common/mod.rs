@@ -107,3 +107,29 @@ pub async fn tampering_fails_with_typed_errors<F, Fut>(
         );
     }
 }
+
+/// After a store written before rows were bound has been opened (row 1 written by the old
+/// schema): row 1 reads as unbound, the next id is 2, a new row is bound, and its id cannot
+/// be inserted twice.
+pub async fn check_migrated_store(store: &dyn DekStore) {
+    let old = store
+        .get(envelope_core::DekId::new(1).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!old.bound);
+    let id = store.reserve_id().await.unwrap();
+    assert_eq!(id.get(), 2);
+    let mut new = envelope_core::compact::NewDek {
+        suite: old.suite,
+        wrapped: old.wrapped.clone(),
+        commitment: old.commitment,
+    };
+    new.commitment[0] = 1;
+    store.insert(id, &new).await.unwrap();
+    assert!(store.get(id).await.unwrap().unwrap().bound);
+    assert!(matches!(
+        store.insert(id, &new).await,
+        Err(envelope_core::Error::DekStore { .. })
+    ));
+}

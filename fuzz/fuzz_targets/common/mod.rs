@@ -66,6 +66,20 @@ pub fn envelope(provider: CryptoProvider) -> BlockingEnvelope {
     BlockingEnvelope::new(builder(provider).build().expect("envelope")).expect("blocking envelope")
 }
 
+/// Asserts that two decryptions of one input agree: the same plaintext, or the same error
+/// kind (`what` names the two sides).
+pub fn same_outcome(a: &envelope::Result<Vec<u8>>, b: &envelope::Result<Vec<u8>>, what: &str) {
+    match (a, b) {
+        (Ok(x), Ok(y)) => assert_eq!(x, y, "{what}: different plaintexts"),
+        (Err(x), Err(y)) => assert_eq!(x.kind(), y.kind(), "{what}: {x} / {y}"),
+        _ => panic!(
+            "{what} disagree: {:?} / {:?}",
+            a.as_ref().map(Vec::len),
+            b.as_ref().map(Vec::len)
+        ),
+    }
+}
+
 /// Splits a fuzz input into (AAD, ciphertext): the first byte is the AAD's length.
 pub fn split_aad(data: &[u8]) -> (&[u8], &[u8]) {
     match data.split_first() {
