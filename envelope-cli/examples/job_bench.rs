@@ -17,7 +17,7 @@
 use std::time::Instant;
 
 use envelope::{CachePolicy, Envelope, LocalKms};
-use envelope_cli::pg::{Target, connect};
+use envelope_cli::stores::postgres::{Target, connect};
 
 #[tokio::main]
 async fn main() {

@@ -210,9 +210,23 @@ pub struct JobArgs {
     /// Rows per batch; each batch is one transaction (PostgreSQL).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub batch_size: u32,
-    /// Parallel workers, each over its own primary-key range (PostgreSQL).
+    /// Parallel workers in this process, each over its own primary-key range (PostgreSQL).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
+    /// Share the job JOB with other processes, on this machine or others (PostgreSQL):
+    /// run the same command with the same JOB anywhere; the first process records the
+    /// job's key ranges in `envelope_jobs`, every process claims ranges with a lease until
+    /// all are done, a range whose worker died is resumed from its checkpoint by another
+    /// once its lease runs out, and each summary's `total` sums every worker.
+    #[arg(long, value_name = "JOB", conflicts_with_all = ["resume", "dry_run"])]
+    pub join: Option<String>,
+    /// Key ranges a joined job is cut into (when this process is the first).
+    #[arg(long, default_value_t = 16, requires = "join", value_parser = clap::value_parser!(u16).range(1..=4096))]
+    pub parts: u16,
+    /// Seconds a claimed range stays a worker's without a commit; a worker that dies
+    /// loses its ranges to other workers after this long (each committed batch renews it).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub lease: u64,
     /// At most this many KMS calls per second.
     #[arg(long, value_name = "CALLS_PER_SECOND")]
     pub max_rate: Option<f64>,

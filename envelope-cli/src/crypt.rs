@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{CryptArgs, InspectArgs};
 use crate::exit::{CliError, CliResult, OK};
-use crate::files::replace_atomically;
+use crate::stores::files::replace_atomically;
 use crate::value::Stored;
 
 fn read_input(path: Option<&Path>) -> Result<Vec<u8>, CliError> {
@@ -49,7 +49,7 @@ fn envelope_of(args: &CryptArgs) -> Result<Envelope, CliError> {
         let version = compact::CompactVersion::from_byte(args.compact_version)
             .ok_or_else(|| CliError::new("--compact-version is 2 or 3"))?;
         builder = builder
-            .dek_store(crate::dekstore::open(store)?)
+            .dek_store(crate::stores::dek_store::open(store)?)
             .compact_version(version);
     }
     Ok(builder.build()?)
@@ -143,7 +143,8 @@ pub async fn inspect(args: InspectArgs) -> CliResult {
             return Ok(OK);
         }
         (_, Some(uri)) => {
-            let headers = crate::dekstore::StoreHeaders::new(crate::dekstore::open(uri)?);
+            let headers =
+                crate::engine::headers::StoreHeaders::new(crate::stores::dek_store::open(uri)?);
             (
                 headers.header(&stored.binary).await?,
                 headers.wrapped(&stored.binary).await?,

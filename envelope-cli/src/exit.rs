@@ -63,12 +63,6 @@ impl From<envelope::Error> for CliError {
     }
 }
 
-impl From<tokio_postgres::Error> for CliError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        CliError::new(crate::pg::describe_pg_error(&e))
-    }
-}
-
 impl From<std::io::Error> for CliError {
     fn from(e: std::io::Error) -> Self {
         CliError::new(e.to_string())

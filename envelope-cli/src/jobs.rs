@@ -2,21 +2,24 @@
 //! after the other, with one envelope (and so one DEK cache) for the whole run.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use envelope::{Envelope, Kms};
 
 use crate::aad::AadTemplate;
-use crate::action::{Filter, JobKind, Processor};
-use crate::census::Census;
 use crate::cli::{CensusArgs, JobArgs, ReencryptArgs, RetireAction, RetireArgs, StoreArgs};
-use crate::dekstore::{self, StoreHeaders};
+use crate::engine::census::{self, Census};
+use crate::engine::headers::StoreHeaders;
+use crate::engine::process::{Filter, JobKind, Processor};
+use crate::engine::ratelimit::RateLimitedKms;
+use crate::engine::run::{self, JobOptions};
+use crate::engine::store::{ConnectionInfo, Store};
+use crate::engine::summary::Summary;
 use crate::exit::{
     CliError, CliResult, FINISHED_WITH_FAILURES, OK, RETIRE_REFUSED, STOPPED_RESUMABLE,
 };
 use crate::labels::LabelVerifier;
-use crate::ratelimit::RateLimitedKms;
-use crate::summary::Summary;
-use crate::{files, pg};
+use crate::stores::{self, dek_store, dek_store::DekStoreRows};
 
 fn require_store(stores: &StoreArgs) -> Result<(), CliError> {
     if stores.is_empty() {
@@ -36,7 +39,7 @@ struct Censuses {
     /// The DEK store's location (no password), for messages.
     dek_store_location: Option<String>,
     /// How the database connection of the column census was carried.
-    database_connection: Option<pg::ConnectionInfo>,
+    database_connection: Option<ConnectionInfo>,
 }
 
 impl Censuses {
@@ -85,32 +88,27 @@ impl Censuses {
 
 /// A census of every named store, merged.
 async fn census_of(
-    stores: &StoreArgs,
+    args: &StoreArgs,
     verifier: Option<&LabelVerifier>,
 ) -> Result<Censuses, CliError> {
-    let dek_store = stores
-        .dek_store
-        .as_deref()
-        .map(dekstore::open)
-        .transpose()?;
+    let dek_store = args.dek_store.as_deref().map(dek_store::open).transpose()?;
     let headers = dek_store.clone().map(StoreHeaders::new);
-    let mut census = Census::default();
+    let mut values = Census::default();
     let mut database_connection = None;
-    if let (Some(db), Some(table), Some(column)) = (&stores.db, &stores.table, &stores.column) {
-        let (client, transport) = pg::connect(db).await?;
-        database_connection = Some(pg::ConnectionInfo::from(&transport));
-        let target = pg::Target::resolve(&client, table, column, &[]).await?;
-        census.merge(pg::census(&client, &target, verifier, headers.as_ref()).await?);
-    }
-    if !stores.dirs.is_empty() {
-        census.merge(files::census(&stores.dirs, verifier, headers.as_ref()).await?);
+    for store in stores::open_values(args, None).await? {
+        if database_connection.is_none() {
+            database_connection = store.info().connection;
+        }
+        values.merge(census::of_store(&*store, verifier, headers.as_ref()).await?);
     }
     let store_census = match &dek_store {
-        Some(store) => Some(dekstore::census(&**store, verifier).await?),
+        Some(store) => {
+            Some(census::of_store(&DekStoreRows::new(store.clone()), verifier, None).await?)
+        }
         None => None,
     };
     Ok(Censuses {
-        values: census,
+        values,
         dek_store: store_census,
         dek_store_location: dek_store.map(|s| s.location()),
         database_connection,
@@ -169,9 +167,6 @@ pub async fn reencrypt(args: ReencryptArgs) -> CliResult {
              (--dek-store is where the new DEKs of compact values go)",
         ));
     }
-    if !args.job.stores.dirs.is_empty() {
-        files::check_template(&template)?;
-    }
     let filter = Filter {
         deks: args.dek.iter().map(|d| d.to_ascii_lowercase()).collect(),
         kek_versions: args.kek_version.iter().cloned().collect(),
@@ -197,58 +192,61 @@ async fn run_job(args: JobArgs, kind: JobKind, template: Option<AadTemplate>) ->
             "--resume applies to PostgreSQL jobs and DEK store rotations (file jobs are resumed by running them again)",
         ));
     }
+    if args.join.is_some() && args.stores.db.is_none() {
+        return Err(CliError::with_code(
+            crate::exit::USAGE,
+            "--join shares a PostgreSQL job between processes: name the column with --db/--table/--column",
+        ));
+    }
     let (kms, key_id) = job_kms(&args)?;
     let mut builder = Envelope::builder_dyn(kms, key_id);
-    if let Some(uri) = &args.stores.dek_store {
-        builder = builder.dek_store(dekstore::open(uri)?);
+    let dek_store = args
+        .stores
+        .dek_store
+        .as_deref()
+        .map(dek_store::open)
+        .transpose()?;
+    if let Some(store) = &dek_store {
+        builder = builder.dek_store(store.clone());
     }
     let envelope = builder.build()?;
     if args.dry_run {
         return dry_run(&args, &envelope, &kind).await;
     }
+    // The DEK store's rows rotate first (rewrap), then the values, store by store.
+    let mut queue: Vec<Arc<dyn Store>> = Vec::new();
+    if let (JobKind::Rewrap, Some(store)) = (&kind, &dek_store) {
+        queue.push(Arc::new(DekStoreRows::new(store.clone())));
+    }
+    queue.extend(stores::open_values(&args.stores, template.as_ref()).await?);
+    let processor = Arc::new(Processor::new(envelope, kind));
     let mut summaries: Vec<Summary> = Vec::new();
     let mut stopped = None;
-    if let (JobKind::Rewrap, Some(store)) = (&kind, envelope.dek_store()) {
-        let end =
-            dekstore::rotate(&**store, &envelope, args.batch_size as usize, store_resume).await?;
-        if let Some(e) = end.stopped {
-            stopped = Some((e, Some(end.summary.job_id.clone())));
-        }
-        summaries.push(end.summary);
-    }
-    let processor = Arc::new(Processor::new(envelope, kind));
-    if let (Some(db), Some(table), Some(column), None) = (
-        &args.stores.db,
-        &args.stores.table,
-        &args.stores.column,
-        &stopped,
-    ) {
-        let spec = pg::job::JobSpec {
-            db: db.clone(),
-            table: table.clone(),
-            column: column.clone(),
-            key_uri: args.key.clone(),
-            template: template.clone(),
-            batch_size: args.batch_size,
-            workers: args.workers,
-            resume: args.resume.clone().filter(|_| store_resume.is_none()),
+    for store in queue {
+        let (resume, join) = match store.info().kind {
+            "dek-store" => (store_resume.map(str::to_owned), None),
+            "postgres" => (
+                args.resume.clone().filter(|_| store_resume.is_none()),
+                args.join.clone(),
+            ),
+            _ => (None, None),
         };
-        let end = pg::job::run(&spec, processor.clone()).await?;
-        if let Some(e) = end.stopped {
-            stopped = Some((e, Some(end.summary.job_id.clone())));
-        }
+        let options = JobOptions {
+            key_uri: args.key.clone(),
+            batch_size: args.batch_size as usize,
+            workers: args.workers,
+            resume,
+            join,
+            parts: args.parts,
+            lease: Duration::from_secs(args.lease),
+        };
+        let end = run::run(store, processor.clone(), &options).await?;
+        let job_id = Some(end.summary.job_id.clone()).filter(|id| !id.is_empty());
         summaries.push(end.summary);
-    }
-    for dir in &args.stores.dirs {
-        if stopped.is_some() {
+        if let Some(e) = end.stopped {
+            stopped = Some((e, job_id));
             break;
         }
-        let end =
-            files::run_job(dir, &processor, template.as_ref(), args.batch_size as usize).await?;
-        if let Some(e) = end.stopped {
-            stopped = Some((e, None));
-        }
-        summaries.push(end.summary);
     }
     if args.json {
         let list: Vec<_> = summaries

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use envelope::compact::StoredDek;
 use envelope::{EncryptionContext, ErrorKind, Kms, KmsExt, WrappedDek, canonical_context};
@@ -28,6 +29,8 @@ pub struct LabelVerifier {
     kms: Arc<dyn Kms>,
     context: EncryptionContext,
     memo: Mutex<HashMap<Vec<u8>, Verdict>>,
+    /// KMS calls made (unwraps and describes), for the job summary's `kms_calls`.
+    calls: AtomicU64,
 }
 
 impl LabelVerifier {
@@ -37,7 +40,17 @@ impl LabelVerifier {
             kms,
             context: EncryptionContext::new(),
             memo: Mutex::new(HashMap::new()),
+            calls: AtomicU64::new(0),
         }
+    }
+
+    /// The KMS calls this verifier has made.
+    pub fn kms_calls(&self) -> u64 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    fn count_call(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The verdict for a wrapped DEK of this verifier's provider (`None` for another
@@ -59,6 +72,7 @@ impl LabelVerifier {
         if let Some(v) = self.memo.lock().await.get(&memo_key) {
             return Ok(Some(v.clone()));
         }
+        self.count_call();
         let verdict = match self.kms.unwrap_dek(wrapped, &context).await {
             Ok(_) => Verdict::Verified,
             Err(e) if e.is_retryable() => return Err(e),
@@ -79,6 +93,7 @@ impl LabelVerifier {
         if kind != ErrorKind::DecryptionFailed && kind != ErrorKind::KeyVersionNotFound {
             return Ok(Verdict::Unopenable(kind.as_str()));
         }
+        self.count_call();
         let description = match self.kms.describe_key(&wrapped.key_id).await {
             Ok(d) => d,
             Err(e) if e.is_retryable() => return Err(e),
@@ -92,6 +107,7 @@ impl LabelVerifier {
                 key_version: version.version.clone(),
                 ..wrapped.clone()
             };
+            self.count_call();
             match self.kms.unwrap_dek(&candidate, context).await {
                 Ok(_) => {
                     return Ok(Verdict::Mislabeled {

@@ -1,25 +1,27 @@
 //! The `envelope` command line, as a library so that its job engine can be tested and
 //! benchmarked directly. The binary (`src/main.rs`) only calls [`run`].
 //!
-//! Modules: [`cli`] (arguments), [`keys`], [`crypt`] (encrypt/decrypt/inspect), [`census`],
-//! [`action`] (what a job does to a batch), [`labels`] (version-label checks), [`pg`]
-//! (PostgreSQL census and job engine), [`files`] (directories), [`jobs`] (the subcommands),
-//! [`summary`], [`ratelimit`], [`aad`], [`value`], [`exit`].
+//! Layers, each importing only the ones below it:
+//!
+//! | layer | modules |
+//! |---|---|
+//! | commands | [`keys`], [`crypt`] (encrypt/decrypt/inspect), [`jobs`] (census, rewrap, reencrypt, retire) |
+//! | stores | [`stores`]: PostgreSQL columns, directories, the DEK store |
+//! | engine | [`engine`]: the store seam and the jobs written once against it |
+//! | values | [`value`] (stored forms), [`aad`] (AAD templates), [`labels`] (version-label checks) |
+//! | base | [`cli`] (arguments), [`exit`] (errors and exit codes) |
+//!
+//! A new store is one module in [`stores`] and one line of registration: see [`engine`].
 
 pub mod aad;
-pub mod action;
-pub mod census;
 pub mod cli;
 pub mod crypt;
-pub mod dekstore;
+pub mod engine;
 pub mod exit;
-pub mod files;
 pub mod jobs;
 pub mod keys;
 pub mod labels;
-pub mod pg;
-pub mod ratelimit;
-pub mod summary;
+pub mod stores;
 pub mod value;
 
 use std::process::ExitCode;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 
-use crate::action::Outcome;
+use crate::engine::process::Outcome;
+use crate::engine::store::{ConnectionInfo, WriteGuarantee};
 
 /// Counts of a job (one worker's, or all merged).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -31,17 +32,23 @@ pub struct Counts {
 
 impl Counts {
     /// Counts one outcome.
-    pub fn record(&mut self, outcome: &Outcome) {
+    pub fn record(&mut self, outcome: Outcome) {
         self.scanned += 1;
         match outcome {
-            Outcome::Changed(_) => self.changed += 1,
+            Outcome::Changed => self.changed += 1,
             Outcome::Current => self.already_current += 1,
             Outcome::Skipped => self.skipped += 1,
             Outcome::Failed(kind) => {
                 self.failed += 1;
-                *self.failures.entry((*kind).to_owned()).or_default() += 1;
+                *self.failures.entry(kind.to_owned()).or_default() += 1;
             }
         }
+    }
+
+    /// These counts plus `other`'s.
+    pub fn merged(mut self, other: &Counts) -> Counts {
+        self.merge(other);
+        self
     }
 
     /// Adds another worker's counts.
@@ -61,16 +68,20 @@ impl Counts {
 /// What a finished (or stopped) job reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
-    /// The job id (PostgreSQL checkpoint; empty for files).
+    /// The job id (the store's ledger; empty for a store without one: files).
     pub job_id: String,
     /// `rewrap` or `reencrypt`.
     pub kind: String,
-    /// Where: `table.column` or the directory.
+    /// Where: `table.column`, the directory, `DEK store …`.
     pub store: String,
+    /// What kind of store: `postgres`, `files`, `dek-store`.
+    pub store_kind: String,
+    /// What the store's write-back guarantees against a concurrent writer.
+    pub writes: WriteGuarantee,
     /// How the database connection was carried (PostgreSQL jobs): whether it was
     /// encrypted, the TLS version, the `sslmode` and whether the server was verified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub database_connection: Option<crate::pg::ConnectionInfo>,
+    pub database_connection: Option<ConnectionInfo>,
     /// Counts over the whole job, including before a resume.
     pub total: Counts,
     /// Counts of this run alone.
@@ -120,6 +131,12 @@ impl Summary {
         }
         if let Some(connection) = &self.database_connection {
             out.push_str(&format!("  database connection: {connection}\n"));
+        }
+        if self.writes == WriteGuarantee::CompareThenReplace {
+            out.push_str(
+                "  note: each file is compared, then renamed over; a writer between the two \
+                 loses its write\n",
+            );
         }
         if !self.job_id.is_empty() {
             out.push_str(&format!("  job id: {}\n", self.job_id));

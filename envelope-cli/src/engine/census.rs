@@ -1,5 +1,5 @@
-//! The census: stored ciphertexts counted by provider, key, KEK version and suite, from
-//! their headers alone.
+//! The census: stored ciphertexts (and DEK store rows) counted by provider, key, KEK
+//! version and suite, from their headers alone, over any store.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -9,7 +9,13 @@ use envelope::compact::StoredDek;
 use envelope::{HeaderInfo, LabelCheck};
 use serde::Serialize;
 
-use crate::labels::Verdict;
+use crate::engine::headers::{self, StoreHeaders};
+use crate::engine::store::{Range, Record, Store, Value};
+use crate::exit::CliError;
+use crate::labels::{LabelVerifier, Verdict};
+
+/// Records read per page by a census.
+const PAGE: usize = 5000;
 
 /// How many locations a census remembers per group (to name where data is).
 const SAMPLES: usize = 5;
@@ -484,22 +490,55 @@ impl Census {
     }
 }
 
-/// Counts one stored value, verifying its label through `verifier` when the header
-/// cannot show it (fails only when the verifier's KMS fails retryably).
-pub async fn observe_stored(
+/// A census of a whole store, page by page. With a verifier, labels the header cannot
+/// show are checked by one unwrap per distinct DEK; compact values are read through
+/// `headers` (their DEK store).
+pub async fn of_store(
+    store: &dyn Store,
+    verifier: Option<&LabelVerifier>,
+    headers: Option<&StoreHeaders>,
+) -> Result<Census, CliError> {
+    let mut census = Census::default();
+    let mut after: Option<String> = None;
+    loop {
+        let records = store.page(&Range::all(), after.as_deref(), PAGE).await?;
+        let Some(last) = records.last() else { break };
+        after = Some(last.position.clone());
+        for record in &records {
+            observe(&mut census, record, verifier, headers).await?;
+        }
+    }
+    Ok(census)
+}
+
+/// Counts one record, verifying its label through `verifier` when the header cannot show
+/// it (fails only when the verifier's KMS or the DEK store fails retryably).
+pub async fn observe(
     census: &mut Census,
-    item: &crate::action::Item,
-    verifier: Option<&crate::labels::LabelVerifier>,
-    store: Option<&crate::dekstore::StoreHeaders>,
+    record: &Record,
+    verifier: Option<&LabelVerifier>,
+    store: Option<&StoreHeaders>,
 ) -> envelope::Result<()> {
-    let stored = match &item.stored {
-        Ok(stored) => stored,
-        Err(e) => {
-            census.observe(&item.location, Err(e), None);
+    let stored = match &record.value {
+        Value::DekRow(row) => {
+            let verdict = match verifier {
+                Some(v) if row.wrapped.check_label() == LabelCheck::BoundByWrap => {
+                    v.verdict(&row.wrapped, Some(row)).await?
+                }
+                _ => None,
+            };
+            census.observe_row(row, verdict.as_ref());
+            return Ok(());
+        }
+        Value::Ciphertext {
+            stored: Ok(stored), ..
+        } => stored,
+        Value::Ciphertext { stored: Err(e), .. } => {
+            census.observe(&record.location, Err(e), None);
             return Ok(());
         }
     };
-    let header = crate::dekstore::header(&stored.binary, store).await;
+    let header = headers::header(&stored.binary, store).await;
     if let Err(e) = &header
         && e.is_retryable()
     {
@@ -511,11 +550,11 @@ pub async fn observe_stored(
     }
     let verdict = match (&header, verifier) {
         (Ok(info), Some(v)) if info.label == LabelCheck::BoundByWrap => {
-            crate::dekstore::verdict(v, &stored.binary, store).await?
+            headers::verdict(v, &stored.binary, store).await?
         }
         _ => None,
     };
-    census.observe(&item.location, header.as_ref(), verdict.as_ref());
+    census.observe(&record.location, header.as_ref(), verdict.as_ref());
     Ok(())
 }
 

@@ -1,0 +1,300 @@
+//! What a job does to one page of records: rewrap (header only; a DEK store row's wrapped
+//! DEK), or re-encrypt (new DEK, new body), with each record's outcome classified.
+
+use std::collections::HashSet;
+
+use std::sync::Arc;
+
+use envelope::compact::StoredDek;
+use envelope::{Envelope, ErrorKind, LabelCheck, compact};
+
+use crate::engine::census::unreadable_kind;
+use crate::engine::headers::StoreHeaders;
+use crate::engine::store::{Change, Record, Value};
+use crate::labels::{LabelVerifier, Verdict};
+use crate::value::Stored;
+
+/// Which job.
+#[derive(Debug, Clone)]
+pub enum JobKind {
+    /// Move stale DEKs to the current KEK version, header only.
+    Rewrap,
+    /// New DEK and body for the values the filter selects.
+    Reencrypt(Filter),
+}
+
+impl JobKind {
+    /// `rewrap` or `reencrypt`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            JobKind::Rewrap => "rewrap",
+            JobKind::Reencrypt(_) => "reencrypt",
+        }
+    }
+}
+
+/// Which ciphertexts `reencrypt` replaces.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// DEK fingerprints (any matches); empty: no DEK condition.
+    pub deks: HashSet<String>,
+    /// KEK version labels (any matches); empty: no version condition.
+    pub kek_versions: HashSet<String>,
+}
+
+impl Filter {
+    fn selects(&self, info: &envelope::HeaderInfo) -> bool {
+        (self.deks.is_empty() || self.deks.contains(&info.dek_fingerprint))
+            && (self.kek_versions.is_empty() || self.kek_versions.contains(&info.key_version))
+    }
+}
+
+/// What happened to one record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A new value is to be written (the [`Decision`]'s change).
+    Changed,
+    /// Already under the current version (rewrap).
+    Current,
+    /// Not selected by the filter (reencrypt), or a compact value (rewrap: its DEK
+    /// rotates in the DEK store, the value never changes).
+    Skipped,
+    /// Left untouched, for this reason (an error kind, `mislabeled`, `aad_template`,
+    /// `changed_concurrently`).
+    Failed(&'static str),
+}
+
+/// A record's outcome and, when it changed, its new value.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The new value ([`Outcome::Changed`] only).
+    pub change: Option<Change>,
+}
+
+impl Decision {
+    /// An outcome with nothing to write.
+    pub fn of(outcome: Outcome) -> Self {
+        Decision {
+            outcome,
+            change: None,
+        }
+    }
+
+    fn changed(change: Change) -> Self {
+        Decision {
+            outcome: Outcome::Changed,
+            change: Some(change),
+        }
+    }
+}
+
+/// A KMS failure that stops the job (retryable: the KMS is unreachable, throttling,
+/// timing out). Nothing of the current batch has been written.
+#[derive(Debug)]
+pub struct Stop(pub envelope::Error);
+
+/// Processes batches for one job.
+pub struct Processor {
+    envelope: Envelope,
+    kind: JobKind,
+    verifier: LabelVerifier,
+    store: Option<Arc<StoreHeaders>>,
+}
+
+impl Processor {
+    /// A processor whose envelope targets the key's current version.
+    pub fn new(envelope: Envelope, kind: JobKind) -> Self {
+        let verifier = LabelVerifier::new(envelope.kms().clone());
+        let store = envelope
+            .dek_store()
+            .map(|s| Arc::new(StoreHeaders::new(s.clone())));
+        Processor {
+            envelope,
+            kind,
+            verifier,
+            store,
+        }
+    }
+
+    /// The job kind.
+    pub fn kind(&self) -> &JobKind {
+        &self.kind
+    }
+
+    /// The envelope.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// KMS calls made so far: the envelope's and the label verifier's unwraps.
+    pub fn kms_calls(&self) -> u64 {
+        self.envelope.stats().kms_calls() + self.verifier.kms_calls()
+    }
+
+    /// The decision for every record, in order; a [`Stop`] when the KMS fails retryably.
+    pub async fn process(&self, records: &[&Record]) -> Result<Vec<Decision>, Stop> {
+        let mut outcomes = vec![Decision::of(Outcome::Skipped); records.len()];
+        let mut pending = Vec::new();
+        let mut rows = Vec::new();
+        for (i, record) in records.iter().enumerate() {
+            let stored = match &record.value {
+                Value::DekRow(row) => {
+                    rows.push((i, row));
+                    continue;
+                }
+                Value::Ciphertext { stored, .. } => stored,
+            };
+            let stored = match stored {
+                Ok(s) => s,
+                Err(e) => {
+                    outcomes[i] = Decision::of(Outcome::Failed(e.kind().as_str()));
+                    continue;
+                }
+            };
+            if matches!(self.kind, JobKind::Rewrap)
+                && compact::inspect_compact(&stored.binary).is_ok()
+            {
+                // Nothing to do in the value: its DEK's row rotates with --dek-store.
+                continue;
+            }
+            // The one header parse of this value in the job.
+            let info =
+                match crate::engine::headers::header(&stored.binary, self.store.as_deref()).await {
+                    Ok(info) => info,
+                    Err(e) if e.is_retryable() => return Err(Stop(e)),
+                    Err(e) => {
+                        outcomes[i] = Decision::of(Outcome::Failed(unreadable_kind(&e)));
+                        continue;
+                    }
+                };
+            if matches!(info.label, LabelCheck::Mislabeled { .. }) {
+                outcomes[i] = Decision::of(Outcome::Failed("mislabeled"));
+                continue;
+            }
+            match &self.kind {
+                JobKind::Rewrap => pending.push((i, stored)),
+                JobKind::Reencrypt(filter) if filter.selects(&info) => pending.push((i, stored)),
+                JobKind::Reencrypt(_) => {}
+            }
+        }
+        match &self.kind {
+            JobKind::Rewrap => {
+                self.rewrap(&pending, &mut outcomes).await?;
+                self.rewrap_rows(&rows, &mut outcomes).await?;
+            }
+            JobKind::Reencrypt(_) => self.reencrypt(records, &pending, &mut outcomes).await?,
+        }
+        Ok(outcomes)
+    }
+
+    async fn rewrap(
+        &self,
+        pending: &[(usize, &Stored)],
+        outcomes: &mut [Decision],
+    ) -> Result<(), Stop> {
+        let binaries: Vec<&[u8]> = pending.iter().map(|(_, s)| s.binary.as_slice()).collect();
+        let results = self.envelope.rewrap_many(&binaries).await;
+        for (&(i, stored), result) in pending.iter().zip(results) {
+            outcomes[i] = match result {
+                Ok(r) if r.changed => Decision::changed(Change::Ciphertext(Stored::encode(
+                    stored.form,
+                    &r.ciphertext,
+                ))),
+                Ok(_) => Decision::of(Outcome::Current),
+                Err(e) => Decision::of(self.failure(&stored.binary, e).await?),
+            };
+        }
+        Ok(())
+    }
+
+    /// DEK store rows: each row's wrapped DEK to the current KEK version (one KMS request
+    /// per page where the KMS has a batch rewrap, else one call per DEK).
+    async fn rewrap_rows(
+        &self,
+        rows: &[(usize, &StoredDek)],
+        outcomes: &mut [Decision],
+    ) -> Result<(), Stop> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let owned: Vec<StoredDek> = rows.iter().map(|(_, r)| (*r).clone()).collect();
+        let results = self.envelope.rewrap_wrapped(&owned).await;
+        if let Some(e) = results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .find(|e| e.is_retryable())
+        {
+            return Err(Stop(envelope::Error::Unavailable {
+                operation: "rewrap",
+                source: Some(e.to_string().into()),
+            }));
+        }
+        for (&(i, _), result) in rows.iter().zip(results) {
+            outcomes[i] = match result {
+                Ok(None) => Decision::of(Outcome::Current),
+                Ok(Some(new)) => Decision::changed(Change::Wrapped(new)),
+                Err(e) => Decision::of(Outcome::Failed(e.kind().as_str())),
+            };
+        }
+        Ok(())
+    }
+
+    async fn reencrypt(
+        &self,
+        records: &[&Record],
+        pending: &[(usize, &Stored)],
+        outcomes: &mut [Decision],
+    ) -> Result<(), Stop> {
+        for &(i, stored) in pending {
+            let Value::Ciphertext { aad, .. } = &records[i].value else {
+                continue;
+            };
+            let Ok(aad) = aad else {
+                outcomes[i] = Decision::of(Outcome::Failed("aad_template"));
+                continue;
+            };
+            outcomes[i] = match self.envelope.reencrypt(&stored.binary, aad).await {
+                Ok(new) => Decision::changed(Change::Ciphertext(Stored::encode(stored.form, &new))),
+                Err(e) => Decision::of(self.failure(&stored.binary, e).await?),
+            };
+        }
+        Ok(())
+    }
+
+    /// The wrapped DEK a value decrypts through (a compact value's: its store row's, with
+    /// the row).
+    async fn wrapped(
+        &self,
+        binary: &[u8],
+    ) -> envelope::Result<(envelope::WrappedDek, Option<envelope::compact::StoredDek>)> {
+        match &self.store {
+            Some(store) => store.source(binary).await,
+            None => Ok((envelope::format::wrapped_dek(binary)?, None)),
+        }
+    }
+
+    /// Classifies a failed value: a stop for retryable errors, `mislabeled` when the DEK
+    /// opens under another version than its label, else the error's kind.
+    async fn failure(&self, binary: &[u8], e: envelope::Error) -> Result<Outcome, Stop> {
+        if e.is_retryable() {
+            return Err(Stop(e));
+        }
+        let kind = e.kind();
+        if matches!(
+            kind,
+            ErrorKind::DecryptionFailed | ErrorKind::KeyVersionNotFound
+        ) && let Ok((wrapped, row)) = self.wrapped(binary).await
+            && wrapped.check_label() == LabelCheck::BoundByWrap
+        {
+            // One unwrap per distinct DEK (memoized): a wrong AAD leaves the label verified.
+            match self.verifier.verdict(&wrapped, row.as_ref()).await {
+                Ok(Some(Verdict::Mislabeled { .. })) => return Ok(Outcome::Failed("mislabeled")),
+                Ok(_) => {}
+                Err(e) => return Err(Stop(e)),
+            }
+        }
+        Ok(Outcome::Failed(kind.as_str()))
+    }
+}

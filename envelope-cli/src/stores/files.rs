@@ -1,0 +1,246 @@
+//! A directory of ciphertext files (one ciphertext per file, binary or text form) as a
+//! store of the engine: positions are paths relative to the directory, in order. Every
+//! replaced file is written to a temporary file in the same directory, fsynced, renamed
+//! over the original and the directory fsynced: a crash leaves either the old or the new
+//! ciphertext, never a truncated one. The compare before the rename is not atomic against
+//! a writer in between ([`WriteGuarantee::CompareThenReplace`]); there is no checkpoint: a
+//! rerun finds finished files current.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+
+use crate::aad::AadTemplate;
+use crate::engine::store::{
+    Change, Checkpoint, CommitError, Committed, Range, Record, Store, StoreInfo, Value, Write,
+    WriteGuarantee,
+};
+use crate::exit::CliError;
+use crate::value::Stored;
+
+/// Prefix of the temporary files a replacement writes (skipped by walks).
+const TEMP_PREFIX: &str = ".envelope-tmp-";
+
+/// The regular files under `dir`, recursively, in path order (symlinks are not followed;
+/// leftover temporary files of an interrupted replacement are skipped).
+pub fn walk(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let entries = fs::read_dir(&d)
+            .map_err(|e| CliError::new(format!("cannot read directory {}: {e}", d.display())))?;
+        for entry in entries {
+            let entry = entry?;
+            let file_type = entry.file_type()?;
+            let name = entry.file_name();
+            if file_type.is_dir() {
+                stack.push(entry.path());
+            } else if file_type.is_file() && !name.to_string_lossy().starts_with(TEMP_PREFIX) {
+                out.push(entry.path());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn relative(dir: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(dir).unwrap_or(path);
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn read_record(
+    dir: &Path,
+    rel: &str,
+    template: Option<&AadTemplate>,
+) -> Result<Option<Record>, CliError> {
+    let path = dir.join(rel);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        // Removed since the walk: nothing left to move.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(CliError::new(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let aad = match template {
+        None => Ok(Vec::new()),
+        Some(t) => t.render(|var| match var {
+            "path" => Some(rel),
+            "name" => Some(name.as_str()),
+            _ => None,
+        }),
+    };
+    Ok(Some(Record {
+        position: rel.to_owned(),
+        location: path.display().to_string(),
+        value: Value::Ciphertext {
+            stored: Stored::from_file_bytes(bytes.clone()),
+            aad,
+        },
+        read: bytes,
+    }))
+}
+
+/// Checks that an AAD template uses only the placeholders files have.
+pub fn check_template(template: &AadTemplate) -> Result<(), CliError> {
+    for var in template.variables() {
+        if var != "path" && var != "name" {
+            return Err(CliError::new(format!(
+                "--aad placeholder {{{var}}}: files have {{path}} (relative, /-separated) and {{name}}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The files under a directory, as records.
+pub struct Directory {
+    dir: PathBuf,
+    /// Paths relative to `dir`, `/`-separated, sorted.
+    files: Vec<String>,
+    template: Option<AadTemplate>,
+}
+
+impl Directory {
+    /// Walks `dir` (the files present now are the job's); `template` renders each file's
+    /// AAD (re-encryption).
+    pub fn open(dir: &Path, template: Option<AadTemplate>) -> Result<Self, CliError> {
+        if let Some(t) = &template {
+            check_template(t)?;
+        }
+        let mut files: Vec<String> = walk(dir)?.iter().map(|p| relative(dir, p)).collect();
+        files.sort();
+        Ok(Directory {
+            dir: dir.to_path_buf(),
+            files,
+            template,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for Directory {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            kind: "files",
+            name: self.dir.display().to_string(),
+            connection: None,
+            writes: WriteGuarantee::CompareThenReplace,
+        }
+    }
+
+    async fn page(
+        &self,
+        range: &Range,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, CliError> {
+        let first = match after.or(range.start.as_deref()) {
+            Some(a) => self.files.partition_point(|f| f.as_str() <= a),
+            None => 0,
+        };
+        let mut out = Vec::new();
+        for rel in &self.files[first..] {
+            if out.len() == limit || range.end.as_deref().is_some_and(|e| rel.as_str() > e) {
+                break;
+            }
+            if let Some(record) = read_record(&self.dir, rel, self.template.as_ref())? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn reread(&self, positions: &[String]) -> Result<Vec<Record>, CliError> {
+        let mut out = Vec::new();
+        for rel in positions {
+            if let Some(record) = read_record(&self.dir, rel, self.template.as_ref())? {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(
+        &self,
+        writes: &[Write<'_>],
+        _checkpoint: Option<&Checkpoint<'_>>,
+    ) -> Result<Committed, CommitError> {
+        // A writer that replaced a file since we read it wins: the engine reads it again.
+        let conflicts: Vec<String> = writes
+            .iter()
+            .filter(|w| {
+                fs::read(self.dir.join(&w.record.position)).ok().as_deref()
+                    != Some(w.record.read.as_slice())
+            })
+            .map(|w| w.record.position.clone())
+            .collect();
+        if !conflicts.is_empty() {
+            return Ok(Committed {
+                conflicts,
+                superseded: 0,
+            });
+        }
+        for w in writes {
+            let Change::Ciphertext(new) = w.change else {
+                return Err(CommitError::Failed(CliError::new(format!(
+                    "{}: a file takes a ciphertext only",
+                    w.record.location
+                ))));
+            };
+            replace_atomically(&self.dir.join(&w.record.position), new)?;
+        }
+        Ok(Committed::default())
+    }
+
+    async fn count(&self) -> Option<u64> {
+        Some(self.files.len() as u64)
+    }
+}
+
+/// Replaces `path` with `contents` atomically (temp file, fsync, rename, directory fsync),
+/// keeping its permissions.
+pub fn replace_atomically(path: &Path, contents: &[u8]) -> Result<(), CliError> {
+    // `ct.bin`'s parent is the empty path: the working directory.
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let fail = |what: &str, e: std::io::Error| {
+        CliError::new(format!("cannot {what} {}: {e}", path.display()))
+    };
+    let permissions = fs::metadata(path)
+        .map_err(|e| fail("stat", e))?
+        .permissions();
+    let mut temp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .tempfile_in(parent)
+        .map_err(|e| fail("create a temporary file beside", e))?;
+    temp.write_all(contents)
+        .map_err(|e| fail("write the replacement of", e))?;
+    temp.as_file()
+        .set_permissions(permissions)
+        .map_err(|e| fail("set permissions on the replacement of", e))?;
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| fail("fsync the replacement of", e))?;
+    temp.persist(path)
+        .map_err(|e| fail("rename the replacement over", e.error))?;
+    fs::File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| fail("fsync the directory of", e))?;
+    Ok(())
+}

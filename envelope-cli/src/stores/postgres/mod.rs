@@ -1,0 +1,353 @@
+//! A PostgreSQL column as a store of the engine: keyset pages in primary-key order
+//! (compared in the key's own type, so integers, text, uuid, numeric and timestamps all
+//! work), each page's conditional `UPDATE` and its checkpoint in one transaction, and the
+//! `envelope_jobs` ledger whose leases let processes on many machines share one job.
+
+mod ledger;
+mod target;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use envelope_dekstore::pg_connect::{PgConnector, Transport};
+use tokio::sync::Mutex;
+use tokio_postgres::{Client, Row};
+
+pub use ledger::SCHEMA;
+pub use target::{Target, quote_ident};
+
+use crate::aad::AadTemplate;
+use crate::engine::store::{
+    Change, Checkpoint, CommitError, Committed, ConnectionInfo, Ledger, Range, Record, Store,
+    StoreInfo, Value, Write, WriteGuarantee,
+};
+use crate::exit::CliError;
+use crate::value::{Form, Stored};
+
+impl From<tokio_postgres::Error> for CliError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        CliError::new(describe_pg_error(&e))
+    }
+}
+
+/// One line for a PostgreSQL error: the server's message and detail when it sent one.
+pub fn describe_pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("PostgreSQL: {} ({detail})", db.message()),
+            None => format!("PostgreSQL: {}", db.message()),
+        },
+        None => {
+            let mut message = format!("PostgreSQL: {e}");
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                message.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            message
+        }
+    }
+}
+
+/// Connects with libpq's TLS parameters (`sslmode`, `sslrootcert`, `sslcert`, `sslkey` in
+/// the connection string or `PGSSLMODE`… in the environment), drives the connection on the
+/// runtime, and says how it is carried.
+pub async fn connect(url: &str) -> Result<(Client, Transport), CliError> {
+    let connector = PgConnector::new(url)?;
+    connector
+        .connect()
+        .await
+        .map_err(|e| CliError::new(format!("cannot connect to the database: {}", e.message)))
+}
+
+fn connection_info(t: &Transport) -> ConnectionInfo {
+    ConnectionInfo {
+        encrypted: t.encrypted(),
+        tls_version: t.tls_version.clone(),
+        sslmode: t.sslmode.as_str().to_owned(),
+        server_verified: t.server_verified(),
+    }
+}
+
+/// Decodes a row of [`Target::page_query`] / [`Target::reread_query`]; `None` for NULL.
+fn decode_row(target: &Target, template: Option<&AadTemplate>, row: &Row) -> Option<Record> {
+    let key: String = row.get(0);
+    let (raw, stored) = match target.form {
+        Form::Text => {
+            let text: Option<String> = row.get(1);
+            let text = text?;
+            let stored = Stored::from_text(&text);
+            (text.into_bytes(), stored)
+        }
+        Form::Binary => {
+            let bytes: Option<Vec<u8>> = row.get(1);
+            let bytes = bytes?;
+            let stored = Ok(Stored {
+                form: Form::Binary,
+                binary: bytes.clone(),
+            });
+            (bytes, stored)
+        }
+    };
+    let aad = match template {
+        None => Ok(Vec::new()),
+        Some(t) => {
+            let values: Vec<Option<String>> = (0..target.aad_columns.len())
+                .map(|i| row.get(2 + i))
+                .collect();
+            t.render(|name| match name {
+                "table" => Some(target.table.as_str()),
+                "column" => Some(target.column.as_str()),
+                other => target
+                    .aad_columns
+                    .iter()
+                    .position(|(n, _)| n == other)
+                    .and_then(|i| values[i].as_deref()),
+            })
+        }
+    };
+    Some(Record {
+        location: format!("{}[{key}]", target.name()),
+        position: key,
+        read: raw,
+        value: Value::Ciphertext { stored, aad },
+    })
+}
+
+/// A column of a table, as records: the rows whose value is not NULL.
+pub struct Column {
+    url: String,
+    target: Target,
+    template: Option<AadTemplate>,
+    transport: Transport,
+    /// Idle connections (each worker takes one per call; a transaction needs its own).
+    idle: Mutex<Vec<Client>>,
+}
+
+impl Column {
+    /// Connects and resolves `table` and `column` (and the columns `template` reads).
+    pub async fn open(
+        url: &str,
+        table: &str,
+        column: &str,
+        template: Option<AadTemplate>,
+    ) -> Result<Self, CliError> {
+        let (client, transport) = connect(url).await?;
+        let vars: Vec<&str> = template
+            .as_ref()
+            .map(|t| t.variables().collect())
+            .unwrap_or_default();
+        let target = Target::resolve(&client, table, column, &vars).await?;
+        Ok(Column {
+            url: url.to_owned(),
+            target,
+            template,
+            transport,
+            idle: Mutex::new(vec![client]),
+        })
+    }
+
+    /// The resolved table and column.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// An idle connection, or a new one.
+    async fn client(&self) -> Result<Client, CliError> {
+        let idle = self.idle.lock().await.pop();
+        if let Some(c) = idle
+            && !c.is_closed()
+        {
+            return Ok(c);
+        }
+        Ok(connect(&self.url).await?.0)
+    }
+
+    async fn give_back(&self, client: Client) {
+        self.idle.lock().await.push(client);
+    }
+
+    fn decode(&self, rows: &[Row]) -> Vec<Record> {
+        rows.iter()
+            .filter_map(|r| decode_row(&self.target, self.template.as_ref(), r))
+            .collect()
+    }
+
+    /// Writes the page's values and its checkpoint in one transaction; nothing when a row
+    /// no longer holds what was read.
+    async fn commit_on(
+        &self,
+        client: &mut Client,
+        writes: &[Write<'_>],
+        checkpoint: Option<&Checkpoint<'_>>,
+    ) -> Result<Committed, CommitError> {
+        let tx = client.transaction().await?;
+        if let Some(c) = checkpoint {
+            // First: it locks the part's row and proves the lease is still ours.
+            if !ledger::save(&tx, c).await? {
+                return Err(CommitError::LeaseLost);
+            }
+        }
+        let keys: Vec<&str> = writes.iter().map(|w| w.record.position.as_str()).collect();
+        let mut news = Vec::with_capacity(writes.len());
+        for w in writes {
+            let Change::Ciphertext(new) = w.change else {
+                return Err(CommitError::Failed(CliError::new(format!(
+                    "{}: a column takes a ciphertext only",
+                    w.record.location
+                ))));
+            };
+            news.push(new.as_slice());
+        }
+        let update = self.target.update_query();
+        let updated: std::collections::HashSet<String> = if writes.is_empty() {
+            Default::default()
+        } else {
+            match self.target.form {
+                Form::Text => {
+                    let olds: Vec<&str> = writes.iter().map(|w| utf8(&w.record.read)).collect();
+                    let news: Vec<&str> = news.iter().map(|n| utf8(n)).collect();
+                    tx.query(&update, &[&keys, &olds, &news]).await?
+                }
+                Form::Binary => {
+                    let olds: Vec<&[u8]> =
+                        writes.iter().map(|w| w.record.read.as_slice()).collect();
+                    tx.query(&update, &[&keys, &olds, &news]).await?
+                }
+            }
+            .iter()
+            .map(|r| r.get::<_, String>(0))
+            .collect()
+        };
+        let conflicts: Vec<String> = keys
+            .iter()
+            .filter(|k| !updated.contains(**k))
+            .map(|k| (*k).to_owned())
+            .collect();
+        if conflicts.is_empty() {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(Committed {
+            conflicts,
+            superseded: 0,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for Column {
+    fn info(&self) -> StoreInfo {
+        StoreInfo {
+            kind: "postgres",
+            name: self.target.name(),
+            connection: Some(connection_info(&self.transport)),
+            writes: WriteGuarantee::Transactional,
+        }
+    }
+
+    async fn split(&self, n: u16) -> Result<Vec<Range>, CliError> {
+        if n <= 1 {
+            return Ok(vec![Range::all()]);
+        }
+        let client = self.client().await?;
+        let ends: Result<Vec<String>, _> = client
+            .query(&self.target.split_query(n), &[])
+            .await
+            .map(|rows| rows.iter().map(|r| r.get(0)).collect());
+        self.give_back(client).await;
+        let ends = ends?;
+        let mut ranges = Vec::with_capacity(ends.len().max(1));
+        let mut start = None;
+        for (i, end) in ends.iter().enumerate() {
+            let last = i + 1 == ends.len();
+            ranges.push(Range {
+                start: start.clone(),
+                end: if last { None } else { Some(end.clone()) },
+            });
+            start = Some(end.clone());
+        }
+        if ranges.is_empty() {
+            ranges.push(Range::all());
+        }
+        Ok(ranges)
+    }
+
+    async fn page(
+        &self,
+        range: &Range,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Record>, CliError> {
+        let after = after.map(str::to_owned).or_else(|| range.start.clone());
+        let limit = limit as i64;
+        let (sql, params) = self.target.page_query(&after, &range.end, &limit);
+        let client = self.client().await?;
+        let rows = client.query(&sql, &params).await;
+        self.give_back(client).await;
+        Ok(self.decode(&rows?))
+    }
+
+    async fn reread(&self, positions: &[String]) -> Result<Vec<Record>, CliError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&self.target.reread_query(), &[&positions])
+            .await;
+        self.give_back(client).await;
+        Ok(self.decode(&rows?))
+    }
+
+    async fn commit(
+        &self,
+        writes: &[Write<'_>],
+        checkpoint: Option<&Checkpoint<'_>>,
+    ) -> Result<Committed, CommitError> {
+        let mut client = self.client().await?;
+        let result = self.commit_on(&mut client, writes, checkpoint).await;
+        self.give_back(client).await;
+        result
+    }
+
+    fn ledger(&self) -> Option<&dyn Ledger> {
+        Some(self)
+    }
+
+    async fn preflight(&self) -> Result<(), CliError> {
+        // A column whose first values include no envelope ciphertext at all is refused (a
+        // wrong --column would otherwise be reported row by row as failures).
+        let read = self.page(&Range::all(), None, 100).await?;
+        let envelope_values = read
+            .iter()
+            .filter(|r| match &r.value {
+                Value::Ciphertext { stored: Ok(s), .. } => {
+                    crate::engine::headers::parses(&s.binary)
+                }
+                _ => false,
+            })
+            .count();
+        if !read.is_empty() && envelope_values == 0 {
+            return Err(CliError::new(format!(
+                "column {} holds no envelope ciphertexts (none of its first {} values parses): wrong --column?",
+                self.target.name(),
+                read.len()
+            )));
+        }
+        Ok(())
+    }
+
+    async fn count(&self) -> Option<u64> {
+        let client = self.client().await.ok()?;
+        let row = client.query_one(&self.target.count_query(), &[]).await;
+        self.give_back(client).await;
+        row.ok().map(|r| r.get::<_, i64>(0) as u64)
+    }
+}
+
+fn utf8(bytes: &[u8]) -> &str {
+    // Text-column values and their text-form replacements are UTF-8 by construction.
+    std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+/// How long a claimed range stays a worker's without a commit (`--lease`).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
