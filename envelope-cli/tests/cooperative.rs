@@ -40,7 +40,9 @@ async fn fill(client: &tokio_postgres::Client, keyring: &Keyring, table: &str) {
         }
         client
             .execute(
-                &format!("INSERT INTO {table} (id, v) SELECT * FROM unnest($1::bigint[], $2::bytea[])"),
+                &format!(
+                    "INSERT INTO {table} (id, v) SELECT * FROM unnest($1::bigint[], $2::bytea[])"
+                ),
                 &[&ids, &values],
             )
             .await
@@ -152,7 +154,10 @@ async fn three_processes_share_a_job_and_finish_the_range_of_one_killed() {
         assert_eq!(total["failed"], 0, "{total}");
     }
     eprintln!("the two survivors scanned {this_runs} of {ROWS} rows in this run");
-    assert!(this_runs < ROWS as u64, "the killed process committed nothing");
+    assert!(
+        this_runs < ROWS as u64,
+        "the killed process committed nothing"
+    );
 
     // The killed process's ranges were finished by the others, from its checkpoint.
     for (part, _) in &held {

@@ -597,15 +597,15 @@ impl Envelope {
         let batchable: Vec<usize> = (0..rows.len())
             .filter(|&i| out[i].is_none() && rows[i].bound)
             .collect();
-        if batchable.len() >= 2 {
+        if batchable.len() >= 2 && inner.kms.supports_batch_rewrap() {
             let batch: Vec<WrappedDek> =
                 batchable.iter().map(|&i| rows[i].wrapped.clone()).collect();
             let contexts: Vec<EncryptionContext> =
                 batchable.iter().map(|&i| bound_context(&rows[i])).collect();
             let request = inner.kms.rewrap_dek_batch(&batch, &inner.key_id, &contexts);
-            if let Some(Ok(items)) = inner
+            if let Ok(items) = inner
                 .counters
-                .kms_call_if_served(KmsOp::Rewrap, &inner.key_id, request)
+                .kms_call(KmsOp::Rewrap, &inner.key_id, request)
                 .await
                 && items.len() == batchable.len()
             {
@@ -1027,14 +1027,14 @@ impl Inner {
             refs.push(parsed.kek_ref);
             wrapped.push(w);
         }
-        if wrapped.len() < 2 {
+        if wrapped.len() < 2 || !self.kms.supports_batch_rewrap() {
             return;
         }
         let contexts = vec![self.context.clone(); wrapped.len()];
         let batch = self.kms.rewrap_dek_batch(&wrapped, &self.key_id, &contexts);
-        let Some(Ok(items)) = self
+        let Ok(items) = self
             .counters
-            .kms_call_if_served(KmsOp::Rewrap, &self.key_id, batch)
+            .kms_call(KmsOp::Rewrap, &self.key_id, batch)
             .await
         else {
             return;

@@ -149,8 +149,10 @@ impl WrappedDek {
     }
 }
 
-/// The `N` of a Vault Transit ciphertext `vault:vN:…`.
-fn vault_carried_version(ciphertext: &str) -> Option<&str> {
+/// The `N` of a Vault Transit ciphertext `vault:vN:…` (digits only), or `None` when it has
+/// no such prefix: the one parser of Vault's version prefix, used by the label check and
+/// the Vault backend.
+pub fn vault_carried_version(ciphertext: &str) -> Option<&str> {
     let (version, _) = ciphertext.strip_prefix("vault:v")?.split_once(':')?;
     (!version.is_empty() && version.bytes().all(|b| b.is_ascii_digit())).then_some(version)
 }
@@ -302,19 +304,36 @@ pub trait Kms: Send + Sync + fmt::Debug {
         self.wrap_dek(target_key_id, &dek, context).await
     }
 
-    /// Rewraps many DEKs in one request, for services with a batch API (Vault's
-    /// `batch_input`), `contexts[i]` being item `i`'s encryption context (the same length as
-    /// `wrapped`): the outer error is the request's, the inner ones each item's, in input
-    /// order. `None` (the default) means the service has no batch rewrap and callers use
+    /// Whether the service rewraps many DEKs in one request ([`Kms::rewrap_dek_batch`],
+    /// e.g. Vault's `batch_input`). Callers batch only when it does, and otherwise call
     /// [`Kms::rewrap_dek`] per DEK.
+    fn supports_batch_rewrap(&self) -> bool {
+        false
+    }
+
+    /// Rewraps many DEKs, `contexts[i]` being item `i`'s encryption context (the same
+    /// length as `wrapped`): the outer error is the request's, the inner ones each item's,
+    /// in input order. Services with a batch API make one request
+    /// ([`Kms::supports_batch_rewrap`]); the default makes one [`Kms::rewrap_dek`] call per
+    /// DEK.
     async fn rewrap_dek_batch(
         &self,
         wrapped: &[WrappedDek],
         target_key_id: &str,
         contexts: &[EncryptionContext],
-    ) -> Option<Result<Vec<Result<WrappedDek>>>> {
-        let _ = (wrapped, target_key_id, contexts);
-        None
+    ) -> Result<Vec<Result<WrappedDek>>> {
+        if contexts.len() != wrapped.len() {
+            return Err(Error::InvalidConfig(format!(
+                "{} encryption contexts for {} wrapped DEKs",
+                contexts.len(),
+                wrapped.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(wrapped.len());
+        for (w, context) in wrapped.iter().zip(contexts) {
+            out.push(self.rewrap_dek(w, target_key_id, context).await);
+        }
+        Ok(out)
     }
 }
 
@@ -389,12 +408,15 @@ macro_rules! forward_kms {
             ) -> Result<WrappedDek> {
                 (**self).rewrap_dek(wrapped, target_key_id, context).await
             }
+            fn supports_batch_rewrap(&self) -> bool {
+                (**self).supports_batch_rewrap()
+            }
             async fn rewrap_dek_batch(
                 &self,
                 wrapped: &[WrappedDek],
                 target_key_id: &str,
                 contexts: &[EncryptionContext],
-            ) -> Option<Result<Vec<Result<WrappedDek>>>> {
+            ) -> Result<Vec<Result<WrappedDek>>> {
                 (**self)
                     .rewrap_dek_batch(wrapped, target_key_id, contexts)
                     .await

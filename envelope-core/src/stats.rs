@@ -61,21 +61,6 @@ impl Counters {
         result
     }
 
-    /// [`Counters::kms_call`] for a call the backend may decline without doing anything
-    /// (`None`, e.g. a batch API it lacks): counted and traced only when served.
-    pub(crate) async fn kms_call_if_served<T>(
-        &self,
-        op: KmsOp,
-        key_id: &str,
-        call: impl Future<Output = Option<Result<T>>>,
-    ) -> Option<Result<T>> {
-        let started = Instant::now();
-        let result = call.await?;
-        self.counter(op).fetch_add(1, Ordering::Relaxed);
-        self.trace(op, key_id, started, &result);
-        Some(result)
-    }
-
     fn counter(&self, op: KmsOp) -> &AtomicU64 {
         match op {
             KmsOp::Generate => &self.kms_generate,

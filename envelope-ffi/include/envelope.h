@@ -138,27 +138,54 @@ typedef struct envelope_client_options {
 extern "C" {
 #endif // __cplusplus
 
-// The library version, NUL-terminated, static.
-const char *envelope_version(void);
-
-// The crypto provider running AES-256-GCM for new clients, NUL-terminated, static:
-// `"aws-lc-rs"` (the default build) or `"rustcrypto"`.
-const char *envelope_crypto_provider(void);
-
-// 1 when this library was built on the AWS-LC FIPS 140-3 module (the `fips` feature) and
-// the module reports FIPS mode active; 0 otherwise.
-uint32_t envelope_fips_mode(void);
-
-// A static, NUL-terminated description of a status code (also for unknown values).
-const char *envelope_status_message(uint32_t status);
-
-// Copies the calling thread's last error message (UTF-8, NUL-terminated, truncated to
-// `buf_len`) into `buf`; `*out_len` receives the full message length without the NUL.
+// Encrypts `count` plaintexts in one call.
+//
+// Item `i` is `data[data_offsets[i] .. data_offsets[i + 1]]`, its AAD likewise in `aad`;
+// with `aad_offsets` NULL, all of `aad` (possibly empty) is every item's AAD. On return `statuses[i]` is item
+// `i`'s status, and its ciphertext is `out[out_offsets[i] .. out_offsets[i + 1]]` (empty
+// when it failed). The call returns `ENVELOPE_OK` when the batch ran, even if items failed;
+// `envelope_last_error_message` then names the first failed item.
 //
 // # Safety
-// `buf` must be valid for `buf_len` bytes of writes (or NULL with `buf_len` 0); `out_len`
-// must be valid for a write or NULL.
-envelope_status envelope_last_error_message(uint8_t *buf, size_t buf_len, size_t *out_len);
+// `data` valid for `data_len` bytes, `data_offsets` for `count + 1` elements, `aad` for
+// `aad_len` bytes and `aad_offsets` for `count + 1` elements (or NULL); `statuses` writable for `count` elements (NULL when `count` is 0),
+// `out_offsets` for `count + 1`; `out`/`out_len` writable. Free `out` with
+// `envelope_bytes_free`.
+envelope_status envelope_encrypt_batch(const struct envelope_client *client,
+                                       size_t count,
+                                       const uint8_t *data,
+                                       size_t data_len,
+                                       const size_t *data_offsets,
+                                       const uint8_t *aad,
+                                       size_t aad_len,
+                                       const size_t *aad_offsets,
+                                       uint32_t *statuses,
+                                       uint8_t **out,
+                                       size_t *out_len,
+                                       size_t *out_offsets);
+
+// Decrypts `count` binary ciphertexts in one call; the layout is `envelope_encrypt_batch`'s.
+//
+// # Safety
+// As `envelope_encrypt_batch`.
+envelope_status envelope_decrypt_batch(const struct envelope_client *client,
+                                       size_t count,
+                                       const uint8_t *data,
+                                       size_t data_len,
+                                       const size_t *data_offsets,
+                                       const uint8_t *aad,
+                                       size_t aad_len,
+                                       const size_t *aad_offsets,
+                                       uint32_t *statuses,
+                                       uint8_t **out,
+                                       size_t *out_len,
+                                       size_t *out_offsets);
+
+// Releases bytes returned by this library, zeroizing them first (NULL is a no-op).
+//
+// # Safety
+// `ptr` and `len` must be exactly a pair returned by this library, not freed before.
+void envelope_bytes_free(uint8_t *ptr, size_t len);
 
 // Fills `*out` with the default options (AES-256-GCM, cache on with the SDK's defaults).
 //
@@ -183,11 +210,92 @@ envelope_status envelope_client_new(const uint8_t *key_uri,
 // `client` must be NULL or a live pointer from `envelope_client_new`, not used afterwards.
 void envelope_client_free(struct envelope_client *client);
 
-// Releases bytes returned by this library, zeroizing them first (NULL is a no-op).
+// The client's counters as JSON (KMS calls by operation, cache hits and misses, DEKs
+// created, the active DEK's usage).
 //
 // # Safety
-// `ptr` and `len` must be exactly a pair returned by this library, not freed before.
-void envelope_bytes_free(uint8_t *ptr, size_t len);
+// `client` live; `out`/`out_len` valid for writes.
+envelope_status envelope_client_stats_json(const struct envelope_client *client_ptr,
+                                           uint8_t **out,
+                                           size_t *out_len);
+
+// Imports DEK store rows, ids kept, into the store `store_uri` names (created if
+// missing): `rows_json` is a JSON array in the documented row form (`docs/FORMAT.md`,
+// "DEK store"; `testvectors/compact.json` carries one in `dek_store`). Fails on the first
+// id the store already has (`ENVELOPE_DEK_STORE_ERROR`; rows before it stay imported);
+// `*imported` (may be NULL) gets the number of rows imported.
+//
+// # Safety
+// `store_uri` and `rows_json` valid for their lengths; `imported` NULL or valid for a write.
+envelope_status envelope_dek_store_import_json(const uint8_t *store_uri,
+                                               size_t store_uri_len,
+                                               const uint8_t *rows_json,
+                                               size_t rows_json_len,
+                                               size_t *imported);
+
+// The header of a ciphertext (binary or text form, v1 or compact) as JSON, without any
+// key or store: v1 gives `{"format_version": 1, "suite", "provider", "key_id",
+// "key_version", "wrapped_dek_len", "header_len", "plaintext_len", "overhead"}`; the
+// compact form `{"format_version": 2, "suite", "dek_id", "header_len", "plaintext_len",
+// "overhead"}` (its KEK is in the DEK store's row).
+//
+// # Safety
+// `ciphertext` valid for its length; `out`/`out_len` valid for writes.
+envelope_status envelope_inspect_json(const uint8_t *ciphertext,
+                                      size_t ciphertext_len,
+                                      uint8_t **out,
+                                      size_t *out_len);
+
+// Creates a keyring file (mode 0600) holding `key_id` at version 1; fails if it exists.
+//
+// # Safety
+// `path` and `key_id` valid for their lengths.
+envelope_status envelope_local_keyring_create(const uint8_t *path,
+                                              size_t path_len,
+                                              const uint8_t *key_id,
+                                              size_t key_id_len);
+
+// Rotates `key_id`: a new primary version, written to `*new_version`.
+//
+// # Safety
+// `path` and `key_id` valid for their lengths; `new_version` valid for a write.
+envelope_status envelope_local_keyring_rotate(const uint8_t *path,
+                                              size_t path_len,
+                                              const uint8_t *key_id,
+                                              size_t key_id_len,
+                                              uint32_t *new_version);
+
+// Destroys a non-primary version of `key_id` (crypto-shredding).
+//
+// # Safety
+// `path` and `key_id` valid for their lengths.
+envelope_status envelope_local_keyring_destroy_version(const uint8_t *path,
+                                                       size_t path_len,
+                                                       const uint8_t *key_id,
+                                                       size_t key_id_len,
+                                                       uint32_t version);
+
+// The library version, NUL-terminated, static.
+const char *envelope_version(void);
+
+// The crypto provider running AES-256-GCM for new clients, NUL-terminated, static:
+// `"aws-lc-rs"` (the default build) or `"rustcrypto"`.
+const char *envelope_crypto_provider(void);
+
+// 1 when this library was built on the AWS-LC FIPS 140-3 module (the `fips` feature) and
+// the module reports FIPS mode active; 0 otherwise.
+uint32_t envelope_fips_mode(void);
+
+// A static, NUL-terminated description of a status code (also for unknown values).
+const char *envelope_status_message(uint32_t status);
+
+// Copies the calling thread's last error message (UTF-8, NUL-terminated, truncated to
+// `buf_len`) into `buf`; `*out_len` receives the full message length without the NUL.
+//
+// # Safety
+// `buf` must be valid for `buf_len` bytes of writes (or NULL with `buf_len` 0); `out_len`
+// must be valid for a write or NULL.
+envelope_status envelope_last_error_message(uint8_t *buf, size_t buf_len, size_t *out_len);
 
 // Encrypts into the caller's buffer `out_buf` of `out_cap` bytes (the fast path for
 // bindings: no library-owned allocation to free). `*out_len` receives the ciphertext's
@@ -298,114 +406,6 @@ envelope_status envelope_rewrap(const struct envelope_client *client,
                                 uint8_t **out,
                                 size_t *out_len,
                                 bool *changed);
-
-// The header of a ciphertext (binary or text form, v1 or compact) as JSON, without any
-// key or store: v1 gives `{"format_version": 1, "suite", "provider", "key_id",
-// "key_version", "wrapped_dek_len", "header_len", "plaintext_len", "overhead"}`; the
-// compact form `{"format_version": 2, "suite", "dek_id", "header_len", "plaintext_len",
-// "overhead"}` (its KEK is in the DEK store's row).
-//
-// # Safety
-// `ciphertext` valid for its length; `out`/`out_len` valid for writes.
-envelope_status envelope_inspect_json(const uint8_t *ciphertext,
-                                      size_t ciphertext_len,
-                                      uint8_t **out,
-                                      size_t *out_len);
-
-// The client's counters as JSON (KMS calls by operation, cache hits and misses, DEKs
-// created, the active DEK's usage).
-//
-// # Safety
-// `client` live; `out`/`out_len` valid for writes.
-envelope_status envelope_client_stats_json(const struct envelope_client *client_ptr,
-                                           uint8_t **out,
-                                           size_t *out_len);
-
-// Encrypts `count` plaintexts in one call.
-//
-// Item `i` is `data[data_offsets[i] .. data_offsets[i + 1]]`, its AAD likewise in `aad`;
-// with `aad_offsets` NULL, all of `aad` (possibly empty) is every item's AAD. On return `statuses[i]` is item
-// `i`'s status, and its ciphertext is `out[out_offsets[i] .. out_offsets[i + 1]]` (empty
-// when it failed). The call returns `ENVELOPE_OK` when the batch ran, even if items failed;
-// `envelope_last_error_message` then names the first failed item.
-//
-// # Safety
-// `data` valid for `data_len` bytes, `data_offsets` for `count + 1` elements, `aad` for
-// `aad_len` bytes and `aad_offsets` for `count + 1` elements (or NULL); `statuses` writable for `count` elements (NULL when `count` is 0),
-// `out_offsets` for `count + 1`; `out`/`out_len` writable. Free `out` with
-// `envelope_bytes_free`.
-envelope_status envelope_encrypt_batch(const struct envelope_client *client,
-                                       size_t count,
-                                       const uint8_t *data,
-                                       size_t data_len,
-                                       const size_t *data_offsets,
-                                       const uint8_t *aad,
-                                       size_t aad_len,
-                                       const size_t *aad_offsets,
-                                       uint32_t *statuses,
-                                       uint8_t **out,
-                                       size_t *out_len,
-                                       size_t *out_offsets);
-
-// Decrypts `count` binary ciphertexts in one call; the layout is `envelope_encrypt_batch`'s.
-//
-// # Safety
-// As `envelope_encrypt_batch`.
-envelope_status envelope_decrypt_batch(const struct envelope_client *client,
-                                       size_t count,
-                                       const uint8_t *data,
-                                       size_t data_len,
-                                       const size_t *data_offsets,
-                                       const uint8_t *aad,
-                                       size_t aad_len,
-                                       const size_t *aad_offsets,
-                                       uint32_t *statuses,
-                                       uint8_t **out,
-                                       size_t *out_len,
-                                       size_t *out_offsets);
-
-// Imports DEK store rows, ids kept, into the store `store_uri` names (created if
-// missing): `rows_json` is a JSON array in the documented row form (`docs/FORMAT.md`,
-// "DEK store"; `testvectors/compact.json` carries one in `dek_store`). Fails on the first
-// id the store already has (`ENVELOPE_DEK_STORE_ERROR`; rows before it stay imported);
-// `*imported` (may be NULL) gets the number of rows imported.
-//
-// # Safety
-// `store_uri` and `rows_json` valid for their lengths; `imported` NULL or valid for a write.
-envelope_status envelope_dek_store_import_json(const uint8_t *store_uri,
-                                               size_t store_uri_len,
-                                               const uint8_t *rows_json,
-                                               size_t rows_json_len,
-                                               size_t *imported);
-
-// Creates a keyring file (mode 0600) holding `key_id` at version 1; fails if it exists.
-//
-// # Safety
-// `path` and `key_id` valid for their lengths.
-envelope_status envelope_local_keyring_create(const uint8_t *path,
-                                              size_t path_len,
-                                              const uint8_t *key_id,
-                                              size_t key_id_len);
-
-// Rotates `key_id`: a new primary version, written to `*new_version`.
-//
-// # Safety
-// `path` and `key_id` valid for their lengths; `new_version` valid for a write.
-envelope_status envelope_local_keyring_rotate(const uint8_t *path,
-                                              size_t path_len,
-                                              const uint8_t *key_id,
-                                              size_t key_id_len,
-                                              uint32_t *new_version);
-
-// Destroys a non-primary version of `key_id` (crypto-shredding).
-//
-// # Safety
-// `path` and `key_id` valid for their lengths.
-envelope_status envelope_local_keyring_destroy_version(const uint8_t *path,
-                                                       size_t path_len,
-                                                       const uint8_t *key_id,
-                                                       size_t key_id_len,
-                                                       uint32_t version);
 
 #ifdef __cplusplus
 }  // extern "C"

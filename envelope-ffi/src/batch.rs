@@ -4,8 +4,9 @@
 use envelope::BlockingEnvelope;
 
 use crate::boundary::{FfiError, boundary, set_last_error};
+use crate::buffers::{array, give, input, non_null};
+use crate::client::{client_ref, envelope_client};
 use crate::status::envelope_status;
-use crate::{array, client_ref, envelope_client, give, input, non_null};
 
 /// One item's operation: the client, the item, its AAD.
 type ItemOp = fn(&BlockingEnvelope, &[u8], &[u8], &mut Vec<u8>) -> envelope::Result<()>;

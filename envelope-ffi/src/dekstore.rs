@@ -1,8 +1,8 @@
 //! DEK store administration: copying rows into a store (migrations, test vectors).
 
 use crate::boundary::{FfiError, boundary};
+use crate::buffers::{input, non_null, utf8};
 use crate::status::envelope_status;
-use crate::{input, non_null, utf8};
 
 /// Imports DEK store rows, ids kept, into the store `store_uri` names (created if
 /// missing): `rows_json` is a JSON array in the documented row form (`docs/FORMAT.md`,

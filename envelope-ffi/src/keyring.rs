@@ -3,8 +3,8 @@
 use envelope::LocalKeyring;
 
 use crate::boundary::{FfiError, boundary};
+use crate::buffers::{input, non_null, utf8};
 use crate::status::envelope_status;
-use crate::{input, non_null, utf8};
 
 /// # Safety
 /// Both pointers valid for their lengths.

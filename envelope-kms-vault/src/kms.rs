@@ -1,7 +1,6 @@
 //! The Transit-backed [`Kms`].
 
 use std::fmt;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -10,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use envelope_core::compact::RESERVED_CONTEXT_PREFIX;
 use envelope_core::{
     Dek, EncryptionContext, Error, GeneratedDek, KeyDescription, KeyVersionInfo, KeyVersionState,
-    Kms, KmsExt, Provider, Result, RotationState, WrappedDek, canonical_context,
+    Kms, KmsExt, PerProcess, Provider, Result, RotationState, WrappedDek, canonical_context,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -45,12 +44,13 @@ impl fmt::Debug for VaultKms {
     }
 }
 
-/// The HTTP client, rebuilt in a forked child process: its pooled connections belong to the
-/// parent's runtime, whose thread does not exist in the child (a request reusing one would
-/// wait for its timeout).
+/// The HTTP client, rebuilt in a forked child process ([`PerProcess`], as the AWS and GCP
+/// backends keep their SDK clients): its pooled connections belong to the parent's runtime,
+/// whose thread does not exist in the child (a request reusing one would wait for its
+/// timeout).
 struct HttpClient {
     settings: HttpSettings,
-    current: Mutex<(u32, reqwest::Client)>,
+    client: PerProcess<reqwest::Client>,
 }
 
 /// What building the HTTP client needs.
@@ -99,23 +99,19 @@ impl HttpClient {
             https_only: !b.allow_http_loopback,
             ca,
         };
-        let client = settings.build()?;
+        // Built once here so that a bad CA or TLS setting fails at build time.
+        settings.build()?;
         Ok(HttpClient {
             settings,
-            current: Mutex::new((std::process::id(), client)),
+            client: PerProcess::new(),
         })
     }
 
     /// This process's client.
-    fn get(&self) -> reqwest::Client {
-        let mut current = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        let pid = std::process::id();
-        if current.0 != pid
-            && let Ok(fresh) = self.settings.build()
-        {
-            *current = (pid, fresh);
-        }
-        current.1.clone()
+    async fn get(&self) -> Result<reqwest::Client> {
+        self.client
+            .get_or_try_init(|| async { self.settings.build() })
+            .await
     }
 }
 
@@ -162,11 +158,10 @@ struct KeyResponse {
     auto_rotate_period: Option<Value>,
 }
 
-/// The `N` of a `vault:vN:…` ciphertext.
+/// The `N` of a `vault:vN:…` ciphertext (the core's parser: the census and the label check
+/// read the same prefix).
 pub(crate) fn version_of(ciphertext: &str) -> Option<&str> {
-    let rest = ciphertext.strip_prefix("vault:v")?;
-    let (version, _) = rest.split_once(':')?;
-    (!version.is_empty() && version.bytes().all(|b| b.is_ascii_digit())).then_some(version)
+    envelope_core::kms::vault_carried_version(ciphertext)
 }
 
 /// The encryption context as Transit's base64 `context` (the core's canonical encoding),
@@ -331,11 +326,11 @@ impl VaultKms {
         let mut token = reqwest::header::HeaderValue::from_str(&self.token.0)
             .map_err(|_| VaultFailure::Config("the Vault token is not a valid header value"))?;
         token.set_sensitive(true);
-        let mut request = self
-            .http
-            .get()
-            .request(method, url)
-            .header("X-Vault-Token", token);
+        let http =
+            self.http.get().await.map_err(|_| {
+                VaultFailure::Config("cannot build the HTTP client in this process")
+            })?;
+        let mut request = http.request(method, url).header("X-Vault-Token", token);
         if let Some(ns) = &self.namespace {
             request = request.header("X-Vault-Namespace", ns);
         }
@@ -719,13 +714,17 @@ impl Kms for VaultKms {
         self.wrapped_from(target_key_id, parsed.ciphertext)
     }
 
+    fn supports_batch_rewrap(&self) -> bool {
+        true
+    }
+
     async fn rewrap_dek_batch(
         &self,
         wrapped: &[WrappedDek],
         target_key_id: &str,
         contexts: &[EncryptionContext],
-    ) -> Option<Result<Vec<Result<WrappedDek>>>> {
-        Some(self.rewrap_batch(wrapped, target_key_id, contexts).await)
+    ) -> Result<Vec<Result<WrappedDek>>> {
+        self.rewrap_batch(wrapped, target_key_id, contexts).await
     }
 }
 

@@ -84,12 +84,24 @@ impl Kms for RateLimitedKms {
         self.inner.rewrap_dek(wrapped, target_key_id, context).await
     }
 
+    fn supports_batch_rewrap(&self) -> bool {
+        self.inner.supports_batch_rewrap()
+    }
+
     async fn rewrap_dek_batch(
         &self,
         wrapped: &[WrappedDek],
         target_key_id: &str,
         contexts: &[EncryptionContext],
-    ) -> Option<Result<Vec<Result<WrappedDek>>>> {
+    ) -> Result<Vec<Result<WrappedDek>>> {
+        if !self.inner.supports_batch_rewrap() {
+            // One call per DEK, each in its turn.
+            let mut out = Vec::with_capacity(wrapped.len());
+            for (w, context) in wrapped.iter().zip(contexts) {
+                out.push(self.rewrap_dek(w, target_key_id, context).await);
+            }
+            return Ok(out);
+        }
         self.wait_turn().await;
         self.inner
             .rewrap_dek_batch(wrapped, target_key_id, contexts)
