@@ -99,7 +99,8 @@
 //! }
 //! ```
 //!
-//! Census and every job then run on it; a store that keeps checkpoints returns a
+//! `tests/store_seam.rs` runs census and a rewrap (with a concurrent writer) on such a
+//! store. Census and every job then run on it; a store that keeps checkpoints returns a
 //! [`store::Ledger`] from [`store::Store::ledger`] (resumable jobs; with leases, jobs that
 //! processes on many machines share with `--join`).
 

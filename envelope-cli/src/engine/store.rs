@@ -277,7 +277,7 @@ impl JobMeta {
 }
 
 /// A place that keeps ciphertexts, as every job sees it. Implement it (one module in
-/// `stores/`), register it in [`crate::stores::open`], and census, rewrap, reencrypt and
+/// `stores/`), register it in [`crate::stores::open_values`], and census, rewrap, reencrypt and
 /// retire run on it.
 #[async_trait]
 pub trait Store: Send + Sync {
