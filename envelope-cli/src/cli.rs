@@ -33,6 +33,10 @@ pub enum Command {
     /// Manage local keyring keys; describe a key of any backend.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The compact form's DEK store: list its rows, retire or re-activate DEKs, copy rows
+    /// to another store.
+    #[command(subcommand)]
+    DekStore(DekStoreCommand),
     /// Encrypt a file or stdin to a file or stdout.
     Encrypt(CryptArgs),
     /// Decrypt a file or stdin to a file or stdout.
@@ -87,6 +91,49 @@ pub enum KeysCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `envelope dek-store`.
+#[derive(Debug, Subcommand)]
+pub enum DekStoreCommand {
+    /// List the rows: id, state, suite, whether bound to its id, age, KEK version.
+    List {
+        /// The store: `sqlite:///path/deks.sqlite`, `postgres://…[?table=NAME]`.
+        uri: String,
+        /// Only rows in this state (`active`, `retired`).
+        #[arg(long)]
+        state: Option<String>,
+        /// Print the rows as JSON (the form `copy` and the C ABI's import take).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retire DEKs: compact values under them stop decrypting (`DekNotFound`, retired)
+    /// until re-activated. Move their values first (`envelope reencrypt --dek`), and check
+    /// with `envelope census --dek-store` that none remain.
+    Retire {
+        /// The store.
+        uri: String,
+        /// The DEK ids (as `inspect` and `census` show them).
+        #[arg(required = true, num_args = 1..)]
+        ids: Vec<u64>,
+    },
+    /// Re-activate retired DEKs.
+    Activate {
+        /// The store.
+        uri: String,
+        /// The DEK ids.
+        #[arg(required = true, num_args = 1..)]
+        ids: Vec<u64>,
+    },
+    /// Copy every row to another store, keeping ids, states and bindings (migrating from
+    /// SQLite to PostgreSQL, say). Rows already there identically are skipped; a different
+    /// row under the same id stops the copy (nothing is overwritten).
+    Copy {
+        /// The store to read.
+        from: String,
+        /// The store to write.
+        to: String,
     },
 }
 

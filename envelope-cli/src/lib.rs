@@ -5,7 +5,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | commands | [`keys`], [`crypt`] (encrypt/decrypt/inspect), [`jobs`] (census, rewrap, reencrypt, retire) |
+//! | commands | [`keys`], [`dek_store_admin`] (`dek-store`), [`crypt`] (encrypt/decrypt/inspect), [`jobs`] (census, rewrap, reencrypt, retire) |
 //! | stores | [`stores`]: PostgreSQL columns, directories, the DEK store |
 //! | engine | [`engine`]: the store seam and the jobs written once against it |
 //! | values | [`value`] (stored forms), [`aad`] (AAD templates), [`labels`] (version-label checks) |
@@ -16,6 +16,7 @@
 pub mod aad;
 pub mod cli;
 pub mod crypt;
+pub mod dek_store_admin;
 pub mod engine;
 pub mod exit;
 pub mod jobs;
@@ -57,6 +58,7 @@ pub fn run() -> ExitCode {
 async fn dispatch(command: Command) -> CliResult {
     match command {
         Command::Keys(k) => keys::run(k).await,
+        Command::DekStore(c) => dek_store_admin::run(c).await,
         Command::Encrypt(a) => crypt::encrypt(a).await,
         Command::Decrypt(a) => crypt::decrypt(a).await,
         Command::Inspect(a) => crypt::inspect(a).await,

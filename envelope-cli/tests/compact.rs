@@ -555,3 +555,83 @@ fn encrypt_decrypt_and_inspect_a_compact_value_from_the_command_line() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(out.stdout, b"123-45-6789");
 }
+
+/// `envelope dek-store`: list the rows, retire a DEK (its values stop decrypting), activate
+/// it again, copy the store (ids, states and bindings kept; a rerun copies nothing; a
+/// different row under an id is refused).
+#[test]
+fn dek_store_commands_list_retire_activate_and_copy() {
+    let keyring = Keyring::new();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("sqlite://{}", dir.path().join("deks.sqlite").display());
+    let copy = format!("sqlite://{}", dir.path().join("copy.sqlite").display());
+    let p = |path: &std::path::Path| path.display().to_string();
+    let plain = dir.path().join("ssn.txt");
+    std::fs::write(&plain, b"123-45-6789").unwrap();
+    let sealed = dir.path().join("ssn.ev");
+    let crypt = |verb: &str, store: &str, input: &std::path::Path, output: &std::path::Path| {
+        envelope(&[
+            verb,
+            "--key",
+            &keyring.uri,
+            "--dek-store",
+            store,
+            "-i",
+            &p(input),
+            "-o",
+            &p(output),
+        ])
+    };
+    assert!(crypt("encrypt", &store, &plain, &sealed).status.success());
+    let rows = json_of(&envelope(&["dek-store", "list", &store, "--json"]), 0);
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let id = rows[0]["id"].to_string();
+    assert_eq!(rows[0]["state"], "active");
+    assert_eq!(rows[0]["bound"], true);
+    let human = envelope(&["dek-store", "list", &store]);
+    assert!(
+        String::from_utf8_lossy(&human.stdout).contains("1 row(s)"),
+        "{human:?}"
+    );
+
+    let back = dir.path().join("back.txt");
+    assert!(envelope(&["dek-store", "retire", &store, &id]).status.success());
+    let refused = crypt("decrypt", &store, &sealed, &back);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let retired = json_of(
+        &envelope(&["dek-store", "list", &store, "--state", "retired", "--json"]),
+        0,
+    );
+    assert_eq!(retired.as_array().unwrap().len(), 1);
+    let missing = envelope(&["dek-store", "retire", &store, "999"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no DEK 999"));
+    assert!(envelope(&["dek-store", "activate", &store, &id]).status.success());
+    assert!(crypt("decrypt", &store, &sealed, &back).status.success());
+    assert_eq!(std::fs::read(&back).unwrap(), b"123-45-6789");
+
+    // The copy decrypts the value; a second copy finds every row there.
+    let copied = envelope(&["dek-store", "copy", &store, &copy]);
+    assert!(
+        String::from_utf8_lossy(&copied.stderr).contains("copied 1 DEK row(s)"),
+        "{copied:?}"
+    );
+    assert_eq!(
+        json_of(&envelope(&["dek-store", "list", &copy, "--json"]), 0),
+        json_of(&envelope(&["dek-store", "list", &store, "--json"]), 0)
+    );
+    std::fs::remove_file(&back).unwrap();
+    assert!(crypt("decrypt", &copy, &sealed, &back).status.success());
+    assert_eq!(std::fs::read(&back).unwrap(), b"123-45-6789");
+    let again = envelope(&["dek-store", "copy", &store, &copy]);
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("copied 0 DEK row(s)"),
+        "{again:?}"
+    );
+    // A row that differs under the same id stops the copy.
+    assert!(envelope(&["dek-store", "retire", &copy, &id]).status.success());
+    let clash = envelope(&["dek-store", "copy", &store, &copy]);
+    assert_eq!(clash.status.code(), Some(1), "{clash:?}");
+    assert!(String::from_utf8_lossy(&clash.stderr).contains("differs"));
+}
