@@ -10,7 +10,38 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Every step's wall time, printed as a table when the run ends (passed or failed).
+STEP_NAMES=()
+STEP_SECONDS=()
+CURRENT_STEP=""
+STEP_STARTED=$SECONDS
+RUN_STARTED=$SECONDS
+end_step() {
+    if [[ -n $CURRENT_STEP ]]; then
+        STEP_NAMES+=("$CURRENT_STEP")
+        STEP_SECONDS+=($((SECONDS - STEP_STARTED)))
+    fi
+    CURRENT_STEP=""
+}
+step() {
+    end_step
+    CURRENT_STEP="$*"
+    STEP_STARTED=$SECONDS
+    printf '\n==> %s\n' "$*"
+}
+print_timings() {
+    local status=$1 failed=$CURRENT_STEP i
+    end_step
+    printf '\n%-6s %5s  %s\n' "time" "s" "step"
+    for i in "${!STEP_NAMES[@]}"; do
+        printf '%3d:%02d %5d  %s%s\n' $((STEP_SECONDS[i] / 60)) $((STEP_SECONDS[i] % 60)) \
+            "${STEP_SECONDS[i]}" "${STEP_NAMES[i]}" \
+            "$([[ $status != 0 && ${STEP_NAMES[i]} == "$failed" ]] && echo '   <- FAILED')"
+    done
+    local total=$((SECONDS - RUN_STARTED))
+    printf '%3d:%02d %5d  total\n' $((total / 60)) $((total % 60)) "$total"
+}
+trap 'print_timings $?' EXIT
 source scripts/lib/tools.sh
 
 step "build dependencies (libsqlite3-dev, pkg-config)"
@@ -22,7 +53,7 @@ source scripts/lib/moto.sh
 source scripts/lib/ministack.sh
 source scripts/lib/drongo.sh
 source scripts/lib/postgres.sh
-trap 'stop_openbao; stop_moto; stop_ministack; stop_drongo; stop_postgres' EXIT
+trap 'status=$?; stop_openbao; stop_moto; stop_ministack; stop_drongo; stop_postgres; print_timings "$status"' EXIT
 step "start OpenBao (Vault Transit)"
 start_openbao
 step "start moto (AWS KMS)"
@@ -71,4 +102,5 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --features "$FEATURES" --no-dep
 step "envelope-core depends on no cloud SDK"
 scripts/check-core-deps.sh
 
+end_step
 printf '\nAll checks passed.\n'
