@@ -81,9 +81,7 @@ async fn list(uri: &str, state: Option<&str>, json: bool) -> CliResult {
 async fn set_state(uri: &str, ids: &[u64], state: DekState) -> CliResult {
     let ids: Vec<DekId> = ids
         .iter()
-        .map(|&n| {
-            DekId::new(n).ok_or_else(|| CliError::with_code(USAGE, "DEK ids start at 1"))
-        })
+        .map(|&n| DekId::new(n).ok_or_else(|| CliError::with_code(USAGE, "DEK ids start at 1")))
         .collect::<Result<_, _>>()?;
     let store = dek_store::open(uri)?;
     // Check every id before changing any.

@@ -609,7 +609,11 @@ fn dek_store_commands_list_retire_activate_and_copy() {
     );
 
     let back = dir.path().join("back.txt");
-    assert!(envelope(&["dek-store", "retire", &store, &id]).status.success());
+    assert!(
+        envelope(&["dek-store", "retire", &store, &id])
+            .status
+            .success()
+    );
     let refused = crypt("decrypt", &store, &sealed, &back);
     assert_eq!(refused.status.code(), Some(1), "{refused:?}");
     let retired = json_of(
@@ -620,7 +624,11 @@ fn dek_store_commands_list_retire_activate_and_copy() {
     let missing = envelope(&["dek-store", "retire", &store, "999"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no DEK 999"));
-    assert!(envelope(&["dek-store", "activate", &store, &id]).status.success());
+    assert!(
+        envelope(&["dek-store", "activate", &store, &id])
+            .status
+            .success()
+    );
     assert!(crypt("decrypt", &store, &sealed, &back).status.success());
     assert_eq!(std::fs::read(&back).unwrap(), b"123-45-6789");
 
@@ -643,7 +651,11 @@ fn dek_store_commands_list_retire_activate_and_copy() {
         "{again:?}"
     );
     // A row that differs under the same id stops the copy.
-    assert!(envelope(&["dek-store", "retire", &copy, &id]).status.success());
+    assert!(
+        envelope(&["dek-store", "retire", &copy, &id])
+            .status
+            .success()
+    );
     let clash = envelope(&["dek-store", "copy", &store, &copy]);
     assert_eq!(clash.status.code(), Some(1), "{clash:?}");
     assert!(String::from_utf8_lossy(&clash.stderr).contains("differs"));

@@ -107,6 +107,31 @@ pub struct Write<'a> {
     pub change: &'a Change,
 }
 
+impl Write<'_> {
+    /// The new ciphertext, or an error for a store that keeps ciphertexts only.
+    pub fn ciphertext(&self) -> Result<&[u8], CommitError> {
+        match self.change {
+            Change::Ciphertext(new) => Ok(new),
+            Change::Wrapped(_) => Err(self.wrong_change("a ciphertext")),
+        }
+    }
+
+    /// The new wrapped DEK, or an error for a store that keeps DEK rows only.
+    pub fn wrapped(&self) -> Result<&WrappedDek, CommitError> {
+        match self.change {
+            Change::Wrapped(new) => Ok(new),
+            Change::Ciphertext(_) => Err(self.wrong_change("a new wrapped DEK")),
+        }
+    }
+
+    fn wrong_change(&self, takes: &str) -> CommitError {
+        CommitError::Failed(CliError::new(format!(
+            "{}: this store takes {takes} only",
+            self.record.location
+        )))
+    }
+}
+
 /// A job's progress to record with a page's writes.
 #[derive(Debug)]
 pub struct Checkpoint<'a> {

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use envelope::compact::{DekId, DekStore, StoreCheckpoint, WrappedDekChange};
 
 use crate::engine::store::{
-    Change, Checkpoint, Claim, CommitError, Committed, JobMeta, Ledger, Part, Range, Record, Store,
+    Checkpoint, Claim, CommitError, Committed, JobMeta, Ledger, Part, Range, Record, Store,
     StoreInfo, Value, Write, WriteGuarantee,
 };
 use crate::engine::summary::Counts;
@@ -96,9 +96,10 @@ impl Store for DekStoreRows {
     ) -> Result<Committed, CommitError> {
         let mut changes = Vec::with_capacity(writes.len());
         for w in writes {
-            let (Value::DekRow(row), Change::Wrapped(new)) = (&w.record.value, w.change) else {
+            let new = w.wrapped()?;
+            let Value::DekRow(row) = &w.record.value else {
                 return Err(CommitError::Failed(CliError::new(format!(
-                    "{}: a DEK store row takes a new wrapped DEK only",
+                    "{}: not a DEK store row",
                     w.record.location
                 ))));
             };

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 
 use crate::aad::AadTemplate;
 use crate::engine::store::{
-    Change, Checkpoint, CommitError, Committed, Range, Record, Store, StoreInfo, Value, Write,
+    Checkpoint, CommitError, Committed, Range, Record, Store, StoreInfo, Value, Write,
     WriteGuarantee,
 };
 use crate::exit::CliError;
@@ -195,13 +195,7 @@ impl Store for Directory {
             });
         }
         for w in writes {
-            let Change::Ciphertext(new) = w.change else {
-                return Err(CommitError::Failed(CliError::new(format!(
-                    "{}: a file takes a ciphertext only",
-                    w.record.location
-                ))));
-            };
-            replace_atomically(&self.dir.join(&w.record.position), new)?;
+            replace_atomically(&self.dir.join(&w.record.position), w.ciphertext()?)?;
         }
         Ok(Committed::default())
     }

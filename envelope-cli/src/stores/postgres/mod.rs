@@ -18,8 +18,8 @@ pub use target::{Target, quote_ident};
 
 use crate::aad::AadTemplate;
 use crate::engine::store::{
-    Change, Checkpoint, CommitError, Committed, ConnectionInfo, Ledger, Range, Record, Store,
-    StoreInfo, Value, Write, WriteGuarantee,
+    Checkpoint, CommitError, Committed, ConnectionInfo, Ledger, Range, Record, Store, StoreInfo,
+    Value, Write, WriteGuarantee,
 };
 use crate::exit::CliError;
 use crate::value::{Form, Stored};
@@ -191,13 +191,7 @@ impl Column {
         let keys: Vec<&str> = writes.iter().map(|w| w.record.position.as_str()).collect();
         let mut news = Vec::with_capacity(writes.len());
         for w in writes {
-            let Change::Ciphertext(new) = w.change else {
-                return Err(CommitError::Failed(CliError::new(format!(
-                    "{}: a column takes a ciphertext only",
-                    w.record.location
-                ))));
-            };
-            news.push(new.as_slice());
+            news.push(w.ciphertext()?);
         }
         let update = self.target.update_query();
         let updated: std::collections::HashSet<String> = if writes.is_empty() {
