@@ -17,7 +17,7 @@ use std::fmt;
 use std::num::NonZeroU64;
 
 use crate::error::{Error, Result};
-use crate::format::{MAGIC, NonceSource, Output, prefix_of, seal_body};
+use crate::format::{MAGIC, NonceSource, Output, open_appended, prefix_of, seal_body};
 use crate::suite::{COMMITMENT_LEN, DataKey, Suite, TAG_LEN};
 
 /// The format version byte of the compact form new values are written in (version 3, the
@@ -378,15 +378,7 @@ impl Output<'_> {
     ) -> Result<usize> {
         let len = parsed.body.len() - TAG_LEN;
         match self {
-            Output::Append(vec) => {
-                let start = vec.len();
-                vec.resize(start + len, 0);
-                let opened = open_into(key, parsed, aad, &mut vec[start..]);
-                if opened.is_err() {
-                    vec.truncate(start);
-                }
-                opened.map(|()| len)
-            }
+            Output::Append(vec) => open_appended(vec, len, |out| open_into(key, parsed, aad, out)),
             Output::Slice(buf) => open_into(key, parsed, aad, prefix_of(buf, len)?).map(|()| len),
         }
     }

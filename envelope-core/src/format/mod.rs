@@ -14,7 +14,9 @@ mod text;
 pub(crate) use header::{Parsed, encode_kek_ref, parse, replace_kek_ref, stable_len};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use seal::{MAX_NONCE_LEN, seal};
-pub(crate) use seal::{NonceSource, Output, check_message_len, prefix_of, seal_body};
+pub(crate) use seal::{
+    NonceSource, Output, check_message_len, open_appended, prefix_of, seal_body,
+};
 pub use text::{from_text, to_text};
 
 use crate::error::Result;

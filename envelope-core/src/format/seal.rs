@@ -224,16 +224,32 @@ impl Output<'_> {
     pub(crate) fn open(&mut self, key: &DataKey, parsed: &Parsed<'_>, aad: &[u8]) -> Result<usize> {
         let len = plaintext_len(parsed);
         match self {
-            Output::Append(vec) => {
-                let start = vec.len();
-                vec.resize(start + len, 0);
-                let opened = open_into(key, parsed, aad, &mut vec[start..]);
-                if opened.is_err() {
-                    vec.truncate(start);
-                }
-                opened.map(|()| len)
-            }
+            Output::Append(vec) => open_appended(vec, len, |out| open_into(key, parsed, aad, out)),
             Output::Slice(buf) => open_into(key, parsed, aad, prefix_of(buf, len)?).map(|()| len),
         }
     }
+}
+
+/// Opens a message into `len` bytes appended to `vec` (`open` writes the plaintext over
+/// them) and returns `len`; on failure `vec` is as it was. An empty vector without room
+/// (a new `Vec`) gets a zeroed allocation instead of a resize: `calloc` takes a large one
+/// from fresh pages that are zero already, so a large plaintext is written once, not
+/// zeroed first.
+#[inline]
+pub(crate) fn open_appended(
+    vec: &mut Vec<u8>,
+    len: usize,
+    open: impl FnOnce(&mut [u8]) -> Result<()>,
+) -> Result<usize> {
+    let start = vec.len();
+    if start == 0 && vec.capacity() < len {
+        *vec = vec![0u8; len];
+    } else {
+        vec.resize(start + len, 0);
+    }
+    let opened = open(&mut vec[start..]);
+    if opened.is_err() {
+        vec.truncate(start);
+    }
+    opened.map(|()| len)
 }
