@@ -424,10 +424,10 @@ pub async fn retire(args: RetireArgs) -> CliResult {
         "key_id": key_id,
         "version": args.version,
         "action": action_name(args.action),
-        "at": crate::keys::epoch(Some(std::time::SystemTime::now())),
+        "at": crate::key_description::epoch(Some(std::time::SystemTime::now())),
         "census": census.to_json(),
         "ciphertexts_under_version": 0,
-        "key_after": crate::keys::description_json(&after),
+        "key_after": crate::key_description::description_json(&after),
     });
     if args.json {
         println!("{evidence}");

@@ -8,7 +8,7 @@
 //! | commands | [`keys`], [`dek_store_admin`] (`dek-store`), [`crypt`] (encrypt/decrypt/inspect), [`jobs`] (census, rewrap, reencrypt, retire) |
 //! | stores | [`stores`]: PostgreSQL columns, directories, the DEK store |
 //! | engine | [`engine`]: the store seam and the jobs written once against it |
-//! | values | [`value`] (stored forms), [`aad`] (AAD templates), [`labels`] (version-label checks) |
+//! | values | [`key_description`] (a key's description as JSON and text), [`value`] (stored forms), [`aad`] (AAD templates), [`labels`] (version-label checks) |
 //! | base | [`cli`] (arguments), [`exit`] (errors and exit codes) |
 //!
 //! A new store is one module in [`stores`] and one line of registration: see [`engine`].
@@ -20,6 +20,7 @@ pub mod dek_store_admin;
 pub mod engine;
 pub mod exit;
 pub mod jobs;
+pub mod key_description;
 pub mod keys;
 pub mod labels;
 pub mod stores;
