@@ -58,7 +58,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    #[inline]
+    #[inline(always)]
     fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8]> {
         match self.input.get(self.pos..).and_then(|rest| rest.get(..n)) {
             Some(out) => {
@@ -82,13 +82,13 @@ impl<'a> Reader<'a> {
         )
     }
 
-    #[inline]
+    #[inline(always)]
     fn u8(&mut self, field: &'static str) -> Result<u8> {
         let [b] = self.array::<1>(field)?;
         Ok(b)
     }
 
-    #[inline]
+    #[inline(always)]
     fn u16(&mut self, field: &'static str) -> Result<usize> {
         Ok(u16::from_be_bytes(self.array::<2>(field)?) as usize)
     }

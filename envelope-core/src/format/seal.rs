@@ -230,11 +230,15 @@ impl Output<'_> {
     }
 }
 
+/// Below this many bytes a new plaintext buffer is allocated and zero-filled; from it on,
+/// allocated zeroed (glibc's `calloc` serves such sizes from fresh pages that are zero
+/// already, but it bypasses the thread cache that makes small allocations cheap).
+const ZEROED_ALLOCATION_FROM: usize = 128 * 1024;
+
 /// Opens a message into `len` bytes appended to `vec` (`open` writes the plaintext over
-/// them) and returns `len`; on failure `vec` is as it was. An empty vector without room
-/// (a new `Vec`) gets a zeroed allocation instead of a resize: `calloc` takes a large one
-/// from fresh pages that are zero already, so a large plaintext is written once, not
-/// zeroed first.
+/// them) and returns `len`; on failure `vec` is as it was. A large plaintext into an empty
+/// vector without room (a new `Vec`) gets a zeroed allocation instead of a resize, so it is
+/// written once, not zeroed first.
 #[inline]
 pub(crate) fn open_appended(
     vec: &mut Vec<u8>,
@@ -242,7 +246,7 @@ pub(crate) fn open_appended(
     open: impl FnOnce(&mut [u8]) -> Result<()>,
 ) -> Result<usize> {
     let start = vec.len();
-    if start == 0 && vec.capacity() < len {
+    if start == 0 && vec.capacity() < len && len >= ZEROED_ALLOCATION_FROM {
         *vec = vec![0u8; len];
     } else {
         vec.resize(start + len, 0);
