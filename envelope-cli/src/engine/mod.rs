@@ -9,7 +9,8 @@
 //! | [`process`] | what a job does to one page of records (KMS calls happen here) |
 //! | [`census`] | counting records by KEK provider, key, version and suite |
 //! | [`headers`] | a value's header facts, a compact one's through its DEK store |
-//! | [`summary`] | counts, the end-of-job summary, the progress bar |
+//! | [`counts`] | what happened to a record, and a job's counts |
+//! | [`summary`] | the end-of-job summary, the progress bar |
 //! | [`ratelimit`] | `--max-rate`: at most N KMS calls per second |
 //!
 //! The engine never names a store; the stores (in [`crate::stores`]) never name a job.
@@ -105,6 +106,7 @@
 //! processes on many machines share with `--join`).
 
 pub mod census;
+pub mod counts;
 pub mod headers;
 pub mod process;
 pub mod ratelimit;

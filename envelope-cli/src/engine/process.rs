@@ -9,6 +9,7 @@ use envelope::compact::StoredDek;
 use envelope::{Envelope, ErrorKind, LabelCheck, compact};
 
 use crate::engine::census::unreadable_kind;
+pub use crate::engine::counts::Outcome;
 use crate::engine::headers::StoreHeaders;
 use crate::engine::store::{Change, Record, Value};
 use crate::labels::{LabelVerifier, Verdict};
@@ -47,21 +48,6 @@ impl Filter {
         (self.deks.is_empty() || self.deks.contains(&info.dek_fingerprint))
             && (self.kek_versions.is_empty() || self.kek_versions.contains(&info.key_version))
     }
-}
-
-/// What happened to one record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// A new value is to be written (the [`Decision`]'s change).
-    Changed,
-    /// Already under the current version (rewrap).
-    Current,
-    /// Not selected by the filter (reencrypt), or a compact value (rewrap: its DEK
-    /// rotates in the DEK store, the value never changes).
-    Skipped,
-    /// Left untouched, for this reason (an error kind, `mislabeled`, `aad_template`,
-    /// `changed_concurrently`).
-    Failed(&'static str),
 }
 
 /// A record's outcome and, when it changed, its new value.

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use indicatif::ProgressBar;
 
+use crate::engine::counts::Counts;
 use crate::engine::process::{Decision, Outcome, Processor, Stop};
 use crate::engine::store::{
     Checkpoint, Claim, CommitError, Committed, JobMeta, Part, Record, Store, Write,
 };
-use crate::engine::summary::{Counts, Summary, progress};
+use crate::engine::summary::{Summary, progress};
 use crate::exit::{CliError, USAGE};
 
 /// How often a page retries records that an application keeps changing under it.

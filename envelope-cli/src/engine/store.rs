@@ -13,7 +13,7 @@ use envelope::WrappedDek;
 use envelope::compact::StoredDek;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::summary::Counts;
+use crate::engine::counts::Counts;
 use crate::exit::CliError;
 use crate::value::Stored;
 

@@ -1,69 +1,13 @@
 //! The end-of-job summary (human lines or `--json`) and the progress bar.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::engine::process::Outcome;
+use crate::engine::counts::Counts;
 use crate::engine::store::{ConnectionInfo, WriteGuarantee};
-
-/// Counts of a job (one worker's, or all merged).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Counts {
-    /// Values read (NULLs are not values).
-    pub scanned: u64,
-    /// Values written back (rewrapped or re-encrypted).
-    pub changed: u64,
-    /// Values already under the current version (rewrap).
-    pub already_current: u64,
-    /// Values the filter did not select (reencrypt).
-    pub skipped: u64,
-    /// Values left untouched because they failed.
-    pub failed: u64,
-    /// Failed values by kind (`decryption_failed`, `mislabeled`, `malformed`, …).
-    pub failures: BTreeMap<String, u64>,
-    /// Rows an application changed between our read and our write; they were read again
-    /// and processed from their new value.
-    pub concurrent_updates: u64,
-}
-
-impl Counts {
-    /// Counts one outcome.
-    pub fn record(&mut self, outcome: Outcome) {
-        self.scanned += 1;
-        match outcome {
-            Outcome::Changed => self.changed += 1,
-            Outcome::Current => self.already_current += 1,
-            Outcome::Skipped => self.skipped += 1,
-            Outcome::Failed(kind) => {
-                self.failed += 1;
-                *self.failures.entry(kind.to_owned()).or_default() += 1;
-            }
-        }
-    }
-
-    /// These counts plus `other`'s.
-    pub fn merged(mut self, other: &Counts) -> Counts {
-        self.merge(other);
-        self
-    }
-
-    /// Adds another worker's counts.
-    pub fn merge(&mut self, other: &Counts) {
-        self.scanned += other.scanned;
-        self.changed += other.changed;
-        self.already_current += other.already_current;
-        self.skipped += other.skipped;
-        self.failed += other.failed;
-        self.concurrent_updates += other.concurrent_updates;
-        for (k, v) in &other.failures {
-            *self.failures.entry(k.clone()).or_default() += v;
-        }
-    }
-}
 
 /// What a finished (or stopped) job reports.
 #[derive(Debug, Clone, Serialize)]

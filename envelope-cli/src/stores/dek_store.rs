@@ -8,11 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use envelope::compact::{DekId, DekStore, StoreCheckpoint, WrappedDekChange};
 
+use crate::engine::counts::Counts;
 use crate::engine::store::{
     Checkpoint, Claim, CommitError, Committed, JobMeta, Ledger, Part, Range, Record, Store,
     StoreInfo, Value, Write, WriteGuarantee,
 };
-use crate::engine::summary::Counts;
 use crate::exit::CliError;
 
 /// Opens the store a `--dek-store` URI names.

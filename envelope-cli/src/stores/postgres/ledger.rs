@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use tokio_postgres::{Client, GenericClient, Row};
 
 use super::Column;
+use crate::engine::counts::Counts;
 use crate::engine::store::{Checkpoint, Claim, JobMeta, Ledger, Part, Range};
-use crate::engine::summary::Counts;
 use crate::exit::CliError;
 
 /// The ledger table's definition (created on first use; the lease columns are added to a
