@@ -196,3 +196,62 @@ async fn three_processes_share_a_job_and_finish_the_range_of_one_killed() {
         assert_eq!(header(&now).key_version, "2", "row {id}");
     }
 }
+
+/// A job id names one job: joining it with another command is refused, joining a finished
+/// job changes nothing and reports its totals, and `--join` needs PostgreSQL.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_joined_job_is_one_job() {
+    let client = db().await;
+    let keyring = Keyring::new();
+    let env = keyring.envelope(100);
+    let table = unique("coop_small");
+    fill_table(&client, &env, &table, 1_000).await;
+    keyring.rotate();
+    let job = unique("weekly");
+    let url = pg_url();
+    let run = |verb: &str, key: &str, extra: &[&str]| {
+        let mut args = vec![
+            verb, "--key", key, "--db", &url, "--table", &table, "--column", "ssn", "--join", &job,
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        envelope(&args)
+    };
+    let first = json_of(&run("rewrap", &keyring.uri, &[]), 0);
+    assert_eq!(first[0]["total"]["changed"], 900, "{first}");
+
+    // The same job again: nothing left to claim, the job's totals reported.
+    let again = json_of(&run("rewrap", &keyring.uri, &[]), 0);
+    assert_eq!(again[0]["total"]["changed"], 900, "{again}");
+    assert_eq!(again[0]["this_run"]["scanned"], 0, "{again}");
+
+    // Another command under the same job id is refused, naming both.
+    let other = Keyring::new();
+    let refused = run("rewrap", &other.uri, &[]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains(&format!("job {job:?} is a rewrap")),
+        "{stderr}"
+    );
+    let refused = run(
+        "reencrypt",
+        &keyring.uri,
+        &["--all", "--aad", "envelope:{table}.{column}"],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+
+    // No PostgreSQL, no ledger to share.
+    let dir = tempfile::tempdir().unwrap();
+    let out = envelope(&[
+        "rewrap",
+        "--key",
+        &keyring.uri,
+        "--dir",
+        &dir.path().display().to_string(),
+        "--join",
+        &job,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--join shares a PostgreSQL job"));
+}
