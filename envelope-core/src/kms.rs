@@ -322,19 +322,31 @@ pub trait Kms: Send + Sync + fmt::Debug {
         target_key_id: &str,
         contexts: &[EncryptionContext],
     ) -> Result<Vec<Result<WrappedDek>>> {
-        if contexts.len() != wrapped.len() {
-            return Err(Error::InvalidConfig(format!(
-                "{} encryption contexts for {} wrapped DEKs",
-                contexts.len(),
-                wrapped.len()
-            )));
-        }
-        let mut out = Vec::with_capacity(wrapped.len());
-        for (w, context) in wrapped.iter().zip(contexts) {
-            out.push(self.rewrap_dek(w, target_key_id, context).await);
-        }
-        Ok(out)
+        rewrap_each(self, wrapped, target_key_id, contexts).await
     }
+}
+
+/// [`Kms::rewrap_dek_batch`] for a service without a batch API: one [`Kms::rewrap_dek`]
+/// call per DEK, in order (the trait's default, and what a wrapper that adds behaviour to
+/// each call, such as a rate limit, uses).
+pub async fn rewrap_each<K: Kms + ?Sized>(
+    kms: &K,
+    wrapped: &[WrappedDek],
+    target_key_id: &str,
+    contexts: &[EncryptionContext],
+) -> Result<Vec<Result<WrappedDek>>> {
+    if contexts.len() != wrapped.len() {
+        return Err(Error::InvalidConfig(format!(
+            "{} encryption contexts for {} wrapped DEKs",
+            contexts.len(),
+            wrapped.len()
+        )));
+    }
+    let mut out = Vec::with_capacity(wrapped.len());
+    for (w, context) in wrapped.iter().zip(contexts) {
+        out.push(kms.rewrap_dek(w, target_key_id, context).await);
+    }
+    Ok(out)
 }
 
 /// Conveniences for every [`Kms`].

@@ -25,11 +25,6 @@ impl StoreHeaders {
         }
     }
 
-    /// The store.
-    pub fn store(&self) -> &Arc<dyn DekStore> {
-        &self.store
-    }
-
     async fn row(&self, id: DekId) -> envelope::Result<StoredDek> {
         let mut rows = self.rows.lock().await;
         let row = match rows.get(&id) {

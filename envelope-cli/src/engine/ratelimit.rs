@@ -96,11 +96,7 @@ impl Kms for RateLimitedKms {
     ) -> Result<Vec<Result<WrappedDek>>> {
         if !self.inner.supports_batch_rewrap() {
             // One call per DEK, each in its turn.
-            let mut out = Vec::with_capacity(wrapped.len());
-            for (w, context) in wrapped.iter().zip(contexts) {
-                out.push(self.rewrap_dek(w, target_key_id, context).await);
-            }
-            return Ok(out);
+            return envelope::kms::rewrap_each(self, wrapped, target_key_id, contexts).await;
         }
         self.wait_turn().await;
         self.inner

@@ -343,15 +343,10 @@ impl Shared {
             next.last = Some(last);
             match self.settle(&mut next, owner, records, decisions).await? {
                 Settled::Committed(page) => {
-                    for (location, outcome) in &page.outcomes {
-                        if let Outcome::Failed(kind) = outcome
-                            && result.failed_samples.len() < FAILED_SAMPLES
-                        {
-                            result
-                                .failed_samples
-                                .push((location.clone(), (*kind).to_owned()));
-                        }
-                    }
+                    let room = FAILED_SAMPLES.saturating_sub(result.failed_samples.len());
+                    result
+                        .failed_samples
+                        .extend(page.failed.into_iter().take(room));
                     result.counts.merge(&page.counts);
                     part = next;
                     self.bar.inc(n);
@@ -389,10 +384,8 @@ impl Shared {
         loop {
             round += 1;
             let mut page = PageCounts::default();
-            for (record, decision) in records.iter().zip(&decisions) {
+            for decision in &decisions {
                 page.counts.record(decision.outcome);
-                page.outcomes
-                    .push((record.location.clone(), decision.outcome));
             }
             page.counts.concurrent_updates = conflicts;
             part.counts = base.clone().merged(&page.counts);
@@ -401,6 +394,16 @@ impl Shared {
                 Err(LeaseLost) => return Ok(Settled::LeaseLost),
             };
             if committed.conflicts.is_empty() {
+                // Only failed records are named in the summary.
+                page.failed = records
+                    .iter()
+                    .zip(&decisions)
+                    .filter_map(|(r, d)| match d.outcome {
+                        Outcome::Failed(kind) => Some((r.location.clone(), kind.to_owned())),
+                        _ => None,
+                    })
+                    .take(FAILED_SAMPLES)
+                    .collect();
                 // Writes a newer concurrent write superseded (recorded with the next page).
                 page.counts.concurrent_updates += committed.superseded;
                 part.counts.concurrent_updates += committed.superseded;
@@ -480,11 +483,11 @@ impl Shared {
 /// Another worker holds the part's lease now.
 struct LeaseLost;
 
-/// A committed page's counts and outcomes by location.
+/// A committed page's counts and its failed records (location, kind).
 #[derive(Default)]
 struct PageCounts {
     counts: Counts,
-    outcomes: Vec<(String, Outcome)>,
+    failed: Vec<(String, String)>,
 }
 
 /// How a page's commit ended.

@@ -6,14 +6,11 @@
 mod ledger;
 mod target;
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use envelope_dekstore::pg_connect::{PgConnector, Transport};
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, Row};
 
-pub use ledger::SCHEMA;
 pub use target::{Target, quote_ident};
 
 use crate::aad::AadTemplate;
@@ -342,6 +339,3 @@ fn utf8(bytes: &[u8]) -> &str {
     // Text-column values and their text-form replacements are UTF-8 by construction.
     std::str::from_utf8(bytes).unwrap_or_default()
 }
-
-/// How long a claimed range stays a worker's without a commit (`--lease`).
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
