@@ -213,6 +213,37 @@ pub enum Error {
         source: Option<BoxError>,
     },
 
+    /// A blind index (or one version of it) is not in the index key store.
+    #[error("{}", index_not_found_message(index, *version))]
+    IndexNotFound {
+        /// The index name.
+        index: String,
+        /// The version asked for, when one was.
+        version: Option<u16>,
+    },
+
+    /// A blind index version is retired: it neither writes nor answers queries.
+    #[error(
+        "version {version} of blind index {index:?} is retired: it neither writes nor answers queries"
+    )]
+    IndexRetired {
+        /// The index name.
+        index: String,
+        /// The retired version.
+        version: u16,
+    },
+
+    /// A blind index does not match what the caller or the store says it is: another
+    /// normalizer than the stored index's, an index key whose commitment does not match
+    /// its row, an index value of another index or of a malformed encoding.
+    #[error("blind index {index:?}: {reason}")]
+    IndexMismatch {
+        /// The index name.
+        index: String,
+        /// What does not match (never key material).
+        reason: String,
+    },
+
     /// The plaintext is larger than one message may be.
     #[error("plaintext of {len} bytes exceeds the per-message limit of {max} bytes")]
     MessageTooLarge {
@@ -221,6 +252,15 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+}
+
+fn index_not_found_message(index: &str, version: Option<u16>) -> String {
+    match version {
+        Some(v) => format!("blind index {index:?} has no version {v} in the index key store"),
+        None => format!(
+            "blind index {index:?} is not in the index key store (create it with `envelope index create`)"
+        ),
+    }
 }
 
 fn dek_not_found_message(id: u64, retired: bool) -> String {
@@ -261,6 +301,9 @@ impl Error {
             Error::DekNotFound { .. } => ErrorKind::DekNotFound,
             Error::DekStore { .. } => ErrorKind::DekStore,
             Error::BufferTooSmall { .. } => ErrorKind::BufferTooSmall,
+            Error::IndexNotFound { .. } => ErrorKind::IndexNotFound,
+            Error::IndexRetired { .. } => ErrorKind::IndexRetired,
+            Error::IndexMismatch { .. } => ErrorKind::IndexMismatch,
         }
     }
 
@@ -339,6 +382,12 @@ pub enum ErrorKind {
     DekNotFound,
     /// See [`Error::DekStore`].
     DekStore,
+    /// See [`Error::IndexNotFound`].
+    IndexNotFound,
+    /// See [`Error::IndexRetired`].
+    IndexRetired,
+    /// See [`Error::IndexMismatch`].
+    IndexMismatch,
 }
 
 impl ErrorKind {
@@ -368,6 +417,9 @@ impl ErrorKind {
             ErrorKind::BufferTooSmall => "buffer_too_small",
             ErrorKind::DekNotFound => "dek_not_found",
             ErrorKind::DekStore => "dek_store",
+            ErrorKind::IndexNotFound => "index_not_found",
+            ErrorKind::IndexRetired => "index_retired",
+            ErrorKind::IndexMismatch => "index_mismatch",
         }
     }
 }

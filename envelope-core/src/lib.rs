@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod blind_index;
 mod blocking;
 pub mod cache;
 mod clock;
@@ -22,6 +23,7 @@ pub mod testing;
 #[cfg(feature = "testing")]
 pub mod vectors;
 
+pub use blind_index::{BlindIndexes, IndexKeyStore, IndexValue, Normalizer};
 pub use blocking::BlockingEnvelope;
 pub use cache::CachePolicy;
 pub use compact::{DekId, DekState, DekStore};

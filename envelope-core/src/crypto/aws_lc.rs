@@ -116,6 +116,23 @@ pub(crate) fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[&[u8]], out: &mut [u8
     assert!(filled.is_ok(), "HKDF-SHA256 output of {} bytes", out.len());
 }
 
+/// An HMAC-SHA256 key with its inner and outer pads prepared once.
+pub(crate) struct HmacKey(aws_lc_rs::hmac::Key);
+
+impl HmacKey {
+    pub(crate) fn new(key: &[u8]) -> Self {
+        HmacKey(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key))
+    }
+
+    #[inline]
+    pub(crate) fn sign(&self, data: &[u8]) -> [u8; 32] {
+        let tag = aws_lc_rs::hmac::sign(&self.0, data);
+        let mut out = [0u8; 32];
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+}
+
 pub(crate) fn fill_random(out: &mut [u8]) {
     // AWS-LC's RAND_bytes fails only if the entropy source is gone, when no key can be
     // made safely: stop rather than hand out a weak key.

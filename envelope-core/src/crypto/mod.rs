@@ -169,6 +169,40 @@ pub(crate) fn hkdf_sha256(
     }
 }
 
+/// An HMAC-SHA256 key prepared once (inner and outer pads), on one provider: the blind
+/// indexes' keyed hash.
+pub(crate) enum HmacKey {
+    #[cfg(any(feature = "aws-lc", feature = "fips"))]
+    AwsLc(aws_lc::HmacKey),
+    #[cfg(feature = "rustcrypto")]
+    RustCrypto(rust_crypto::HmacKey),
+}
+
+impl HmacKey {
+    /// Prepares `key` on `provider`, which must be compiled in.
+    pub(crate) fn new(provider: CryptoProvider, key: &[u8]) -> Self {
+        match provider {
+            #[cfg(any(feature = "aws-lc", feature = "fips"))]
+            CryptoProvider::AwsLc => HmacKey::AwsLc(aws_lc::HmacKey::new(key)),
+            #[cfg(feature = "rustcrypto")]
+            CryptoProvider::RustCrypto => HmacKey::RustCrypto(rust_crypto::HmacKey::new(key)),
+            #[allow(unreachable_patterns)]
+            other => unreachable!("provider {other} is not compiled in (checked at build time)"),
+        }
+    }
+
+    /// HMAC-SHA256 of `data`.
+    #[inline]
+    pub(crate) fn sign(&self, data: &[u8]) -> [u8; 32] {
+        match self {
+            #[cfg(any(feature = "aws-lc", feature = "fips"))]
+            HmacKey::AwsLc(k) => k.sign(data),
+            #[cfg(feature = "rustcrypto")]
+            HmacKey::RustCrypto(k) => k.sign(data),
+        }
+    }
+}
+
 /// An AES-256-GCM key with its key schedule prepared once, on one provider.
 pub(crate) enum GcmKey {
     #[cfg(any(feature = "aws-lc", feature = "fips"))]

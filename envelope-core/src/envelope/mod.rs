@@ -88,6 +88,11 @@ impl Envelope {
         &self.inner.kms
     }
 
+    /// The encryption context every wrap and unwrap of this envelope binds.
+    pub fn encryption_context(&self) -> &EncryptionContext {
+        &self.inner.context
+    }
+
     /// The suite new ciphertexts use.
     pub fn suite(&self) -> Suite {
         self.inner.suite
