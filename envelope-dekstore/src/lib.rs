@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod index_keys;
 #[cfg(feature = "postgres")]
 pub mod pg_connect;
 #[cfg(feature = "postgres")]
@@ -20,6 +21,23 @@ pub use postgres::PgDekStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteDekStore;
 pub use uri::{DEFAULT_TABLE, DekStoreUri};
+
+/// Opens the index key store of the DEK store a URI names: the same file or database, in
+/// the table beside the DEKs (`envelope_index_keys` in SQLite, `<table>_index_keys` in
+/// PostgreSQL), created on first use.
+pub fn open_index_key_store(uri: &str) -> Result<Arc<dyn envelope_core::IndexKeyStore>> {
+    match DekStoreUri::parse(uri)? {
+        #[cfg(feature = "sqlite")]
+        DekStoreUri::Sqlite { path } => Ok(Arc::new(SqliteDekStore::open(path)?)),
+        #[cfg(feature = "postgres")]
+        DekStoreUri::Postgres { config, table } => Ok(Arc::new(PgDekStore::new(&config, &table)?)),
+        #[allow(unreachable_patterns)]
+        other => Err(envelope_core::Error::FeatureNotEnabled {
+            scheme: other.scheme().into(),
+            feature: other.feature(),
+        }),
+    }
+}
 
 /// Opens the DEK store a URI names: `sqlite:///path/deks.sqlite` (the file and its tables
 /// are created if missing) or `postgres://user@host:port/db[?table=NAME]` (the table is

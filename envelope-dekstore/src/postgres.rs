@@ -23,11 +23,15 @@ use crate::row::{RawRow, assigned_id, sql_id, unix_seconds};
 /// (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`, or `PGSSLMODE`…; see [`PgConnector`]);
 /// [`DekStore::location`] says how the connection is carried.
 pub struct PgDekStore {
-    connector: PgConnector,
+    pub(crate) connector: PgConnector,
     /// How the current connection is carried (`None` before the first connection).
     transport: std::sync::Mutex<Option<Transport>>,
     table: String,
     jobs: String,
+    /// The index key table (`<table>_index_keys`), quoted.
+    pub(crate) index_keys: String,
+    /// Its one-active-version index's name (unqualified, quoted).
+    index_keys_active: String,
     client: tokio::sync::Mutex<Option<(u32, Arc<Client>)>>,
     /// Set by a transient failure: the next call opens a new connection (a terminated
     /// connection's client may not report itself closed yet).
@@ -116,13 +120,18 @@ impl PgDekStore {
             transport: std::sync::Mutex::new(None),
             table: quote(table),
             jobs: quote(&format!("{table}_jobs")),
+            index_keys: quote(&format!("{table}_index_keys")),
+            index_keys_active: quote(&format!(
+                "{}_index_keys_one_active",
+                table.rsplit('.').next().unwrap_or(table)
+            )),
             client: tokio::sync::Mutex::new(None),
             broken: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
     /// Maps a driver error; a transient one also drops the connection for the next call.
-    fn error(&self, operation: &'static str, e: tokio_postgres::Error) -> Error {
+    pub(crate) fn error(&self, operation: &'static str, e: tokio_postgres::Error) -> Error {
         let error = pg_error(operation, e);
         if error.is_retryable() {
             self.broken
@@ -132,7 +141,7 @@ impl PgDekStore {
     }
 
     /// This process's connection, opened (and the tables created) when missing or closed.
-    async fn client(&self) -> Result<Arc<Client>> {
+    pub(crate) async fn client(&self) -> Result<Arc<Client>> {
         let mut slot = self.client.lock().await;
         let pid = std::process::id();
         let broken = self
@@ -171,6 +180,7 @@ impl PgDekStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(transport);
         let (table, jobs) = (&self.table, &self.jobs);
+        let (index_keys, index_keys_active) = (&self.index_keys, &self.index_keys_active);
         client
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS {table} (
@@ -185,6 +195,23 @@ impl PgDekStore {
                     state       text NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired')),
                     bound       boolean NOT NULL DEFAULT false
                  );
+                 CREATE TABLE IF NOT EXISTS {index_keys} (
+                    index_name  text NOT NULL,
+                    version     integer NOT NULL CHECK (version BETWEEN 1 AND 65535),
+                    state       text NOT NULL CHECK (state IN ('active', 'query', 'retired')),
+                    bits        smallint NOT NULL CHECK (bits BETWEEN 8 AND 256),
+                    mode        text NOT NULL CHECK (mode IN ('unique', 'private')),
+                    normalizer  text NOT NULL,
+                    provider    smallint NOT NULL,
+                    key_id      text NOT NULL,
+                    key_version text NOT NULL,
+                    wrapped_key bytea NOT NULL,
+                    commitment  bytea NOT NULL CHECK (length(commitment) = 32),
+                    created     timestamptz NOT NULL DEFAULT now(),
+                    PRIMARY KEY (index_name, version)
+                 );
+                 CREATE UNIQUE INDEX IF NOT EXISTS {index_keys_active}
+                    ON {index_keys} (index_name) WHERE state = 'active';
                  CREATE TABLE IF NOT EXISTS {jobs} (
                     job      text PRIMARY KEY,
                     last_id  bigint NOT NULL,

@@ -25,6 +25,23 @@ CREATE TABLE IF NOT EXISTS envelope_deks (
     state       TEXT    NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'retired')),
     bound       INTEGER NOT NULL DEFAULT 0 CHECK (bound IN (0, 1))
 );
+CREATE TABLE IF NOT EXISTS envelope_index_keys (
+    index_name  TEXT    NOT NULL,
+    version     INTEGER NOT NULL CHECK (version BETWEEN 1 AND 65535),
+    state       TEXT    NOT NULL CHECK (state IN ('active', 'query', 'retired')),
+    bits        INTEGER NOT NULL CHECK (bits BETWEEN 8 AND 256),
+    mode        TEXT    NOT NULL CHECK (mode IN ('unique', 'private')),
+    normalizer  TEXT    NOT NULL,
+    provider    INTEGER NOT NULL,
+    key_id      TEXT    NOT NULL,
+    key_version TEXT    NOT NULL,
+    wrapped_key BLOB    NOT NULL,
+    commitment  BLOB    NOT NULL CHECK (length(commitment) = 32),
+    created     INTEGER NOT NULL,
+    PRIMARY KEY (index_name, version)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS envelope_index_keys_one_active
+    ON envelope_index_keys (index_name) WHERE state = 'active';
 CREATE TABLE IF NOT EXISTS envelope_dek_jobs (
     job      TEXT PRIMARY KEY,
     last_id  INTEGER NOT NULL,
@@ -141,7 +158,7 @@ impl SqliteDekStore {
     }
 
     /// Runs `f` on this process's connection on the blocking pool.
-    async fn with<T: Send + 'static>(
+    pub(crate) async fn with<T: Send + 'static>(
         &self,
         operation: &'static str,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,

@@ -54,7 +54,9 @@ async fn the_postgres_store_keeps_the_contract() {
 async fn tampered_postgres_rows_fail_with_typed_errors() {
     let (_guard, ring) = common::keyring();
     let table = table();
-    let uri = format!("{}?table={table}", pg_url());
+    let url = pg_url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let uri = format!("{url}{sep}table={table}");
     let open = || open_dek_store(&uri).unwrap();
     common::tampering_fails_with_typed_errors(&ring, open, |statement| {
         let statement = statement.replace("{T}", &table);
@@ -165,4 +167,20 @@ async fn a_table_from_before_row_binding_is_migrated() {
     .await;
     let store = PgDekStore::new(&pg_url(), &table).unwrap();
     common::check_migrated_store(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_indexes_keep_their_contract_in_postgres() {
+    let (_guard, ring) = common::keyring();
+    let table = table();
+    let url = pg_url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let uri = format!("{url}{sep}table={table}");
+    let open = || envelope_dekstore::open_index_key_store(&uri).unwrap();
+    let keys = format!("{table}_index_keys");
+    common::index::blind_indexes_keep_their_contract(&ring, open, |statement| {
+        let statement = statement.replace("{T}", &keys);
+        async move { sql(&statement).await }
+    })
+    .await;
 }

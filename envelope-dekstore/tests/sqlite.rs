@@ -121,3 +121,17 @@ async fn a_file_from_before_row_binding_is_migrated() {
     drop(store);
     SqliteDekStore::open(&path).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_indexes_keep_their_contract_in_sqlite() {
+    let (_guard, ring) = common::keyring();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("deks.sqlite");
+    let uri = format!("sqlite://{}", path.display());
+    let open = || envelope_dekstore::open_index_key_store(&uri).unwrap();
+    common::index::blind_indexes_keep_their_contract(&ring, open, |statement| {
+        let path = path.clone();
+        async move { sql(&path, &statement.replace("{T}", "envelope_index_keys")) }
+    })
+    .await;
+}

@@ -245,7 +245,13 @@ impl BlindIndexes {
 
     /// The index values a lookup of `value` must match: one per version not retired, the
     /// active one first. During a rotation window that is the new and the old version.
-    pub async fn query_values(
+    pub async fn query_values(&self, index: &str, value: &[u8]) -> Result<Vec<IndexValue>> {
+        self.query_values_applied(index, value, None).await
+    }
+
+    /// [`BlindIndexes::query_values`] for a value the caller's `custom:NAME` normalizer has
+    /// already transformed (see [`BlindIndexes::compute_applied`]).
+    pub async fn query_values_applied(
         &self,
         index: &str,
         value: &[u8],

@@ -172,5 +172,5 @@ pub trait IndexKeyStore: Send + Sync + fmt::Debug {
     ) -> Result<bool>;
 
     /// Where the store is, for messages.
-    fn location(&self) -> String;
+    fn index_store_location(&self) -> String;
 }

@@ -2,6 +2,8 @@
 //! an attacker with write access to the store's table can do).
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod index;
+
 use std::future::Future;
 use std::sync::Arc;
 
