@@ -49,8 +49,152 @@ pub enum Command {
     Rewrap(JobArgs),
     /// Re-encrypt ciphertexts under a new DEK (new nonce, new body) after a suspected exposure.
     Reencrypt(ReencryptArgs),
-    /// Disable or destroy a KEK version once no stored ciphertext uses it.
+    /// Disable or destroy a KEK version once no stored ciphertext uses it; with `--index`,
+    /// retire a blind-index version once no row carries it.
     Retire(RetireArgs),
+    /// Blind indexes: create, rotate, list and describe index keys; rewrap them after a
+    /// KEK rotation; recommend a bit length from a column's distinct values.
+    #[command(subcommand)]
+    Index(IndexCommand),
+    /// Fill or move a blind-index column to the index's active version, from the decrypted
+    /// values (back-fill a new index, or finish an index-key rotation).
+    Reindex(ReindexArgs),
+}
+
+/// The index key store: where index keys live (a DEK store URI: the same file or database
+/// keeps them in a table beside the DEKs).
+#[derive(Debug, Args, Clone)]
+pub struct IndexStoreArg {
+    /// `sqlite:///path/deks.sqlite` or `postgres://…[?table=NAME]`.
+    #[arg(long = "index-store", env = "ENVELOPE_INDEX_STORE", value_name = "URI")]
+    pub uri: String,
+}
+
+/// `envelope index …`
+#[derive(Debug, Subcommand)]
+pub enum IndexCommand {
+    /// Create an index: version 1, active, its key drawn fresh and wrapped by the KEK.
+    Create(IndexDefineArgs),
+    /// Add a version and make it active; the active one answers queries only until it is
+    /// retired (the rotation window). Run `envelope reindex`, then `envelope retire --index`.
+    Rotate(IndexDefineArgs),
+    /// List every index and version: state, bits, mode, normalizer, KEK version.
+    List {
+        /// The index key store.
+        #[command(flatten)]
+        store: IndexStoreArg,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The versions of one index.
+    Describe {
+        /// The index key store.
+        #[command(flatten)]
+        store: IndexStoreArg,
+        /// The index name.
+        #[arg(long)]
+        index: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// After a KEK rotation: move every index key's wrap to the KEK's current version (no
+    /// index value changes; `envelope rewrap --dek-store` does this too).
+    Rewrap {
+        /// The KEK.
+        #[arg(long, env = "ENVELOPE_KEY")]
+        key: String,
+        /// The index key store.
+        #[command(flatten)]
+        store: IndexStoreArg,
+    },
+    /// Decrypt a column (or a sample), count its distinct normalized values and recommend
+    /// the bits of a `unique` and of a `private` index.
+    Recommend(RecommendArgs),
+}
+
+/// What an index version is (`index create`, `index rotate`).
+#[derive(Debug, Args)]
+pub struct IndexDefineArgs {
+    /// The KEK that wraps the index key.
+    #[arg(long, env = "ENVELOPE_KEY")]
+    pub key: String,
+    /// The index key store.
+    #[command(flatten)]
+    pub store: IndexStoreArg,
+    /// The index name, the hash's domain (`users.email`: bind table and column).
+    #[arg(long)]
+    pub index: String,
+    /// The normalizer: `exact`, or steps joined by `+` (`nfkc_casefold`, `trim_collapse`,
+    /// `digits`, `custom:NAME` first). Create: default `exact`; rotate: default the active
+    /// version's (a new normalizer is a new version).
+    #[arg(long)]
+    pub normalizer: Option<String>,
+    /// `unique` (lookups return the row; default 64 bits) or `private` (deliberately
+    /// colliding; give --bits, see `index recommend`).
+    #[arg(long)]
+    pub mode: Option<String>,
+    /// Tag bits, 8 to 256.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(8..=256))]
+    pub bits: Option<u16>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `envelope index recommend`.
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// The KEK of the column's values.
+    #[arg(long, env = "ENVELOPE_KEY")]
+    pub key: String,
+    /// PostgreSQL connection string.
+    #[arg(long, env = "ENVELOPE_DB")]
+    pub db: String,
+    /// The table.
+    #[arg(long)]
+    pub table: String,
+    /// The ciphertext column.
+    #[arg(long)]
+    pub column: String,
+    /// The DEK store of compact values.
+    #[arg(long, env = "ENVELOPE_DEK_STORE", value_name = "URI")]
+    pub dek_store: Option<String>,
+    /// The AAD template the values were encrypted with (see `reencrypt --aad`).
+    #[arg(long, default_value = "")]
+    pub aad: String,
+    /// The normalizer the index will use (distinct values are counted after it).
+    #[arg(long, default_value = "exact")]
+    pub normalizer: String,
+    /// Decrypt about this many rows (a Bernoulli sample) instead of all; the distinct
+    /// count is then an estimate with its error bound printed.
+    #[arg(long)]
+    pub sample: Option<u64>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `envelope reindex`.
+#[derive(Debug, Args)]
+pub struct ReindexArgs {
+    /// Shared job options (`--key` is the KEK of the values and of the index keys).
+    #[command(flatten)]
+    pub job: JobArgs,
+    /// The blind-index column beside `--column` (`bytea` for the binary form, `text` for
+    /// the text form).
+    #[arg(long)]
+    pub index_column: String,
+    /// The index name.
+    #[arg(long)]
+    pub index: String,
+    /// The index key store (default: the `--dek-store`).
+    #[arg(long, env = "ENVELOPE_INDEX_STORE", value_name = "URI")]
+    pub index_store: Option<String>,
+    /// The AAD template the values were encrypted with (see `reencrypt --aad`).
+    #[arg(long, default_value = "")]
+    pub aad: String,
 }
 
 /// `envelope keys …`
@@ -236,6 +380,10 @@ pub struct CensusArgs {
     /// The stores to count.
     #[command(flatten)]
     pub stores: StoreArgs,
+    /// A blind-index column beside `--column`: count its values per index version (no key
+    /// needed) and the rows with a ciphertext but no index value.
+    #[arg(long, requires = "db")]
+    pub index_column: Option<String>,
     /// Also check the labels that headers alone cannot (the local keyring binds the
     /// version inside the wrap): one unwrap per distinct DEK through this key's KMS.
     #[arg(long = "verify-with", value_name = "KEY_URI")]
@@ -318,9 +466,19 @@ pub struct RetireArgs {
     /// The key URI.
     #[arg(long, env = "ENVELOPE_KEY")]
     pub key: String,
-    /// The KEK version to retire.
+    /// The KEK version to retire (with `--index`: the index version).
     #[arg(long)]
     pub version: String,
+    /// Retire a version of this blind index instead of a KEK version: refused while any
+    /// row of `--index-column` carries it.
+    #[arg(long, requires_all = ["index_column", "db"])]
+    pub index: Option<String>,
+    /// The blind-index column to check (with `--index`).
+    #[arg(long, requires = "index")]
+    pub index_column: Option<String>,
+    /// The index key store (with `--index`; default: the `--dek-store`).
+    #[arg(long, env = "ENVELOPE_INDEX_STORE", value_name = "URI")]
+    pub index_store: Option<String>,
     /// What to do once nothing is left under the version.
     #[arg(long, value_enum, default_value_t = RetireAction::Disable)]
     pub action: RetireAction,

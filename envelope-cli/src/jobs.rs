@@ -118,6 +118,15 @@ async fn census_of(
 /// `envelope census`.
 pub async fn census(args: CensusArgs) -> CliResult {
     require_store(&args.stores)?;
+    if let Some(column) = &args.index_column {
+        let index = crate::index_jobs::census_of_index(&args.stores, column).await?;
+        if args.json {
+            println!("{}", serde_json::json!({ "blind_index": index }));
+        } else {
+            print!("{}", index.render());
+        }
+        return Ok(OK);
+    }
     let verifier = match &args.verify_with {
         Some(uri) => Some(LabelVerifier::new(envelope::kms_from_uri(uri)?.0)),
         None => None,
@@ -174,7 +183,26 @@ pub async fn reencrypt(args: ReencryptArgs) -> CliResult {
     run_job(args.job, JobKind::Reencrypt(filter), Some(template)).await
 }
 
+/// `reindex`: a job over the column with its blind-index column beside it.
+pub(crate) async fn run_index_job(
+    args: JobArgs,
+    kind: JobKind,
+    template: AadTemplate,
+    index_column: &str,
+) -> CliResult {
+    run_job_with(args, kind, Some(template), Some(index_column)).await
+}
+
 async fn run_job(args: JobArgs, kind: JobKind, template: Option<AadTemplate>) -> CliResult {
+    run_job_with(args, kind, template, None).await
+}
+
+async fn run_job_with(
+    args: JobArgs,
+    kind: JobKind,
+    template: Option<AadTemplate>,
+    index_column: Option<&str>,
+) -> CliResult {
     require_store(&args.stores)?;
     let store_resume = args
         .resume
@@ -218,7 +246,30 @@ async fn run_job(args: JobArgs, kind: JobKind, template: Option<AadTemplate>) ->
     if let (JobKind::Rewrap, Some(store)) = (&kind, &dek_store) {
         queue.push(Arc::new(DekStoreRows::new(store.clone())));
     }
-    queue.extend(stores::open_values(&args.stores, template.as_ref()).await?);
+    match index_column {
+        None => queue.extend(stores::open_values(&args.stores, template.as_ref()).await?),
+        Some(column) => {
+            queue.push(stores::open_indexed(&args.stores, template.as_ref(), column).await?)
+        }
+    }
+    let index_keys = match (&kind, args.stores.dek_store.as_deref()) {
+        // The index keys kept beside the DEKs move with them (no index value changes).
+        (JobKind::Rewrap, Some(uri)) => Some(
+            envelope::blind_index::BlindIndexes::new(
+                &envelope,
+                envelope_dekstore::open_index_key_store(uri)?,
+            )
+            .rewrap_keys()
+            .await?,
+        ),
+        _ => None,
+    };
+    if let Some(report) = index_keys.filter(|r| r.examined > 0 && !args.json) {
+        println!(
+            "index keys: {} examined, {} rewrapped to the KEK's current version (no index value changes)",
+            report.examined, report.rewrapped
+        );
+    }
     let processor = Arc::new(Processor::new(envelope, kind));
     let mut summaries: Vec<Summary> = Vec::new();
     let mut stopped = None;
@@ -318,6 +369,12 @@ async fn dry_run(args: &JobArgs, envelope: &Envelope, kind: &JobKind) -> CliResu
                 census.problems()
             )
         ),
+        JobKind::Reindex(reindex) => format!(
+            "plan: write the active version of blind index {:?} into every row whose index column holds anything else \
+             (NULL, an older version); {} problem value(s) would be left untouched; dry run: nothing changed",
+            reindex.index,
+            census.problems()
+        ),
         JobKind::Reencrypt(filter) => format!(
             "plan: re-encrypt the values whose DEK is one of {:?} and KEK version one of {:?} \
              (empty: any) under new DEKs of {} version {current:?}; dry run: nothing changed",
@@ -343,6 +400,9 @@ async fn dry_run(args: &JobArgs, envelope: &Envelope, kind: &JobKind) -> CliResu
 /// `envelope retire`.
 pub async fn retire(args: RetireArgs) -> CliResult {
     require_store(&args.stores)?;
+    if let Some(index) = args.index.clone() {
+        return crate::index_jobs::retire_index(args, index).await;
+    }
     let (kms, key_id) = envelope::kms_from_uri(&args.key)?;
     let provider = kms.provider();
     let description = kms.describe_key(&key_id).await?;

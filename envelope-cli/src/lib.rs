@@ -5,7 +5,7 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | commands | [`keys`], [`dek_store_admin`] (`dek-store`), [`crypt`] (encrypt/decrypt/inspect), [`jobs`] (census, rewrap, reencrypt, retire) |
+//! | commands | [`keys`], [`dek_store_admin`] (`dek-store`), [`crypt`] (encrypt/decrypt/inspect), [`jobs`] (census, rewrap, reencrypt, retire), [`index_admin`] (`index`), [`index_jobs`] (reindex, index census, `retire --index`) |
 //! | stores | [`stores`]: PostgreSQL columns, directories, the DEK store |
 //! | engine | [`engine`]: the store seam and the jobs written once against it |
 //! | values | [`key_description`] (a key's description as JSON and text), [`value`] (stored forms), [`aad`] (AAD templates), [`labels`] (version-label checks) |
@@ -19,6 +19,8 @@ pub mod crypt;
 pub mod dek_store_admin;
 pub mod engine;
 pub mod exit;
+pub mod index_admin;
+pub mod index_jobs;
 pub mod jobs;
 pub mod key_description;
 pub mod keys;
@@ -67,5 +69,7 @@ async fn dispatch(command: Command) -> CliResult {
         Command::Rewrap(a) => jobs::rewrap(a).await,
         Command::Reencrypt(a) => jobs::reencrypt(a).await,
         Command::Retire(a) => jobs::retire(a).await,
+        Command::Index(c) => index_admin::run(c).await,
+        Command::Reindex(a) => index_jobs::reindex(a).await,
     }
 }

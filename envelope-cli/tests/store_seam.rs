@@ -42,6 +42,7 @@ fn record(key: &str, bytes: &[u8]) -> Record {
             stored: Stored::from_file_bytes(bytes.to_vec()),
             aad: Ok(Vec::new()),
         },
+        index: None,
     }
 }
 

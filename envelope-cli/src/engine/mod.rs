@@ -42,6 +42,7 @@
 //!             stored: Stored::from_file_bytes(bytes.to_vec()),
 //!             aad: Ok(Vec::new()),
 //!         },
+//!         index: None,
 //!     }
 //! }
 //!

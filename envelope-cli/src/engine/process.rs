@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use std::sync::Arc;
 
+use envelope::blind_index::BlindIndexes;
 use envelope::compact::StoredDek;
 use envelope::{Envelope, ErrorKind, LabelCheck, compact};
 
@@ -22,6 +23,18 @@ pub enum JobKind {
     Rewrap,
     /// New DEK and body for the values the filter selects.
     Reencrypt(Filter),
+    /// Fill or move each value's blind-index column to the index's active version, from
+    /// the decrypted value (the ciphertext stays).
+    Reindex(Reindex),
+}
+
+/// What `reindex` computes.
+#[derive(Debug, Clone)]
+pub struct Reindex {
+    /// The index keys.
+    pub indexes: BlindIndexes,
+    /// The index name.
+    pub index: String,
 }
 
 impl JobKind {
@@ -30,6 +43,7 @@ impl JobKind {
         match self {
             JobKind::Rewrap => "rewrap",
             JobKind::Reencrypt(_) => "reencrypt",
+            JobKind::Reindex(_) => "reindex",
         }
     }
 }
@@ -160,7 +174,7 @@ impl Processor {
                 continue;
             }
             match &self.kind {
-                JobKind::Rewrap => pending.push((i, stored)),
+                JobKind::Rewrap | JobKind::Reindex(_) => pending.push((i, stored)),
                 JobKind::Reencrypt(filter) if filter.selects(&info) => pending.push((i, stored)),
                 JobKind::Reencrypt(_) => {}
             }
@@ -171,8 +185,51 @@ impl Processor {
                 self.rewrap_rows(&rows, &mut outcomes).await?;
             }
             JobKind::Reencrypt(_) => self.reencrypt(records, &pending, &mut outcomes).await?,
+            JobKind::Reindex(reindex) => {
+                self.reindex(reindex, records, &pending, &mut outcomes)
+                    .await?
+            }
         }
         Ok(outcomes)
+    }
+
+    /// Each value decrypted, its index value under the active version computed, and
+    /// written where the index column holds anything else (NULL, another version, a
+    /// stale value). The plaintext is zeroized after use.
+    async fn reindex(
+        &self,
+        reindex: &Reindex,
+        records: &[&Record],
+        pending: &[(usize, &Stored)],
+        outcomes: &mut [Decision],
+    ) -> Result<(), Stop> {
+        for &(i, stored) in pending {
+            let Value::Ciphertext { aad, .. } = &records[i].value else {
+                continue;
+            };
+            let Ok(aad) = aad else {
+                outcomes[i] = Decision::of(Outcome::Failed("aad_template"));
+                continue;
+            };
+            let plaintext = match self.envelope.decrypt(&stored.binary, aad).await {
+                Ok(p) => zeroize::Zeroizing::new(p),
+                Err(e) => {
+                    outcomes[i] = Decision::of(self.failure(&stored.binary, e).await?);
+                    continue;
+                }
+            };
+            outcomes[i] = match reindex.indexes.compute(&reindex.index, &plaintext).await {
+                Ok(value)
+                    if records[i].index.as_ref().and_then(|c| c.value()) == Some(value.clone()) =>
+                {
+                    Decision::of(Outcome::Current)
+                }
+                Ok(value) => Decision::changed(Change::Index(value)),
+                Err(e) if e.is_retryable() => return Err(Stop(e)),
+                Err(e) => Decision::of(Outcome::Failed(e.kind().as_str())),
+            };
+        }
+        Ok(())
     }
 
     async fn rewrap(

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use envelope::WrappedDek;
+use envelope::blind_index::IndexValue;
 use envelope::compact::StoredDek;
 use serde::{Deserialize, Serialize};
 
@@ -76,6 +77,28 @@ pub enum Value {
     DekRow(StoredDek),
 }
 
+/// A blind-index column's value beside a ciphertext, as read (`reindex`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexCell {
+    /// The raw bytes (text form as UTF-8, or the binary form).
+    pub raw: Vec<u8>,
+    /// Whether the column holds the text form.
+    pub text: bool,
+}
+
+impl IndexCell {
+    /// The index value it holds, if it parses.
+    pub fn value(&self) -> Option<IndexValue> {
+        if self.text {
+            std::str::from_utf8(&self.raw)
+                .ok()
+                .and_then(|t| IndexValue::from_text(t).ok())
+        } else {
+            IndexValue::from_bytes(&self.raw).ok()
+        }
+    }
+}
+
 /// One stored value as read.
 #[derive(Debug)]
 pub struct Record {
@@ -87,6 +110,9 @@ pub struct Record {
     pub read: Vec<u8>,
     /// What it holds.
     pub value: Value,
+    /// The blind-index column's value beside it, for a store opened with one (`reindex`):
+    /// `None` when not read or NULL.
+    pub index: Option<IndexCell>,
 }
 
 /// A new value for a record.
@@ -96,6 +122,10 @@ pub enum Change {
     Ciphertext(Vec<u8>),
     /// A DEK store row's new wrapped DEK.
     Wrapped(WrappedDek),
+    /// A new value for the record's blind-index column (the ciphertext stays), encoded by
+    /// the store in its column's form; written only where the ciphertext and the index
+    /// column still hold what was read.
+    Index(IndexValue),
 }
 
 /// A record and the value that replaces it, if it still holds what was read.
@@ -112,7 +142,7 @@ impl Write<'_> {
     pub fn ciphertext(&self) -> Result<&[u8], CommitError> {
         match self.change {
             Change::Ciphertext(new) => Ok(new),
-            Change::Wrapped(_) => Err(self.wrong_change("a ciphertext")),
+            _ => Err(self.wrong_change("a ciphertext")),
         }
     }
 
@@ -120,7 +150,15 @@ impl Write<'_> {
     pub fn wrapped(&self) -> Result<&WrappedDek, CommitError> {
         match self.change {
             Change::Wrapped(new) => Ok(new),
-            Change::Ciphertext(_) => Err(self.wrong_change("a new wrapped DEK")),
+            _ => Err(self.wrong_change("a new wrapped DEK")),
+        }
+    }
+
+    /// The new blind-index value, or an error for a store without an index column.
+    pub fn index(&self) -> Result<&IndexValue, CommitError> {
+        match self.change {
+            Change::Index(new) => Ok(new),
+            _ => Err(self.wrong_change("a blind-index value")),
         }
     }
 

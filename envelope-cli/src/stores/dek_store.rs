@@ -46,6 +46,7 @@ fn record(row: envelope::compact::StoredDek) -> Record {
         location: format!("dek {}", row.id),
         read: Vec::new(),
         value: Value::DekRow(row),
+        index: None,
     }
 }
 

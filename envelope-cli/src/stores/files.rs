@@ -91,6 +91,7 @@ fn read_record(
             aad,
         },
         read: bytes,
+        index: None,
     }))
 }
 

@@ -30,3 +30,21 @@ pub async fn open_values(
     }
     Ok(stores)
 }
+
+/// Opens the column with its blind-index column beside it (`reindex`).
+pub async fn open_indexed(
+    args: &StoreArgs,
+    template: Option<&AadTemplate>,
+    index_column: &str,
+) -> Result<Arc<dyn Store>, CliError> {
+    let (Some(db), Some(table), Some(column)) = (&args.db, &args.table, &args.column) else {
+        return Err(CliError::new(
+            "a blind-index column is beside a PostgreSQL column: --db, --table, --column",
+        ));
+    };
+    let store = postgres::Column::open(db, table, column, template.cloned())
+        .await?
+        .with_index_column(index_column)
+        .await?;
+    Ok(Arc::new(store))
+}

@@ -32,7 +32,9 @@ impl PgDekStore {
     async fn in_transaction<T>(
         &self,
         operation: &'static str,
-        f: impl AsyncFnOnce(&tokio_postgres::Transaction<'_>) -> Result<Option<T>, tokio_postgres::Error>,
+        f: impl AsyncFnOnce(
+            &tokio_postgres::Transaction<'_>,
+        ) -> Result<Option<T>, tokio_postgres::Error>,
     ) -> Result<Option<T>> {
         // The tables exist once the shared connection has been opened.
         self.client().await?;
@@ -57,7 +59,11 @@ impl PgDekStore {
 impl IndexKeyStore for PgDekStore {
     async fn insert_index_key(&self, key: &StoredIndexKey, activate: bool) -> Result<()> {
         let table = self.index_keys.clone();
-        let state = if activate { "active" } else { key.state.as_str() };
+        let state = if activate {
+            "active"
+        } else {
+            key.state.as_str()
+        };
         let inserted = self
             .in_transaction("insert index key", async |tx| {
                 if activate {

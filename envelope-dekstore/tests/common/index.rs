@@ -38,24 +38,44 @@ pub async fn blind_indexes_keep_their_contract<F, Fut>(
         .create("users.email", &IndexSettings::unique(email.clone()))
         .await
         .unwrap();
-    assert_eq!((created.version, created.state, created.bits), (1, IndexState::Active, 64));
+    assert_eq!(
+        (created.version, created.state, created.bits),
+        (1, IndexState::Active, 64)
+    );
     let v1 = bi.compute("users.email", b"a@b.example").await.unwrap();
     assert_eq!(v1.version(), 1);
     assert_eq!(v1.to_bytes().len(), 2 + 8);
-    assert_eq!(bi.compute("users.email", "  A@B.EXAMPLE ".as_bytes()).await.unwrap(), v1);
+    assert_eq!(
+        bi.compute("users.email", "  A@B.EXAMPLE ".as_bytes())
+            .await
+            .unwrap(),
+        v1
+    );
     assert_ne!(bi.compute("users.email", b"c@b.example").await.unwrap(), v1);
     assert_eq!(bi.kms_unwraps(), 1, "one unwrap per version per process");
     assert_eq!(
-        kind(bi.create("users.email", &IndexSettings::unique(email.clone())).await),
-        ErrorKind::InvalidConfig
-    );
-    assert_eq!(kind(bi.compute("users.phone", b"1").await), ErrorKind::IndexNotFound);
-    assert_eq!(
-        kind(bi.create("bad", &IndexSettings::private(7, Normalizer::exact())).await),
+        kind(
+            bi.create("users.email", &IndexSettings::unique(email.clone()))
+                .await
+        ),
         ErrorKind::InvalidConfig
     );
     assert_eq!(
-        kind(bi.create("bad name", &IndexSettings::unique(Normalizer::exact())).await),
+        kind(bi.compute("users.phone", b"1").await),
+        ErrorKind::IndexNotFound
+    );
+    assert_eq!(
+        kind(
+            bi.create("bad", &IndexSettings::private(7, Normalizer::exact()))
+                .await
+        ),
+        ErrorKind::InvalidConfig
+    );
+    assert_eq!(
+        kind(
+            bi.create("bad name", &IndexSettings::unique(Normalizer::exact()))
+                .await
+        ),
         ErrorKind::InvalidConfig
     );
 
@@ -68,16 +88,28 @@ pub async fn blind_indexes_keep_their_contract<F, Fut>(
     assert_ne!(before[0].wrapped.key_version, after[0].wrapped.key_version);
     assert_eq!(before[0].commitment, after[0].commitment);
     let fresh = indexes(ring, open());
-    assert_eq!(fresh.compute("users.email", b"a@b.example").await.unwrap(), v1);
-    assert_eq!(indexes(ring, open()).rewrap_keys().await.unwrap().rewrapped, 0);
+    assert_eq!(
+        fresh.compute("users.email", b"a@b.example").await.unwrap(),
+        v1
+    );
+    assert_eq!(
+        indexes(ring, open()).rewrap_keys().await.unwrap().rewrapped,
+        0
+    );
 
     // Index-key rotation: v2 writes, v1 and v2 answer queries.
     let rotated = fresh.rotate("users.email", None).await.unwrap();
-    assert_eq!((rotated.version, rotated.normalizer.as_str()), (2, "nfkc_casefold+trim_collapse"));
+    assert_eq!(
+        (rotated.version, rotated.normalizer.as_str()),
+        (2, "nfkc_casefold+trim_collapse")
+    );
     let v2 = fresh.compute("users.email", b"a@b.example").await.unwrap();
     assert_eq!(v2.version(), 2);
     assert_ne!(v2.tag(), v1.tag());
-    let window = fresh.query_values("users.email", b"A@B.example").await.unwrap();
+    let window = fresh
+        .query_values("users.email", b"A@B.example")
+        .await
+        .unwrap();
     assert_eq!(window, vec![v2.clone(), v1.clone()]);
     let states: Vec<_> = fresh
         .describe("users.email")
@@ -96,33 +128,69 @@ pub async fn blind_indexes_keep_their_contract<F, Fut>(
         kind(fresh.set_state("users.email", 9, IndexState::Retired).await),
         ErrorKind::IndexNotFound
     );
-    fresh.set_state("users.email", 1, IndexState::Retired).await.unwrap();
-    assert_eq!(fresh.query_values("users.email", b"a@b.example").await.unwrap(), vec![v2.clone()]);
+    fresh
+        .set_state("users.email", 1, IndexState::Retired)
+        .await
+        .unwrap();
+    assert_eq!(
+        fresh
+            .query_values("users.email", b"a@b.example")
+            .await
+            .unwrap(),
+        vec![v2.clone()]
+    );
     // Another process sees it after a refresh.
     let other = indexes(ring, open());
-    assert_eq!(other.query_values("users.email", b"a@b.example").await.unwrap(), vec![v2.clone()]);
+    assert_eq!(
+        other
+            .query_values("users.email", b"a@b.example")
+            .await
+            .unwrap(),
+        vec![v2.clone()]
+    );
 
     // A declared normalizer must be the stored one.
-    other.check_definition("users.email", "nfkc_casefold+trim_collapse", Some(64)).await.unwrap();
+    other
+        .check_definition("users.email", "nfkc_casefold+trim_collapse", Some(64))
+        .await
+        .unwrap();
     assert_eq!(
         kind(other.check_definition("users.email", "exact", None).await),
         ErrorKind::IndexMismatch
     );
     assert_eq!(
-        kind(other.check_definition("users.email", "nfkc_casefold+trim_collapse", Some(32)).await),
+        kind(
+            other
+                .check_definition("users.email", "nfkc_casefold+trim_collapse", Some(32))
+                .await
+        ),
         ErrorKind::IndexMismatch
     );
 
     // A caller normalizer runs where registered, and is checked by name.
     let ssn = Normalizer::parse("custom:strip_country+digits").unwrap();
-    other.create("users.ssn", &IndexSettings::private(16, ssn)).await.unwrap();
-    assert_eq!(kind(other.compute("users.ssn", b"US-123-45-6789").await), ErrorKind::IndexMismatch);
+    other
+        .create("users.ssn", &IndexSettings::private(16, ssn))
+        .await
+        .unwrap();
     assert_eq!(
-        kind(other.compute_applied("users.ssn", b"123", Some("other")).await),
+        kind(other.compute("users.ssn", b"US-123-45-6789").await),
         ErrorKind::IndexMismatch
     );
     assert_eq!(
-        kind(other.compute_applied("users.email", b"a", Some("strip_country")).await),
+        kind(
+            other
+                .compute_applied("users.ssn", b"123", Some("other"))
+                .await
+        ),
+        ErrorKind::IndexMismatch
+    );
+    assert_eq!(
+        kind(
+            other
+                .compute_applied("users.email", b"a", Some("strip_country"))
+                .await
+        ),
         ErrorKind::IndexMismatch
     );
     other.register_normalizer(
@@ -131,7 +199,13 @@ pub async fn blind_indexes_keep_their_contract<F, Fut>(
     );
     let s = other.compute("users.ssn", b"US-123-45-6789").await.unwrap();
     assert_eq!(s.tag().len(), 2);
-    assert_eq!(other.compute_applied("users.ssn", b"123-45-6789", Some("strip_country")).await.unwrap(), s);
+    assert_eq!(
+        other
+            .compute_applied("users.ssn", b"123-45-6789", Some("strip_country"))
+            .await
+            .unwrap(),
+        s
+    );
     assert_eq!(other.list().await.unwrap().len(), 3);
 
     // Tampering with the rows through SQL: each fails typed, for a process that loads them.
@@ -161,7 +235,11 @@ pub async fn blind_indexes_keep_their_contract<F, Fut>(
     for (what, statement, expected) in cases {
         sql(statement.to_owned()).await;
         let cold = indexes(ring, open());
-        assert_eq!(kind(cold.compute("users.email", b"a@b.example").await), expected, "{what}");
+        assert_eq!(
+            kind(cold.compute("users.email", b"a@b.example").await),
+            expected,
+            "{what}"
+        );
         // Restore the row for the next case (a fresh store with the original rows).
         sql("DELETE FROM {T} WHERE index_name = 'users.email' AND version = 2".into()).await;
         let store = open();
@@ -169,6 +247,13 @@ pub async fn blind_indexes_keep_their_contract<F, Fut>(
         row.state = IndexState::Query;
         store.insert_index_key(&row, true).await.unwrap();
         let restored = indexes(ring, open());
-        assert_eq!(restored.compute("users.email", b"a@b.example").await.unwrap(), v2, "{what}");
+        assert_eq!(
+            restored
+                .compute("users.email", b"a@b.example")
+                .await
+                .unwrap(),
+            v2,
+            "{what}"
+        );
     }
 }

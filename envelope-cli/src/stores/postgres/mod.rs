@@ -3,20 +3,24 @@
 //! work), each page's conditional `UPDATE` and its checkpoint in one transaction, and the
 //! `envelope_jobs` ledger whose leases let processes on many machines share one job.
 
+mod index_census;
 mod ledger;
 mod target;
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use envelope_dekstore::pg_connect::{PgConnector, Transport};
 use tokio::sync::Mutex;
 use tokio_postgres::{Client, Row};
 
+pub use index_census::{IndexCensus, index_census};
 pub use target::{Target, quote_ident};
 
 use crate::aad::AadTemplate;
 use crate::engine::store::{
-    Checkpoint, CommitError, Committed, ConnectionInfo, Ledger, Range, Record, Store, StoreInfo,
-    Value, Write, WriteGuarantee,
+    Change, Checkpoint, CommitError, Committed, ConnectionInfo, IndexCell, Ledger, Range, Record,
+    Store, StoreInfo, Value, Write, WriteGuarantee,
 };
 use crate::exit::CliError;
 use crate::value::{Form, Stored};
@@ -103,11 +107,24 @@ fn decode_row(target: &Target, template: Option<&AadTemplate>, row: &Row) -> Opt
             })
         }
     };
+    let index = target.index_column.as_ref().and_then(|(_, _, form)| {
+        let at = 2 + target.aad_columns.len();
+        match form {
+            Form::Text => row.get::<_, Option<String>>(at).map(|t| IndexCell {
+                raw: t.into_bytes(),
+                text: true,
+            }),
+            Form::Binary => row
+                .get::<_, Option<Vec<u8>>>(at)
+                .map(|raw| IndexCell { raw, text: false }),
+        }
+    });
     Some(Record {
         location: format!("{}[{key}]", target.name()),
         position: key,
         read: raw,
         value: Value::Ciphertext { stored, aad },
+        index,
     })
 }
 
@@ -142,6 +159,15 @@ impl Column {
             transport,
             idle: Mutex::new(vec![client]),
         })
+    }
+
+    /// Adds the blind-index column `reindex` reads and writes beside the ciphertexts.
+    pub async fn with_index_column(mut self, column: &str) -> Result<Self, CliError> {
+        let client = self.client().await?;
+        let target = self.target.clone().with_index_column(&client, column).await;
+        self.give_back(client).await;
+        self.target = target?;
+        Ok(self)
     }
 
     /// The resolved table and column.
@@ -186,12 +212,20 @@ impl Column {
             }
         }
         let keys: Vec<&str> = writes.iter().map(|w| w.record.position.as_str()).collect();
+        if let Some(Write {
+            change: Change::Index(_),
+            ..
+        }) = writes.first()
+        {
+            let updated = self.update_index(&tx, &keys, writes).await?;
+            return finish(tx, keys, updated).await;
+        }
         let mut news = Vec::with_capacity(writes.len());
         for w in writes {
             news.push(w.ciphertext()?);
         }
         let update = self.target.update_query();
-        let updated: std::collections::HashSet<String> = if writes.is_empty() {
+        let updated: HashSet<String> = if writes.is_empty() {
             Default::default()
         } else {
             match self.target.form {
@@ -210,21 +244,90 @@ impl Column {
             .map(|r| r.get::<_, String>(0))
             .collect()
         };
-        let conflicts: Vec<String> = keys
-            .iter()
-            .filter(|k| !updated.contains(**k))
-            .map(|k| (*k).to_owned())
-            .collect();
-        if conflicts.is_empty() {
-            tx.commit().await?;
-        } else {
-            tx.rollback().await?;
-        }
-        Ok(Committed {
-            conflicts,
-            superseded: 0,
-        })
+        finish(tx, keys, updated).await
     }
+
+    /// The page's blind-index writes (`reindex`): each where the ciphertext and the index
+    /// value are still the ones read; returns the keys written.
+    async fn update_index(
+        &self,
+        tx: &tokio_postgres::Transaction<'_>,
+        keys: &[&str],
+        writes: &[Write<'_>],
+    ) -> Result<HashSet<String>, CommitError> {
+        let (Some(update), Some((_, _, index_form))) =
+            (self.target.update_index_query(), &self.target.index_column)
+        else {
+            return Err(CommitError::Failed(CliError::new(format!(
+                "{}: no index column was named (--index-column)",
+                self.target.name()
+            ))));
+        };
+        let mut news = Vec::with_capacity(writes.len());
+        for w in writes {
+            news.push(w.index()?);
+        }
+        let old_index = |w: &Write<'_>| w.record.index.as_ref().map(|c| c.raw.clone());
+        let rows = match (self.target.form, index_form) {
+            (Form::Text, Form::Text) => {
+                let olds: Vec<&str> = writes.iter().map(|w| utf8(&w.record.read)).collect();
+                let old_idx: Vec<Option<String>> = writes
+                    .iter()
+                    .map(|w| old_index(w).map(|b| String::from_utf8(b).unwrap_or_default()))
+                    .collect();
+                let new_idx: Vec<String> = news.iter().map(|v| v.to_text()).collect();
+                tx.query(&update, &[&keys, &olds, &old_idx, &new_idx])
+                    .await?
+            }
+            (Form::Text, Form::Binary) => {
+                let olds: Vec<&str> = writes.iter().map(|w| utf8(&w.record.read)).collect();
+                let old_idx: Vec<Option<Vec<u8>>> = writes.iter().map(old_index).collect();
+                let new_idx: Vec<Vec<u8>> = news.iter().map(|v| v.to_bytes()).collect();
+                tx.query(&update, &[&keys, &olds, &old_idx, &new_idx])
+                    .await?
+            }
+            (Form::Binary, Form::Text) => {
+                let olds: Vec<&[u8]> = writes.iter().map(|w| w.record.read.as_slice()).collect();
+                let old_idx: Vec<Option<String>> = writes
+                    .iter()
+                    .map(|w| old_index(w).map(|b| String::from_utf8(b).unwrap_or_default()))
+                    .collect();
+                let new_idx: Vec<String> = news.iter().map(|v| v.to_text()).collect();
+                tx.query(&update, &[&keys, &olds, &old_idx, &new_idx])
+                    .await?
+            }
+            (Form::Binary, Form::Binary) => {
+                let olds: Vec<&[u8]> = writes.iter().map(|w| w.record.read.as_slice()).collect();
+                let old_idx: Vec<Option<Vec<u8>>> = writes.iter().map(old_index).collect();
+                let new_idx: Vec<Vec<u8>> = news.iter().map(|v| v.to_bytes()).collect();
+                tx.query(&update, &[&keys, &olds, &old_idx, &new_idx])
+                    .await?
+            }
+        };
+        Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+}
+
+/// Commits when every key was written, else rolls back and names the conflicts.
+async fn finish(
+    tx: tokio_postgres::Transaction<'_>,
+    keys: Vec<&str>,
+    updated: HashSet<String>,
+) -> Result<Committed, CommitError> {
+    let conflicts: Vec<String> = keys
+        .iter()
+        .filter(|k| !updated.contains(**k))
+        .map(|k| (*k).to_owned())
+        .collect();
+    if conflicts.is_empty() {
+        tx.commit().await?;
+    } else {
+        tx.rollback().await?;
+    }
+    Ok(Committed {
+        conflicts,
+        superseded: 0,
+    })
 }
 
 #[async_trait]

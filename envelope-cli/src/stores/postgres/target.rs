@@ -25,6 +25,8 @@ pub struct Target {
     pub form: Form,
     /// Other columns an AAD template reads, quoted, in template order (deduplicated).
     pub aad_columns: Vec<(String, String)>,
+    /// The blind-index column `reindex` writes: its name, quoted name and form.
+    pub index_column: Option<(String, String, Form)>,
 }
 
 /// Quotes an identifier for SQL (`"` doubled).
@@ -102,7 +104,33 @@ impl Target {
             pk_type,
             form,
             aad_columns,
+            index_column: None,
         })
+    }
+
+    /// Adds the blind-index column a `reindex` reads and writes (`bytea` for the binary
+    /// form, `text`/`varchar` for the text form).
+    pub async fn with_index_column(
+        mut self,
+        client: &Client,
+        column: &str,
+    ) -> Result<Self, CliError> {
+        if column == self.column {
+            return Err(CliError::new(format!(
+                "--index-column {column:?} is the ciphertext column: the index needs a column of its own"
+            )));
+        }
+        let form = Self::column_form(client, &self.table_sql, &self.table, column)
+            .await
+            .map_err(|e| {
+                CliError::new(format!(
+                    "index column: {} (a blind index is bytea or text)",
+                    e.to_string()
+                        .replace("ciphertexts live in", "index values live in")
+                ))
+            })?;
+        self.index_column = Some((column.to_owned(), quote_ident(column), form));
+        Ok(self)
     }
 
     async fn column_form(
@@ -148,6 +176,9 @@ impl Target {
         );
         for (i, (_, quoted)) in self.aad_columns.iter().enumerate() {
             list.push_str(&format!(", t.{quoted}::text AS envelope_aad_{i}"));
+        }
+        if let Some((_, quoted, _)) = &self.index_column {
+            list.push_str(&format!(", t.{quoted} AS envelope_index"));
         }
         list
     }
@@ -225,6 +256,29 @@ impl Target {
             pk = self.pk_sql,
             pk_type = self.pk_type,
         )
+    }
+
+    /// Sets new blind-index values only where the row still holds the ciphertext read and
+    /// the index value read (NULL included); returns the keys updated. Parameters: keys
+    /// (text[]), ciphertexts read, index values read, new index values.
+    pub fn update_index_query(&self) -> Option<String> {
+        let (_, index_sql, index_form) = self.index_column.as_ref()?;
+        let ty = self.column_type();
+        let ity = match index_form {
+            Form::Text => "text",
+            Form::Binary => "bytea",
+        };
+        Some(format!(
+            "UPDATE {table} AS t SET {idx} = v.new \
+             FROM unnest($1::text[], $2::{ty}[], $3::{ity}[], $4::{ity}[]) AS v(k, old, old_index, new) \
+             WHERE t.{pk} = v.k::{pk_type} AND t.{col} = v.old AND t.{idx} IS NOT DISTINCT FROM v.old_index \
+             RETURNING v.k",
+            table = self.table_sql,
+            col = self.column_sql,
+            idx = index_sql,
+            pk = self.pk_sql,
+            pk_type = self.pk_type,
+        ))
     }
 
     /// The primary keys that end `workers` ranges of about equal row counts (the last
