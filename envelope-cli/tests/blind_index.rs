@@ -376,8 +376,7 @@ async fn blind_indexes_survive_both_rotations() {
         .await
         .into_iter()
         .map(|(id, _, _)| id)
-        .filter(|id| id.starts_with("reindex"))
-        .last()
+        .rfind(|id| id.starts_with("reindex"))
         .expect("the killed job left a checkpoint");
     let out = run(
         &strs(&job(&["--resume", &job_id, "--json"]))

@@ -42,7 +42,7 @@ impl BitsAdvice {
         // 2^N > sqrt(X): N > log2(X)/2; 2^N < X/2: N < log2(X) - 1.
         let low = ((log2 / 2.0).floor() as i64 + 1).max(i64::from(MIN_INDEX_BITS));
         let high = (log2 - 1.0).ceil() as i64 - 1;
-        let private_range = (low <= high).then(|| (low as u16, high as u16));
+        let private_range = (low <= high).then_some((low as u16, high as u16));
         BitsAdvice {
             distinct,
             rows,

@@ -112,6 +112,9 @@ struct Loaded {
     newest: u16,
 }
 
+/// Which prepared key: index, version, commitment.
+type PreparedId = (String, u16, [u8; 32]);
+
 struct Inner {
     kms: Arc<dyn Kms>,
     key_id: String,
@@ -122,7 +125,7 @@ struct Inner {
     loaded: RwLock<HashMap<String, Arc<Loaded>>>,
     /// Prepared keys by (index, version, commitment): kept across refreshes, so that a
     /// refresh costs a store read and no KMS call.
-    prepared: RwLock<HashMap<(String, u16, [u8; 32]), Arc<PreparedIndexKey>>>,
+    prepared: RwLock<HashMap<PreparedId, Arc<PreparedIndexKey>>>,
     normalizers: RwLock<HashMap<String, NormalizerFn>>,
     unwraps: AtomicU64,
 }

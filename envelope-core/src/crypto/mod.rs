@@ -170,7 +170,9 @@ pub(crate) fn hkdf_sha256(
 }
 
 /// An HMAC-SHA256 key prepared once (inner and outer pads), on one provider: the blind
-/// indexes' keyed hash.
+/// indexes' keyed hash. One per index version per process, behind an `Arc`: the variants'
+/// sizes do not matter, and boxing would add a pointer chase to every tag.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum HmacKey {
     #[cfg(any(feature = "aws-lc", feature = "fips"))]
     AwsLc(aws_lc::HmacKey),

@@ -30,6 +30,8 @@ fn select(c: &Connection, filter: &str, index: Option<&str>) -> rusqlite::Result
     let mut statement = c.prepare(&format!(
         "SELECT {INDEX_COLUMNS}, created FROM envelope_index_keys {filter} ORDER BY index_name, version"
     ))?;
+    // Bound first: the rows borrow `statement`, which must outlive them.
+    #[allow(clippy::let_and_return)]
     let rows = match index {
         Some(index) => statement.query_map([index], read_row)?.collect(),
         None => statement.query_map([], read_row)?.collect(),
