@@ -53,10 +53,10 @@ impl Summary {
             self.store,
             t.scanned,
             t.changed,
-            if self.kind == "rewrap" {
-                "rewrapped"
-            } else {
-                "re-encrypted"
+            match self.kind.as_str() {
+                "rewrap" => "rewrapped",
+                "reindex" => "index values written",
+                _ => "re-encrypted",
             },
             t.already_current,
             t.skipped,
