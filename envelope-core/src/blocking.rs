@@ -84,6 +84,16 @@ impl BlockingEnvelope {
         &self.envelope
     }
 
+    /// Runs `future` to completion on the private runtime (the C ABI's blind indexes and
+    /// other async work beside the envelope's own).
+    pub fn run<F, T>(&self, future: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send,
+        T: Send,
+    {
+        self.block_on(future)
+    }
+
     fn block_on<F, T>(&self, future: F) -> Result<T>
     where
         F: Future<Output = Result<T>> + Send,

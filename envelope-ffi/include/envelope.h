@@ -7,6 +7,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// The binary form of an index value (`version (u16 BE) | tag`): for `bytea` columns.
+#define ENVELOPE_INDEX_BINARY 0
+
+// The text form (`bi<version>:<base64url tag>`): for `text` columns.
+#define ENVELOPE_INDEX_TEXT 1
+
+// Index version state `active` (writes and queries).
+#define ENVELOPE_INDEX_ACTIVE 1
+
+// Index version state `query` (queries only: the rotation window).
+#define ENVELOPE_INDEX_QUERY 2
+
+// Index version state `retired` (refused).
+#define ENVELOPE_INDEX_RETIRED_STATE 3
+
 // AES-256-GCM (the default suite).
 #define ENVELOPE_SUITE_AES_256_GCM 1
 
@@ -76,6 +91,13 @@ enum envelope_status
   ENVELOPE_KEYRING_ERROR = 403,
   // The plaintext is too large for one message.
   ENVELOPE_MESSAGE_TOO_LARGE = 404,
+  // The blind index (or the version asked for) is not in the index key store.
+  ENVELOPE_INDEX_NOT_FOUND = 207,
+  // The blind index version is retired (or the index has no active version).
+  ENVELOPE_INDEX_RETIRED = 208,
+  // The blind index does not match: another normalizer or bit length than the stored
+  // index's, or an index key whose commitment does not match its row.
+  ENVELOPE_INDEX_MISMATCH = 209,
   // An error this version of the C ABI does not name yet.
   ENVELOPE_UNKNOWN_ERROR = 999,
 };
@@ -132,6 +154,11 @@ typedef struct envelope_client_options {
   // Refuse compact version 2 values when decrypting (they fail with
   // `ENVELOPE_UNSUPPORTED_FORMAT_VERSION`), once none are left.
   bool refuse_compact_v2;
+  // The index key store of blind indexes (a DEK store URI; may be NULL: then the DEK
+  // store's, if any). Index keys are wrapped by this client's KEK.
+  const uint8_t *index_store_uri;
+  // Length of `index_store_uri`.
+  size_t index_store_uri_len;
 } envelope_client_options;
 
 #ifdef __cplusplus
@@ -180,6 +207,113 @@ envelope_status envelope_decrypt_batch(const struct envelope_client *client,
                                        uint8_t **out,
                                        size_t *out_len,
                                        size_t *out_offsets);
+
+// The index value of `value` under the index's active version, in `form`
+// (`ENVELOPE_INDEX_BINARY` or `ENVELOPE_INDEX_TEXT`). `custom_applied` (may be NULL)
+// names the index's `custom:NAME` normalizer when the caller already ran it on `value`.
+// Free `*out` with `envelope_bytes_free`.
+//
+// # Safety
+// `index`, `value` and `custom_applied` valid for their lengths; `out`, `out_len` writable.
+envelope_status envelope_blind_index(const struct envelope_client *client,
+                                     const uint8_t *index,
+                                     size_t index_len,
+                                     const uint8_t *value,
+                                     size_t value_len,
+                                     const uint8_t *custom_applied,
+                                     size_t custom_applied_len,
+                                     uint32_t form,
+                                     uint8_t **out,
+                                     size_t *out_len);
+
+// Index values of `count` values in one call: item `i` is
+// `data[data_offsets[i] .. data_offsets[i + 1]]`; its index value is
+// `out[out_offsets[i] .. out_offsets[i + 1]]` (empty when `statuses[i]` is not
+// `ENVELOPE_OK`). Returns `ENVELOPE_OK` when the batch ran; a failure that concerns the
+// index itself (unknown, retired, mismatched normalizer) fails the call.
+//
+// # Safety
+// As `envelope_encrypt_batch` for `data`, `data_offsets`, `statuses`, `out`, `out_len`,
+// `out_offsets`; `index` and `custom_applied` valid for their lengths.
+envelope_status envelope_blind_index_batch(const struct envelope_client *client,
+                                           const uint8_t *index,
+                                           size_t index_len,
+                                           size_t count,
+                                           const uint8_t *data,
+                                           size_t data_len,
+                                           const size_t *data_offsets,
+                                           const uint8_t *custom_applied,
+                                           size_t custom_applied_len,
+                                           uint32_t form,
+                                           uint32_t *statuses,
+                                           uint8_t **out,
+                                           size_t *out_len,
+                                           size_t *out_offsets);
+
+// The index values a lookup of `value` must match: one per version not retired, the
+// active one first (two during a rotation window). `*out` holds them in `form`, each
+// preceded by its length as a big-endian u16; `*count` gets how many. Build
+// `WHERE idx = ANY($1)` from them, then decrypt the candidates and drop the rows whose
+// plaintext differs. Free `*out` with `envelope_bytes_free`.
+//
+// # Safety
+// `index`, `value` and `custom_applied` valid for their lengths; `out`, `out_len`,
+// `count` writable.
+envelope_status envelope_blind_index_query_values(const struct envelope_client *client,
+                                                  const uint8_t *index,
+                                                  size_t index_len,
+                                                  const uint8_t *value,
+                                                  size_t value_len,
+                                                  const uint8_t *custom_applied,
+                                                  size_t custom_applied_len,
+                                                  uint32_t form,
+                                                  uint8_t **out,
+                                                  size_t *out_len,
+                                                  size_t *count);
+
+// Fails with `ENVELOPE_INDEX_MISMATCH` unless the index's active version uses the
+// normalizer `normalizer` (a spec: `nfkc_casefold+trim_collapse`) and, when `bits` is not
+// 0, keeps `bits` bits: what a column type declares is what the store holds.
+//
+// # Safety
+// `index` and `normalizer` valid for their lengths.
+envelope_status envelope_blind_index_check(const struct envelope_client *client,
+                                           const uint8_t *index,
+                                           size_t index_len,
+                                           const uint8_t *normalizer,
+                                           size_t normalizer_len,
+                                           uint32_t bits);
+
+// Creates an index (version 1, active; `bits` 0 means 64 in `unique` mode) or, with
+// `rotate`, adds a version and makes it active (the active one answers queries until
+// retired; `normalizer` NULL and `bits` 0 keep the active version's). `mode` is
+// `"unique"` or `"private"` (may be NULL: unique, or the active version's). `*version`
+// (may be NULL) gets the new version.
+//
+// # Safety
+// `index`, `normalizer` and `mode` valid for their lengths; `version` NULL or writable.
+envelope_status envelope_blind_index_define(const struct envelope_client *client,
+                                            const uint8_t *index,
+                                            size_t index_len,
+                                            const uint8_t *normalizer,
+                                            size_t normalizer_len,
+                                            const uint8_t *mode,
+                                            size_t mode_len,
+                                            uint32_t bits,
+                                            bool rotate,
+                                            uint32_t *version);
+
+// Sets an index version's state (`ENVELOPE_INDEX_ACTIVE`, `_QUERY`, `_RETIRED_STATE`).
+// Retiring the active version is refused (`ENVELOPE_INVALID_CONFIG`): rotate first. Check
+// that no row carries a version before retiring it (`envelope retire --index` does).
+//
+// # Safety
+// `index` valid for `index_len` bytes.
+envelope_status envelope_blind_index_set_state(const struct envelope_client *client,
+                                               const uint8_t *index,
+                                               size_t index_len,
+                                               uint32_t version,
+                                               uint32_t state);
 
 // Releases bytes returned by this library, zeroizing them first (NULL is a no-op).
 //

@@ -12,7 +12,11 @@ use crate::status::envelope_status;
 type ItemOp = fn(&BlockingEnvelope, &[u8], &[u8], &mut Vec<u8>) -> envelope::Result<()>;
 
 /// Splits `buf` at `offsets` (`count + 1` non-decreasing offsets ending within `buf`).
-fn split<'a>(buf: &'a [u8], offsets: &[usize], name: &str) -> Result<Vec<&'a [u8]>, FfiError> {
+pub(crate) fn split<'a>(
+    buf: &'a [u8],
+    offsets: &[usize],
+    name: &str,
+) -> Result<Vec<&'a [u8]>, FfiError> {
     let mut items = Vec::with_capacity(offsets.len().saturating_sub(1));
     for w in offsets.windows(2) {
         let (start, end) = (w[0], w[1]);

@@ -17,6 +17,8 @@ pub struct envelope_client {
 /// The state behind an `envelope_client` pointer (a `Box<Client>`).
 pub(crate) struct Client {
     pub(crate) envelope: BlockingEnvelope,
+    /// Blind indexes, when the options name an index key store (or a DEK store).
+    pub(crate) indexes: Option<envelope::blind_index::BlindIndexes>,
 }
 
 /// AES-256-GCM (the default suite).
@@ -69,6 +71,11 @@ pub struct envelope_client_options {
     /// Refuse compact version 2 values when decrypting (they fail with
     /// `ENVELOPE_UNSUPPORTED_FORMAT_VERSION`), once none are left.
     pub refuse_compact_v2: bool,
+    /// The index key store of blind indexes (a DEK store URI; may be NULL: then the DEK
+    /// store's, if any). Index keys are wrapped by this client's KEK.
+    pub index_store_uri: *const u8,
+    /// Length of `index_store_uri`.
+    pub index_store_uri_len: usize,
 }
 
 /// The client behind a handle.
@@ -112,6 +119,8 @@ pub unsafe extern "C" fn envelope_client_options_default(
             dek_store_uri_len: 0,
             compact_version: 0,
             refuse_compact_v2: false,
+            index_store_uri: std::ptr::null(),
+            index_store_uri_len: 0,
         };
         // SAFETY: checked non-null; the caller guarantees it is writable.
         unsafe { out.write(options) };
@@ -216,8 +225,28 @@ pub unsafe extern "C" fn envelope_client_new(
                 builder.dek_store(envelope::open_dek_store(utf8(store_uri, "dek_store_uri")?)?);
         }
         let envelope = builder.build()?;
+        // SAFETY: per this function's contract (the options' pointer and length).
+        let index_uri = unsafe {
+            input(
+                options.index_store_uri,
+                options.index_store_uri_len,
+                "index_store_uri",
+            )?
+        };
+        let index_uri = match (index_uri.is_empty(), store_uri.is_empty()) {
+            (false, _) => Some(utf8(index_uri, "index_store_uri")?),
+            (true, false) => Some(utf8(store_uri, "dek_store_uri")?),
+            (true, true) => None,
+        };
+        let indexes = index_uri
+            .map(|uri| {
+                envelope::open_index_key_store(uri)
+                    .map(|store| envelope::blind_index::BlindIndexes::new(&envelope, store))
+            })
+            .transpose()?;
         let client = Box::new(Client {
             envelope: BlockingEnvelope::new(envelope)?,
+            indexes,
         });
         // SAFETY: checked non-null; the caller guarantees it is writable.
         unsafe { *out = Box::into_raw(client) as *mut envelope_client };

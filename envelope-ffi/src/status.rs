@@ -64,6 +64,13 @@ pub enum envelope_status {
     ENVELOPE_KEYRING_ERROR = 403,
     /// The plaintext is too large for one message.
     ENVELOPE_MESSAGE_TOO_LARGE = 404,
+    /// The blind index (or the version asked for) is not in the index key store.
+    ENVELOPE_INDEX_NOT_FOUND = 207,
+    /// The blind index version is retired (or the index has no active version).
+    ENVELOPE_INDEX_RETIRED = 208,
+    /// The blind index does not match: another normalizer or bit length than the stored
+    /// index's, or an index key whose commitment does not match its row.
+    ENVELOPE_INDEX_MISMATCH = 209,
     /// An error this version of the C ABI does not name yet.
     ENVELOPE_UNKNOWN_ERROR = 999,
 }
@@ -96,6 +103,9 @@ impl envelope_status {
             ErrorKind::BufferTooSmall => ENVELOPE_BUFFER_TOO_SMALL,
             ErrorKind::DekNotFound => ENVELOPE_DEK_NOT_FOUND,
             ErrorKind::DekStore => ENVELOPE_DEK_STORE_ERROR,
+            ErrorKind::IndexNotFound => ENVELOPE_INDEX_NOT_FOUND,
+            ErrorKind::IndexRetired => ENVELOPE_INDEX_RETIRED,
+            ErrorKind::IndexMismatch => ENVELOPE_INDEX_MISMATCH,
             _ => ENVELOPE_UNKNOWN_ERROR,
         }
     }
@@ -135,6 +145,11 @@ impl envelope_status {
             ENVELOPE_INVALID_CONFIG => b"invalid configuration\0",
             ENVELOPE_KEYRING_ERROR => b"local keyring error\0",
             ENVELOPE_MESSAGE_TOO_LARGE => b"plaintext too large for one message\0",
+            ENVELOPE_INDEX_NOT_FOUND => b"blind index (version) not in the index key store\0",
+            ENVELOPE_INDEX_RETIRED => b"blind index version retired\0",
+            ENVELOPE_INDEX_MISMATCH => {
+                b"blind index mismatch: normalizer, bits or key commitment differ from the stored index\0"
+            }
             ENVELOPE_UNKNOWN_ERROR => b"unknown error\0",
         }
     }
@@ -145,7 +160,7 @@ impl envelope_status {
     }
 
     /// Every status.
-    pub(crate) const ALL: [envelope_status; 28] = {
+    pub(crate) const ALL: [envelope_status; 31] = {
         use envelope_status::*;
         [
             ENVELOPE_OK,
@@ -175,6 +190,9 @@ impl envelope_status {
             ENVELOPE_INVALID_CONFIG,
             ENVELOPE_KEYRING_ERROR,
             ENVELOPE_MESSAGE_TOO_LARGE,
+            ENVELOPE_INDEX_NOT_FOUND,
+            ENVELOPE_INDEX_RETIRED,
+            ENVELOPE_INDEX_MISMATCH,
             ENVELOPE_UNKNOWN_ERROR,
         ]
     };
@@ -193,6 +211,6 @@ mod tests {
             assert!(!m[..m.len() - 1].contains(&0));
             seen.insert(s as u32);
         }
-        assert_eq!(seen.len(), 28);
+        assert_eq!(seen.len(), 31);
     }
 }

@@ -231,6 +231,30 @@ impl BlindIndexes {
         self.tag(index, active, value, applied)
     }
 
+    /// [`BlindIndexes::compute_many`] without waiting: `None` when the index is not loaded
+    /// (or its refresh is due), which needs the async call; no store or KMS call is made.
+    pub fn try_compute_many(
+        &self,
+        index: &str,
+        values: &[&[u8]],
+        applied: Option<&str>,
+    ) -> Option<Result<Vec<IndexValue>>> {
+        let loaded = self.fresh(index)?;
+        Some(active(index, &loaded).and_then(|active| {
+            values
+                .iter()
+                .map(|v| self.tag(index, active, v, applied))
+                .collect()
+        }))
+    }
+
+    fn fresh(&self, index: &str) -> Option<Arc<Loaded>> {
+        read(&self.inner.loaded)
+            .get(index)
+            .filter(|l| l.at.elapsed() < self.inner.refresh)
+            .cloned()
+    }
+
     /// The index values of many values under the active version (one load).
     pub async fn compute_many(
         &self,
@@ -353,10 +377,8 @@ impl BlindIndexes {
     }
 
     async fn load(&self, index: &str) -> Result<Arc<Loaded>> {
-        if let Some(loaded) = read(&self.inner.loaded).get(index)
-            && loaded.at.elapsed() < self.inner.refresh
-        {
-            return Ok(loaded.clone());
+        if let Some(loaded) = self.fresh(index) {
+            return Ok(loaded);
         }
         let rows = self.inner.store.index_keys(index).await?;
         let newest = rows
