@@ -1,4 +1,5 @@
-//! Writes `testvectors/v1.json` and `testvectors/compact.json` (deterministic: the same
+//! Writes `testvectors/v1.json`, `testvectors/compact.json` and `testvectors/index.json`
+//! (deterministic: the same
 //! bytes on every run).
 //!
 //! `cargo run -p envelope-core --features testing --example generate_testvectors`
@@ -11,6 +12,7 @@ fn main() -> std::io::Result<()> {
             "compact.json",
             envelope_core::vectors::compact::generate_file(),
         ),
+        ("index.json", envelope_core::vectors::index::generate_file()),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, text)?;

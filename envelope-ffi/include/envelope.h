@@ -315,6 +315,20 @@ envelope_status envelope_blind_index_set_state(const struct envelope_client *cli
                                                uint32_t version,
                                                uint32_t state);
 
+// Runs the built-in steps of the normalizer `normalizer` (a spec such as
+// `nfkc_casefold+trim_collapse`; a leading `custom:NAME` step is skipped: the caller runs
+// it) on `value`: what lookups compare after decrypting candidates, identical to what the
+// index hashes. Free `*out` with `envelope_bytes_free`.
+//
+// # Safety
+// `normalizer` and `value` valid for their lengths; `out`, `out_len` writable.
+envelope_status envelope_normalize(const uint8_t *normalizer,
+                                   size_t normalizer_len,
+                                   const uint8_t *value,
+                                   size_t value_len,
+                                   uint8_t **out,
+                                   size_t *out_len);
+
 // Releases bytes returned by this library, zeroizing them first (NULL is a no-op).
 //
 // # Safety

@@ -426,3 +426,38 @@ pub unsafe extern "C" fn envelope_blind_index_set_state(
         Ok(())
     })
 }
+
+/// Runs the built-in steps of the normalizer `normalizer` (a spec such as
+/// `nfkc_casefold+trim_collapse`; a leading `custom:NAME` step is skipped: the caller runs
+/// it) on `value`: what lookups compare after decrypting candidates, identical to what the
+/// index hashes. Free `*out` with `envelope_bytes_free`.
+///
+/// # Safety
+/// `normalizer` and `value` valid for their lengths; `out`, `out_len` writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn envelope_normalize(
+    normalizer: *const u8,
+    normalizer_len: usize,
+    value: *const u8,
+    value_len: usize,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+) -> envelope_status {
+    boundary(|| {
+        let (out, out_len) = (non_null(out, "out")?, non_null(out_len, "out_len")?);
+        // SAFETY: per this function's contract.
+        let (spec, value) = unsafe {
+            (
+                utf8(
+                    input(normalizer, normalizer_len, "normalizer")?,
+                    "normalizer",
+                )?,
+                input(value, value_len, "value")?,
+            )
+        };
+        let normalized = Normalizer::parse(spec)?.apply_builtin(value)?.into_owned();
+        // SAFETY: checked non-null; writable per the contract.
+        unsafe { give(out, out_len, normalized) };
+        Ok(())
+    })
+}

@@ -23,7 +23,7 @@
 //! | [`client`] | `envelope_client_options_default`, `envelope_client_new`, `envelope_client_free`, `envelope_client_stats_json` |
 //! | [`values`] | `envelope_encrypt[_into,_text]`, `envelope_decrypt[_into,_text]`, `envelope_reencrypt`, `envelope_rewrap` |
 //! | [`batch`] | `envelope_encrypt_batch`, `envelope_decrypt_batch` |
-//! | [`blind_index`] | `envelope_blind_index[_batch]`, `envelope_blind_index_query_values`, `envelope_blind_index_check`, `envelope_blind_index_define`, `envelope_blind_index_set_state` |
+//! | [`blind_index`] | `envelope_blind_index[_batch]`, `envelope_blind_index_query_values`, `envelope_blind_index_check`, `envelope_blind_index_define`, `envelope_blind_index_set_state`, `envelope_normalize` |
 //! | [`inspect`] | `envelope_inspect_json` |
 //! | [`keyring`] | `envelope_local_keyring_create`, `_rotate`, `_destroy_version` |
 //! | [`dekstore`] | `envelope_dek_store_import_json` |
@@ -47,7 +47,7 @@ pub use blind_index::{
     ENVELOPE_INDEX_ACTIVE, ENVELOPE_INDEX_BINARY, ENVELOPE_INDEX_QUERY,
     ENVELOPE_INDEX_RETIRED_STATE, ENVELOPE_INDEX_TEXT, envelope_blind_index,
     envelope_blind_index_batch, envelope_blind_index_check, envelope_blind_index_define,
-    envelope_blind_index_query_values, envelope_blind_index_set_state,
+    envelope_blind_index_query_values, envelope_blind_index_set_state, envelope_normalize,
 };
 pub use buffers::envelope_bytes_free;
 pub use client::{

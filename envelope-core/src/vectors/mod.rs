@@ -6,6 +6,7 @@
 //! with `cargo run -p envelope-core --features testing --example generate_testvectors`.
 
 pub mod compact;
+pub mod index;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};

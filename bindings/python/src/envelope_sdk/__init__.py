@@ -18,6 +18,7 @@ from .client import (
     from_text,
     import_dek_store_rows,
     native_version,
+    normalize,
     rotate_local_key,
     to_text,
 )
@@ -29,6 +30,9 @@ from .errors import (
     DekStoreError,
     EnvelopeError,
     FeatureNotEnabled,
+    IndexMismatch,
+    IndexNotFound,
+    IndexRetired,
     InternalError,
     InvalidArgument,
     InvalidConfig,
@@ -59,12 +63,12 @@ except PackageNotFoundError:  # imported from a source tree that was never insta
 __all__ = [
     "BatchError", "BufferTooSmall", "Client", "DecryptionFailed", "DekNotFound", "DekStoreError",
     "EnvelopeError", "FeatureNotEnabled",
-    "HeaderInfo", "InternalError", "InvalidArgument", "InvalidConfig", "InvalidKeyUri",
+    "HeaderInfo", "IndexMismatch", "IndexNotFound", "IndexRetired", "InternalError", "InvalidArgument", "InvalidConfig", "InvalidKeyUri",
     "KeyNotFound", "KeyNotOwned", "KeyringError", "KeyVersionDestroyed", "KeyVersionDisabled",
     "KeyVersionNotFound", "KeyVersionTooOld", "KmsError", "MalformedCiphertext",
     "MessageTooLarge", "PermissionDenied", "Throttled", "Unavailable",
     "UnsupportedFormatVersion", "UnsupportedProvider", "UnsupportedSuite",
     "create_local_keyring", "crypto_provider", "destroy_local_key_version", "fips_mode",
-    "from_text", "import_dek_store_rows", "native_version",
+    "from_text", "import_dek_store_rows", "native_version", "normalize",
     "rotate_local_key", "to_text",
 ]

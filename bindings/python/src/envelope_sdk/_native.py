@@ -33,6 +33,8 @@ typedef struct envelope_client_options {
   size_t dek_store_uri_len;
   uint32_t compact_version;
   bool refuse_compact_v2;
+  const char *index_store_uri;
+  size_t index_store_uri_len;
 } envelope_client_options;
 const char *envelope_version(void);
 const char *envelope_crypto_provider(void);
@@ -56,6 +58,13 @@ envelope_status envelope_client_stats_json(const struct envelope_client *client_
 envelope_status envelope_encrypt_batch(const struct envelope_client *client, size_t count, const char *data, size_t data_len, const size_t *data_offsets, const char *aad, size_t aad_len, const size_t *aad_offsets, uint32_t *statuses, char **out, size_t *out_len, size_t *out_offsets);
 envelope_status envelope_decrypt_batch(const struct envelope_client *client, size_t count, const char *data, size_t data_len, const size_t *data_offsets, const char *aad, size_t aad_len, const size_t *aad_offsets, uint32_t *statuses, char **out, size_t *out_len, size_t *out_offsets);
 envelope_status envelope_dek_store_import_json(const char *store_uri, size_t store_uri_len, const char *rows_json, size_t rows_json_len, size_t *imported);
+envelope_status envelope_blind_index(const struct envelope_client *client, const char *index, size_t index_len, const char *value, size_t value_len, const char *custom_applied, size_t custom_applied_len, uint32_t form, char **out, size_t *out_len);
+envelope_status envelope_blind_index_batch(const struct envelope_client *client, const char *index, size_t index_len, size_t count, const char *data, size_t data_len, const size_t *data_offsets, const char *custom_applied, size_t custom_applied_len, uint32_t form, uint32_t *statuses, char **out, size_t *out_len, size_t *out_offsets);
+envelope_status envelope_blind_index_query_values(const struct envelope_client *client, const char *index, size_t index_len, const char *value, size_t value_len, const char *custom_applied, size_t custom_applied_len, uint32_t form, char **out, size_t *out_len, size_t *count);
+envelope_status envelope_blind_index_check(const struct envelope_client *client, const char *index, size_t index_len, const char *normalizer, size_t normalizer_len, uint32_t bits);
+envelope_status envelope_blind_index_define(const struct envelope_client *client, const char *index, size_t index_len, const char *normalizer, size_t normalizer_len, const char *mode, size_t mode_len, uint32_t bits, bool rotate, uint32_t *version);
+envelope_status envelope_blind_index_set_state(const struct envelope_client *client, const char *index, size_t index_len, uint32_t version, uint32_t state);
+envelope_status envelope_normalize(const char *normalizer, size_t normalizer_len, const char *value, size_t value_len, char **out, size_t *out_len);
 envelope_status envelope_local_keyring_create(const char *path, size_t path_len, const char *key_id, size_t key_id_len);
 envelope_status envelope_local_keyring_rotate(const char *path, size_t path_len, const char *key_id, size_t key_id_len, uint32_t *new_version);
 envelope_status envelope_local_keyring_destroy_version(const char *path, size_t path_len, const char *key_id, size_t key_id_len, uint32_t version);

@@ -8,7 +8,7 @@ import threading
 from array import array
 from dataclasses import dataclass
 from itertools import accumulate, islice
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._native import ffi, lib
 from .errors import BatchError, BufferTooSmall, EnvelopeError, InvalidArgument, error_for
@@ -151,6 +151,7 @@ class Client:
         dek_store: Optional[str] = None,
         compact_version: Optional[int] = None,
         refuse_compact_v2: bool = False,
+        index_store: Optional[str] = None,
     ) -> None:
         if suite not in SUITES:
             raise InvalidArgument(f"unknown suite {suite!r}: expected one of {sorted(SUITES)}")
@@ -191,6 +192,12 @@ class Client:
                 raise InvalidArgument(f"compact_version {compact_version!r}: expected 2 or 3")
             options.compact_version = compact_version
         options.refuse_compact_v2 = refuse_compact_v2
+        index_uri = ffi.NULL
+        if index_store:
+            index_bytes = index_store.encode()
+            index_uri = ffi.new("char[]", index_bytes)  # kept alive until envelope_client_new returns
+            options.index_store_uri = index_uri
+            options.index_store_uri_len = len(index_bytes)
         uri = key_uri.encode()
         out = ffi.new("envelope_client **")
         _check(lib.envelope_client_new(uri, len(uri), options, out))
@@ -198,6 +205,8 @@ class Client:
         self._out = _Out()
         self.key_uri = key_uri
         self.dek_store = dek_store
+        self.index_store = index_store or dek_store
+        self._normalizers: Dict[str, Tuple[str, Callable[[bytes], bytes]]] = {}
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -410,6 +419,120 @@ class Client:
         """Decrypts many text-form values in one native call."""
         return self.decrypt_batch([from_text(c) for c in ciphertexts], aads)
 
+    # -- blind indexes ---------------------------------------------------------------
+
+    def register_normalizer(self, index: str, name: str, function: Callable[[bytes], bytes]) -> None:
+        """Runs ``function`` on every value of ``index`` before its built-in normalizer
+        steps: the index's ``custom:NAME`` step (the name is checked against the index key
+        store's, so a different function cannot be used by mistake under another name)."""
+        self._normalizers[index] = (name, function)
+
+    def _custom(self, index: str, value: BytesLike) -> Tuple[bytes, bytes]:
+        value = value.encode() if isinstance(value, str) else _bytes(value, "value")
+        custom = self._normalizers.get(index)
+        if custom is None:
+            return value, b""
+        name, function = custom
+        return _bytes(function(value), "normalized value"), name.encode()
+
+    def blind_index(self, index: str, value: Union[str, BytesLike], *, text: bool = False) -> Union[bytes, str]:
+        """The index value of ``value`` under the index's active version: what a writer
+        stores in the index column (``bytes`` for a bytea column, ``str`` with ``text=True``)."""
+        data, custom = self._custom(index, value)
+        name = index.encode()
+        out = self._out
+        _check(lib.envelope_blind_index(self._client(), name, len(name), data, len(data), custom, len(custom), int(text), out.ptr, out.len))
+        result = _take(out)
+        return result.decode("ascii") if text else result
+
+    def blind_index_batch(self, index: str, values: Sequence[Union[str, BytesLike]], *, text: bool = False) -> List[Union[bytes, str]]:
+        """Index values of many values in one native call. Raises :class:`BatchError`
+        when some values fail (a text normalizer given bytes that are not UTF-8)."""
+        pairs = [self._custom(index, v) for v in values]
+        custom = pairs[0][1] if pairs else b""
+        data = b"".join(p[0] for p in pairs)
+        count = len(pairs)
+        offsets = ffi.new("size_t[]", count + 1)
+        at = 0
+        for i, (item, _) in enumerate(pairs):
+            offsets[i] = at
+            at += len(item)
+        offsets[count] = at
+        statuses = ffi.new("uint32_t[]", max(count, 1))
+        out_offsets = ffi.new("size_t[]", count + 1)
+        out = _Out()
+        name = index.encode()
+        _check(lib.envelope_blind_index_batch(self._client(), name, len(name), count, data, len(data), offsets, custom, len(custom), int(text), statuses, out.ptr, out.len, out_offsets))
+        detail = _last_error()
+        joined = _take(out)
+        results: list = []
+        failed = False
+        for i in range(count):
+            if statuses[i] != _OK:
+                failed = True
+                results.append(error_for(statuses[i], detail or f"item {i} failed"))
+                continue
+            item = joined[out_offsets[i]:out_offsets[i + 1]]
+            results.append(item.decode("ascii") if text else item)
+        if failed:
+            raise BatchError("some values have no index value", results)
+        return results
+
+    def query_values(self, index: str, value: Union[str, BytesLike], *, text: bool = False) -> List[Union[bytes, str]]:
+        """The index values a lookup of ``value`` must match: one per version not retired,
+        the active one first (two during a rotation window). Query
+        ``WHERE idx = ANY(...)``, decrypt the candidates and drop those whose normalized
+        plaintext differs (:func:`normalize`): false positives are expected in private mode."""
+        data, custom = self._custom(index, value)
+        name = index.encode()
+        out = self._out
+        count = ffi.new("size_t *")
+        _check(lib.envelope_blind_index_query_values(self._client(), name, len(name), data, len(data), custom, len(custom), int(text), out.ptr, out.len, count))
+        packed = _take(out)
+        values: List[Union[bytes, str]] = []
+        at = 0
+        for _ in range(count[0]):
+            n = int.from_bytes(packed[at:at + 2], "big")
+            item = packed[at + 2:at + 2 + n]
+            values.append(item.decode("ascii") if text else item)
+            at += 2 + n
+        return values
+
+    def check_blind_index(self, index: str, normalizer: str, bits: Optional[int] = None) -> None:
+        """Raises :class:`IndexMismatch` unless the index's active version uses
+        ``normalizer`` (and ``bits``, when given), :class:`IndexNotFound` when there is no
+        such index."""
+        name, spec = index.encode(), normalizer.encode()
+        _check(lib.envelope_blind_index_check(self._client(), name, len(name), spec, len(spec), bits or 0))
+
+    def create_blind_index(self, index: str, *, normalizer: str = "exact", mode: str = "unique", bits: int = 0) -> int:
+        """Creates an index (version 1, active; ``unique`` mode keeps 64 bits unless
+        ``bits`` says otherwise, ``private`` mode needs ``bits``). Returns the version."""
+        return self._define(index, normalizer, mode, bits, False)
+
+    def rotate_blind_index(self, index: str, *, normalizer: Optional[str] = None, mode: Optional[str] = None, bits: int = 0) -> int:
+        """Adds a version and makes it active; the previous one answers queries until it is
+        retired (run ``envelope reindex``, then ``envelope retire --index``). Returns the
+        new version."""
+        return self._define(index, normalizer, mode, bits, True)
+
+    def _define(self, index: str, normalizer: Optional[str], mode: Optional[str], bits: int, rotate: bool) -> int:
+        name = index.encode()
+        spec = (normalizer or "").encode()
+        m = (mode or "").encode()
+        version = ffi.new("uint32_t *")
+        _check(lib.envelope_blind_index_define(self._client(), name, len(name), spec, len(spec), m, len(m), bits, rotate, version))
+        return int(version[0])
+
+    def set_blind_index_state(self, index: str, version: int, state: str) -> None:
+        """Sets a version's state: ``"active"``, ``"query"`` or ``"retired"`` (retire only
+        versions no row carries: ``envelope retire --index`` checks)."""
+        states = {"active": 1, "query": 2, "retired": 3}
+        if state not in states:
+            raise InvalidArgument(f"state {state!r}: expected one of {sorted(states)}")
+        name = index.encode()
+        _check(lib.envelope_blind_index_set_state(self._client(), name, len(name), version, states[state]))
+
     # -- facts -----------------------------------------------------------------------
 
     @staticmethod
@@ -481,6 +604,17 @@ def destroy_local_key_version(path: str, key_id: str, version: int) -> None:
     """Destroys a non-primary version of a local key (crypto-shredding)."""
     p, k = str(path).encode(), key_id.encode()
     _check(lib.envelope_local_keyring_destroy_version(p, len(p), k, len(k), version))
+
+
+def normalize(normalizer: str, value: Union[str, BytesLike]) -> bytes:
+    """Runs the built-in steps of a normalizer spec (``nfkc_casefold+trim_collapse``; a
+    leading ``custom:NAME`` step is skipped) on ``value``: exactly what the index hashes,
+    for comparing decrypted candidates with the value looked up."""
+    data = value.encode() if isinstance(value, str) else _bytes(value, "value")
+    spec = normalizer.encode()
+    out = _Out()
+    _check(lib.envelope_normalize(spec, len(spec), data, len(data), out.ptr, out.len))
+    return _take(out)
 
 
 def native_version() -> str:

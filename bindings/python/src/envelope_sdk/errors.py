@@ -120,6 +120,26 @@ class DekNotFound(EnvelopeError):
     status = 206
 
 
+class IndexNotFound(EnvelopeError, LookupError):
+    """The blind index (or the version asked for) is not in the index key store (207)."""
+
+    status = 207
+
+
+class IndexRetired(EnvelopeError):
+    """The blind index version is retired, or the index has no active version (208)."""
+
+    status = 208
+
+
+class IndexMismatch(EnvelopeError):
+    """The blind index is not what the caller declared: another normalizer or bit length,
+    a custom normalizer not applied, or an index key whose commitment does not match its
+    row (209)."""
+
+    status = 209
+
+
 class Unavailable(EnvelopeError):
     """The KMS is unreachable or failing transiently; retry later (300)."""
 
@@ -208,6 +228,9 @@ _BY_STATUS: Dict[int, Type[EnvelopeError]] = {
         KeyVersionTooOld,
         PermissionDenied,
         DekNotFound,
+        IndexNotFound,
+        IndexRetired,
+        IndexMismatch,
         Unavailable,
         Throttled,
         KmsError,
