@@ -413,5 +413,69 @@ fn kms_bound(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encrypt_decrypt, blocking_and_many_deks, kms_bound);
+/// Blind-index values of an 11-byte and a 64-byte input against HMAC-SHA256 of the same
+/// input under a prepared key (aws-lc-rs and RustCrypto `hmac`: the fastest is the floor).
+fn blind_index(c: &mut Criterion) {
+    use envelope::blind_index::{BlindIndexes, IndexSettings, Normalizer};
+    use hmac::Mac;
+    let setup = Setup::new();
+    let envelope = setup.envelope(CachePolicy::default());
+    let store = envelope_dekstore::SqliteDekStore::open(setup._dir.path().join("index.sqlite"))
+        .expect("index store");
+    let indexes = BlindIndexes::new(&envelope, std::sync::Arc::new(store));
+    let exact = IndexSettings::unique(Normalizer::exact());
+    let folded =
+        IndexSettings::unique(Normalizer::parse("nfkc_casefold+trim_collapse").expect("spec"));
+    setup.rt.block_on(async {
+        indexes.create("bench.exact", &exact).await.expect("create");
+        indexes
+            .create("bench.folded", &folded)
+            .await
+            .expect("create");
+        indexes.compute("bench.exact", b"x").await.expect("load");
+        indexes.compute("bench.folded", b"x").await.expect("load");
+    });
+    let mut key = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut key);
+    let lc = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &key);
+    let rc = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).expect("key");
+    for (size, value) in [(11, &b"a@b.example"[..]), (64, &[b'x'; 64][..])] {
+        let mut group = c.benchmark_group(format!("blind_index/{size}"));
+        group.bench_function("floor-aws-lc-hmac", |b| {
+            b.iter(|| aws_lc_rs::hmac::sign(&lc, black_box(value)))
+        });
+        group.bench_function("floor-rustcrypto-hmac", |b| {
+            b.iter(|| {
+                let mut mac = rc.clone();
+                mac.update(black_box(value));
+                mac.finalize().into_bytes()
+            })
+        });
+        group.bench_function("blind-index", |b| {
+            b.iter(|| {
+                indexes
+                    .try_compute("bench.exact", black_box(value))
+                    .expect("loaded")
+                    .expect("compute")
+            })
+        });
+        group.bench_function("blind-index-nfkc-casefold", |b| {
+            b.iter(|| {
+                indexes
+                    .try_compute("bench.folded", black_box(value))
+                    .expect("loaded")
+                    .expect("compute")
+            })
+        });
+        group.finish();
+    }
+}
+
+criterion_group!(
+    benches,
+    encrypt_decrypt,
+    blocking_and_many_deks,
+    kms_bound,
+    blind_index
+);
 criterion_main!(benches);

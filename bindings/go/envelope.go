@@ -67,6 +67,9 @@ type Options struct {
 	// DEKs and can write the store can make one value decrypt to two plaintexts; only for
 	// readers that cannot read version 3 yet).
 	CompactVersion uint32
+	// IndexStore names the index key store of blind indexes (a DEK store URI; empty: the
+	// DEKStore, if any). Index keys are wrapped by this client's KEK.
+	IndexStore string
 	// RefuseCompactV2 refuses version 2 compact values when decrypting (an error matching
 	// ErrUnsupportedFormatVersion), once none are left.
 	RefuseCompactV2 bool
@@ -77,6 +80,8 @@ type Client struct {
 	mu       sync.RWMutex // guards ptr against Close during a call
 	ptr      *C.envelope_client
 	overhead atomic.Int64 // the last ciphertext's header and tag length
+	// normalizers holds the caller functions of blind indexes (index → name, function).
+	normalizers sync.Map
 }
 
 // HeaderInfo holds header facts of a ciphertext, read without any key or store. Format
@@ -157,6 +162,12 @@ func Open(keyURI string, opts *Options) (*Client, error) {
 		defer C.free(cstore)
 		options.dek_store_uri = (*C.uint8_t)(cstore)
 		options.dek_store_uri_len = C.size_t(len(opts.DEKStore))
+	}
+	if opts != nil && opts.IndexStore != "" {
+		cindex := C.CBytes([]byte(opts.IndexStore))
+		defer C.free(cindex)
+		options.index_store_uri = (*C.uint8_t)(cindex)
+		options.index_store_uri_len = C.size_t(len(opts.IndexStore))
 	}
 	if len(context) > 0 {
 		cctx := C.CBytes(context)

@@ -43,6 +43,9 @@ const (
 	StatusInvalidConfig            Status = C.ENVELOPE_INVALID_CONFIG
 	StatusKeyringError             Status = C.ENVELOPE_KEYRING_ERROR
 	StatusMessageTooLarge          Status = C.ENVELOPE_MESSAGE_TOO_LARGE
+	StatusIndexNotFound            Status = C.ENVELOPE_INDEX_NOT_FOUND
+	StatusIndexRetired             Status = C.ENVELOPE_INDEX_RETIRED
+	StatusIndexMismatch            Status = C.ENVELOPE_INDEX_MISMATCH
 	StatusUnknown                  Status = C.ENVELOPE_UNKNOWN_ERROR
 )
 
@@ -105,6 +108,13 @@ var (
 	ErrInvalidConfig     = &Error{Status: StatusInvalidConfig}
 	ErrKeyringError      = &Error{Status: StatusKeyringError}
 	ErrMessageTooLarge   = &Error{Status: StatusMessageTooLarge}
+	// ErrIndexNotFound: the blind index (or version) is not in the index key store.
+	ErrIndexNotFound = &Error{Status: StatusIndexNotFound}
+	// ErrIndexRetired: the blind index version is retired (or the index has no active one).
+	ErrIndexRetired = &Error{Status: StatusIndexRetired}
+	// ErrIndexMismatch: another normalizer or bit length than the stored index's, a custom
+	// normalizer not applied, or an index key whose commitment does not match its row.
+	ErrIndexMismatch = &Error{Status: StatusIndexMismatch}
 	// ErrClosed is returned by calls on a closed Client.
 	ErrClosed = errors.New("envelope: the client is closed")
 )

@@ -59,8 +59,14 @@ fn normalizers_match_their_vectors() {
 
 /// The spec, written out with the RustCrypto crates.
 fn by_hand(case: &Value) -> (Vec<u8>, Vec<u8>) {
-    let (index, spec) = (case["index"].as_str().unwrap(), case["normalizer"].as_str().unwrap());
-    let (version, bits) = (case["version"].as_u64().unwrap() as u16, case["bits"].as_u64().unwrap() as u16);
+    let (index, spec) = (
+        case["index"].as_str().unwrap(),
+        case["normalizer"].as_str().unwrap(),
+    );
+    let (version, bits) = (
+        case["version"].as_u64().unwrap() as u16,
+        case["bits"].as_u64().unwrap() as u16,
+    );
     let mut definition = Vec::new();
     definition.extend_from_slice(&(index.len() as u16).to_be_bytes());
     definition.extend_from_slice(index.as_bytes());
@@ -73,8 +79,10 @@ fn by_hand(case: &Value) -> (Vec<u8>, Vec<u8>) {
         &unhex(case["key_hex"].as_str().unwrap()),
     );
     let (mut mac_key, mut commitment) = ([0u8; 32], [0u8; 32]);
-    hk.expand_multi_info(&[&[1], &definition], &mut mac_key).unwrap();
-    hk.expand_multi_info(&[&[2], &definition], &mut commitment).unwrap();
+    hk.expand_multi_info(&[&[1], &definition], &mut mac_key)
+        .unwrap();
+    hk.expand_multi_info(&[&[2], &definition], &mut commitment)
+        .unwrap();
     let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&mac_key).unwrap();
     mac.update(&unhex(case["normalized_hex"].as_str().unwrap()));
     let full = mac.finalize().into_bytes();
@@ -95,10 +103,17 @@ fn index_values_match_their_vectors_and_the_spec_by_hand() {
     for case in cases {
         let (binary, commitment) = by_hand(case);
         assert_eq!(hex::encode(&binary), case["binary_hex"], "by hand: {case}");
-        assert_eq!(hex::encode(&commitment), case["commitment_hex"], "by hand: {case}");
+        assert_eq!(
+            hex::encode(&commitment),
+            case["commitment_hex"],
+            "by hand: {case}"
+        );
         let value = IndexValue::from_bytes(&binary).unwrap();
         assert_eq!(value.to_text(), case["text"]);
-        assert_eq!(IndexValue::from_text(case["text"].as_str().unwrap()).unwrap(), value);
+        assert_eq!(
+            IndexValue::from_text(case["text"].as_str().unwrap()).unwrap(),
+            value
+        );
         for provider in CryptoProvider::available() {
             let key: [u8; 32] = unhex(case["key_hex"].as_str().unwrap()).try_into().unwrap();
             let (got, c) = index_value_with_key(
@@ -116,5 +131,8 @@ fn index_values_match_their_vectors_and_the_spec_by_hand() {
         }
     }
     // Equal after normalization: equal values; another version: another tag.
-    assert_eq!(cases[0]["binary_hex"].as_str().unwrap()[4..], cases[1]["binary_hex"].as_str().unwrap()[4..]);
+    assert_eq!(
+        cases[0]["binary_hex"].as_str().unwrap()[4..],
+        cases[1]["binary_hex"].as_str().unwrap()[4..]
+    );
 }

@@ -231,6 +231,13 @@ impl BlindIndexes {
         self.tag(index, active, value, applied)
     }
 
+    /// [`BlindIndexes::compute`] without waiting: `None` when the index is not loaded (or
+    /// its refresh is due), which needs the async call; no store or KMS call is made.
+    pub fn try_compute(&self, index: &str, value: &[u8]) -> Option<Result<IndexValue>> {
+        let loaded = self.fresh(index)?;
+        Some(active(index, &loaded).and_then(|active| self.tag(index, active, value, None)))
+    }
+
     /// [`BlindIndexes::compute_many`] without waiting: `None` when the index is not loaded
     /// (or its refresh is due), which needs the async call; no store or KMS call is made.
     pub fn try_compute_many(

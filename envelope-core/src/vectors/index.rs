@@ -14,13 +14,22 @@ fn hex(bytes: &[u8]) -> String {
 const NORMALIZERS: &[(&str, &[u8])] = &[
     ("exact", b"  Ann Lee "),
     ("nfkc_casefold", "Stra\u{df}e".as_bytes()),
-    ("nfkc_casefold", "\u{ff33}\u{ff34}\u{ff32}\u{ff21}\u{ff33}\u{ff33}\u{ff25}".as_bytes()),
-    ("nfkc_casefold", "\u{fb01}le \u{130}stanbul \u{3a3}\u{391}\u{3a3}".as_bytes()),
+    (
+        "nfkc_casefold",
+        "\u{ff33}\u{ff34}\u{ff32}\u{ff21}\u{ff33}\u{ff33}\u{ff25}".as_bytes(),
+    ),
+    (
+        "nfkc_casefold",
+        "\u{fb01}le \u{130}stanbul \u{3a3}\u{391}\u{3a3}".as_bytes(),
+    ),
     ("nfkc_casefold", "e\u{301}cole".as_bytes()),
     ("trim_collapse", " \t Ann \u{a0}\n Lee \u{3000}".as_bytes()),
     ("digits", b"123-45-6789"),
     ("digits", b"+1 (555) 010-9999 \xff"),
-    ("nfkc_casefold+digits", "\u{ff11}\u{ff12}\u{ff13}-45".as_bytes()),
+    (
+        "nfkc_casefold+digits",
+        "\u{ff11}\u{ff12}\u{ff13}-45".as_bytes(),
+    ),
     ("nfkc_casefold+trim_collapse", "  A@B.Example  ".as_bytes()),
     ("trim_collapse+nfkc_casefold", "  MIXED   Case ".as_bytes()),
     ("custom:email_v1+nfkc_casefold", b"Already-Custom"),
@@ -28,9 +37,27 @@ const NORMALIZERS: &[(&str, &[u8])] = &[
 
 /// Index value cases: (index, version, bits, normalizer, input).
 const VALUES: &[(&str, u16, u16, &str, &[u8])] = &[
-    ("users.email", 1, 64, "nfkc_casefold+trim_collapse", b"a@b.example"),
-    ("users.email", 1, 64, "nfkc_casefold+trim_collapse", b"  A@B.EXAMPLE "),
-    ("users.email", 2, 64, "nfkc_casefold+trim_collapse", b"a@b.example"),
+    (
+        "users.email",
+        1,
+        64,
+        "nfkc_casefold+trim_collapse",
+        b"a@b.example",
+    ),
+    (
+        "users.email",
+        1,
+        64,
+        "nfkc_casefold+trim_collapse",
+        b"  A@B.EXAMPLE ",
+    ),
+    (
+        "users.email",
+        2,
+        64,
+        "nfkc_casefold+trim_collapse",
+        b"a@b.example",
+    ),
     ("users.ssn", 1, 16, "digits", b"123-45-6789"),
     ("users.ssn", 1, 13, "digits", b"123-45-6789"),
     ("users.ssn", 1, 8, "digits", b"123456789"),
@@ -42,17 +69,35 @@ const VALUES: &[(&str, u16, u16, &str, &[u8])] = &[
 const REFUSED: &[(&str, &[u8])] = &[("nfkc_casefold", b"\xff\xfe"), ("trim_collapse", b"a\xc3")];
 
 const BAD_SPECS: &[&str] = &[
-    "", "lower", "exact+digits", "digits+digits", "digits+custom:x", "custom:", "custom:Upper",
+    "",
+    "lower",
+    "exact+digits",
+    "digits+digits",
+    "digits+custom:x",
+    "custom:",
+    "custom:Upper",
     "nfkc_casefold+",
 ];
 
 const BAD_BINARY: &[&str] = &["", "00", "0001", "0000aa"];
-const BAD_TEXT: &[&str] = &["", "bi:AA", "bi0:AA", "bi01:AA", "bi1AA", "bi1:", "bi1:!!", "x1:AA", "bi70000:AA"];
+const BAD_TEXT: &[&str] = &[
+    "",
+    "bi:AA",
+    "bi0:AA",
+    "bi01:AA",
+    "bi1AA",
+    "bi1:",
+    "bi1:!!",
+    "x1:AA",
+    "bi70000:AA",
+];
 
 /// The test key of an (index, version): a fixed pattern (never secret), the same for
 /// every case of one version.
 fn key(index: &str, version: u16) -> [u8; 32] {
-    let seed = index.bytes().fold(version as u32, |a, b| a.wrapping_mul(31).wrapping_add(b.into()));
+    let seed = index.bytes().fold(version as u32, |a, b| {
+        a.wrapping_mul(31).wrapping_add(b.into())
+    });
     std::array::from_fn(|j| (seed.rotate_left(j as u32) as u8) ^ (j as u8))
 }
 
