@@ -4,7 +4,7 @@
 use envelope::blind_index::IndexState;
 
 use crate::aad::AadTemplate;
-use crate::cli::{ReindexArgs, RetireAction, RetireArgs, StoreArgs};
+use crate::cli::{CensusArgs, ReindexArgs, RetireAction, RetireArgs, StoreArgs};
 use crate::engine::process::{JobKind, Reindex};
 use crate::exit::{CliError, CliResult, OK, RETIRE_REFUSED, USAGE};
 use crate::index_admin::open_indexes;
@@ -49,6 +49,18 @@ pub async fn reindex(args: ReindexArgs) -> CliResult {
         index: args.index.clone(),
     });
     crate::jobs::run_index_job(args.job, kind, template, &args.index_column).await
+}
+
+/// `envelope census --index-column I`: values per index version.
+pub async fn census(args: CensusArgs) -> CliResult {
+    let column = args.index_column.clone().unwrap_or_default();
+    let index = census_of_index(&args.stores, &column).await?;
+    if args.json {
+        println!("{}", serde_json::json!({ "blind_index": index }));
+    } else {
+        print!("{}", index.render());
+    }
+    Ok(OK)
 }
 
 /// The census of an index column beside `stores`' column.

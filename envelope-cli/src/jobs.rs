@@ -118,15 +118,6 @@ async fn census_of(
 /// `envelope census`.
 pub async fn census(args: CensusArgs) -> CliResult {
     require_store(&args.stores)?;
-    if let Some(column) = &args.index_column {
-        let index = crate::index_jobs::census_of_index(&args.stores, column).await?;
-        if args.json {
-            println!("{}", serde_json::json!({ "blind_index": index }));
-        } else {
-            print!("{}", index.render());
-        }
-        return Ok(OK);
-    }
     let verifier = match &args.verify_with {
         Some(uri) => Some(LabelVerifier::new(envelope::kms_from_uri(uri)?.0)),
         None => None,
@@ -400,9 +391,6 @@ async fn dry_run(args: &JobArgs, envelope: &Envelope, kind: &JobKind) -> CliResu
 /// `envelope retire`.
 pub async fn retire(args: RetireArgs) -> CliResult {
     require_store(&args.stores)?;
-    if let Some(index) = args.index.clone() {
-        return crate::index_jobs::retire_index(args, index).await;
-    }
     let (kms, key_id) = envelope::kms_from_uri(&args.key)?;
     let provider = kms.provider();
     let description = kms.describe_key(&key_id).await?;

@@ -65,10 +65,14 @@ async fn dispatch(command: Command) -> CliResult {
         Command::Encrypt(a) => crypt::encrypt(a).await,
         Command::Decrypt(a) => crypt::decrypt(a).await,
         Command::Inspect(a) => crypt::inspect(a).await,
+        Command::Census(a) if a.index_column.is_some() => index_jobs::census(a).await,
         Command::Census(a) => jobs::census(a).await,
         Command::Rewrap(a) => jobs::rewrap(a).await,
         Command::Reencrypt(a) => jobs::reencrypt(a).await,
-        Command::Retire(a) => jobs::retire(a).await,
+        Command::Retire(a) => match a.index.clone() {
+            Some(index) => index_jobs::retire_index(a, index).await,
+            None => jobs::retire(a).await,
+        },
         Command::Index(c) => index_admin::run(c).await,
         Command::Reindex(a) => index_jobs::reindex(a).await,
     }
