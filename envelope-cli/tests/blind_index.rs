@@ -236,6 +236,61 @@ async fn blind_indexes_survive_both_rotations() {
         .get(0);
     assert_eq!(nulls, ROWS, "bad input wrote nothing");
 
+    // The bit length from the column's real cardinality: 10,000 addresses after the
+    // normalizer (4 spellings each), exactly; and estimated from a sample, with its bound.
+    let recommend = |extra: &[&str]| {
+        let mut args = vec![
+            "index",
+            "recommend",
+            "--key",
+            key,
+            "--db",
+            &url,
+            "--table",
+            &table,
+            "--column",
+            "email",
+            "--dek-store",
+            &store,
+            "--aad",
+            "envelope:{table}.{column}",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = run(&args, 0);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let exact = recommend(&["--normalizer", "nfkc_casefold+trim_collapse"]);
+    assert_eq!(exact["distinct"], 10_000, "{exact}");
+    assert_eq!(exact["distinct_exact"], true);
+    assert_eq!(exact["private_range"], serde_json::json!([8, 12]));
+    assert_eq!(
+        (
+            exact["unique_bits"].as_u64(),
+            exact["private_bits"].as_u64()
+        ),
+        (Some(64), Some(12))
+    );
+    let raw = recommend(&[]);
+    // Without the normalizer each of the 3 spellings of an address counts: 30,000.
+    assert_eq!(
+        raw["distinct"], 30_000,
+        "without the normalizer every spelling counts"
+    );
+    let sampled = recommend(&[
+        "--normalizer",
+        "nfkc_casefold+trim_collapse",
+        "--sample",
+        "8000",
+    ]);
+    let estimate = sampled["distinct"].as_f64().unwrap();
+    let bound = sampled["distinct_ratio_error_bound"].as_f64().unwrap();
+    assert_eq!(sampled["distinct_exact"], false);
+    assert!(
+        estimate <= 10_000.0 * bound && estimate >= 10_000.0 / bound,
+        "estimate {estimate} outside the stated bound {bound}"
+    );
+
     // Back-fill: every row gets version 1.
     let out = run(
         &strs(&job(&["--json", "--batch-size", "2000"]))

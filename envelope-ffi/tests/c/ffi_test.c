@@ -422,6 +422,94 @@ static void test_compact(void) {
     envelope_client_free(client);
 }
 
+static char index_store_uri[300];
+
+static void test_blind_index(void) {
+    struct envelope_client_options options;
+    STATUS(envelope_client_options_default(&options), ENVELOPE_OK);
+    CHECK(options.index_store_uri == NULL && options.index_store_uri_len == 0, "no index store by default");
+    uint8_t *out = NULL;
+    size_t out_len = 0, count = 0;
+
+    /* Without an index store: a clear invalid argument. */
+    envelope_client *none = new_client(&options);
+    STATUS(envelope_blind_index(none, S("users.email"), S("a@b.example"), NULL, 0, ENVELOPE_INDEX_BINARY, &out, &out_len),
+           ENVELOPE_INVALID_ARGUMENT);
+    CHECK(strstr(last_error(), "index_store_uri") != NULL, "says what is missing: %s", last_error());
+    envelope_client_free(none);
+
+    options.index_store_uri = (const uint8_t *)index_store_uri;
+    options.index_store_uri_len = strlen(index_store_uri);
+    envelope_client *client = new_client(&options);
+    STATUS(envelope_blind_index(client, S("users.email"), S("x"), NULL, 0, ENVELOPE_INDEX_BINARY, &out, &out_len),
+           ENVELOPE_INDEX_NOT_FOUND);
+    CHECK(out == NULL, "no output on failure");
+    uint32_t version = 0;
+    STATUS(envelope_blind_index_define(client, S("users.email"), S("nfkc_casefold+trim_collapse"), NULL, 0, 0, false, &version),
+           ENVELOPE_OK);
+    CHECK(version == 1, "version %u", version);
+    STATUS(envelope_blind_index_define(client, S("users.email"), NULL, 0, NULL, 0, 0, false, NULL), ENVELOPE_INVALID_CONFIG);
+    STATUS(envelope_blind_index_define(client, S("bad"), S("lower"), NULL, 0, 0, false, NULL), ENVELOPE_INVALID_CONFIG);
+    STATUS(envelope_blind_index_define(client, S("bad"), NULL, 0, S("private"), 0, false, NULL), ENVELOPE_INVALID_ARGUMENT);
+
+    STATUS(envelope_blind_index(client, S("users.email"), S("  A@B.Example "), NULL, 0, ENVELOPE_INDEX_BINARY, &out, &out_len),
+           ENVELOPE_OK);
+    CHECK(out_len == 10 && out[0] == 0 && out[1] == 1, "binary form: version 1 + 8 bytes (%zu)", out_len);
+    uint8_t v1[10];
+    memcpy(v1, out, 10);
+    envelope_bytes_free(out, out_len);
+    STATUS(envelope_blind_index(client, S("users.email"), S("a@b.example"), NULL, 0, ENVELOPE_INDEX_TEXT, &out, &out_len),
+           ENVELOPE_OK);
+    CHECK(out_len > 4 && memcmp(out, "bi1:", 4) == 0, "text form");
+    envelope_bytes_free(out, out_len);
+    STATUS(envelope_blind_index(client, S("users.email"), S("a"), NULL, 0, 7, &out, &out_len), ENVELOPE_INVALID_ARGUMENT);
+    STATUS(envelope_blind_index(client, S("users.email"), S("a"), S("email_v1"), ENVELOPE_INDEX_BINARY, &out, &out_len),
+           ENVELOPE_INDEX_MISMATCH);
+
+    STATUS(envelope_blind_index_define(client, S("users.email"), NULL, 0, NULL, 0, 0, true, &version), ENVELOPE_OK);
+    CHECK(version == 2, "rotated to %u", version);
+    STATUS(envelope_blind_index_query_values(client, S("users.email"), S("a@b.example"), NULL, 0, ENVELOPE_INDEX_BINARY,
+                                             &out, &out_len, &count),
+           ENVELOPE_OK);
+    CHECK(count == 2 && out_len == 2 * (2 + 10), "two length-prefixed values (%zu, %zu)", count, out_len);
+    CHECK(out[0] == 0 && out[1] == 10 && out[3] == 2, "active version first");
+    CHECK(memcmp(out + 14, v1, 10) == 0, "then version 1, unchanged");
+    envelope_bytes_free(out, out_len);
+
+    const char data[] = "a@b.example" "c@d.example" "\xff";
+    size_t offsets[] = {0, 11, 22, 23};
+    uint32_t statuses[3] = {99, 99, 99};
+    size_t out_offsets[4];
+    STATUS(envelope_blind_index_batch(client, S("users.email"), 3, (const uint8_t *)data, 23, offsets, NULL, 0,
+                                      ENVELOPE_INDEX_BINARY, statuses, &out, &out_len, out_offsets),
+           ENVELOPE_OK);
+    CHECK(statuses[0] == ENVELOPE_OK && statuses[1] == ENVELOPE_OK && statuses[2] == ENVELOPE_MALFORMED,
+          "per-item statuses %u %u %u", statuses[0], statuses[1], statuses[2]);
+    CHECK(out_offsets[1] == 10 && out_offsets[2] == 20 && out_offsets[3] == 20, "offsets");
+    CHECK(strstr(last_error(), "item 2") != NULL, "names the failed item: %s", last_error());
+    envelope_bytes_free(out, out_len);
+
+    STATUS(envelope_blind_index_check(client, S("users.email"), S("nfkc_casefold+trim_collapse"), 64), ENVELOPE_OK);
+    STATUS(envelope_blind_index_check(client, S("users.email"), S("exact"), 0), ENVELOPE_INDEX_MISMATCH);
+    STATUS(envelope_blind_index_check(client, S("nope"), S("exact"), 0), ENVELOPE_INDEX_NOT_FOUND);
+    STATUS(envelope_blind_index_set_state(client, S("users.email"), 2, ENVELOPE_INDEX_RETIRED_STATE), ENVELOPE_INVALID_CONFIG);
+    STATUS(envelope_blind_index_set_state(client, S("users.email"), 1, 9), ENVELOPE_INVALID_ARGUMENT);
+    STATUS(envelope_blind_index_set_state(client, S("users.email"), 1, ENVELOPE_INDEX_RETIRED_STATE), ENVELOPE_OK);
+    STATUS(envelope_blind_index_query_values(client, S("users.email"), S("a@b.example"), NULL, 0, ENVELOPE_INDEX_TEXT,
+                                             &out, &out_len, &count),
+           ENVELOPE_OK);
+    CHECK(count == 1 && memcmp(out + 2, "bi2:", 4) == 0, "retired version left the window");
+    envelope_bytes_free(out, out_len);
+
+    STATUS(envelope_normalize(S("nfkc_casefold+digits"), S("\xef\xbc\x91-2"), &out, &out_len), ENVELOPE_OK);
+    CHECK(out_len == 2 && memcmp(out, "12", 2) == 0, "normalize");
+    envelope_bytes_free(out, out_len);
+    STATUS(envelope_normalize(S("nfkc_casefold"), (const uint8_t *)"\xff", 1, &out, &out_len), ENVELOPE_MALFORMED);
+    STATUS(envelope_normalize(S("lower"), S("x"), &out, &out_len), ENVELOPE_INVALID_CONFIG);
+    STATUS(envelope_blind_index(NULL, S("i"), S("x"), NULL, 0, 0, &out, &out_len), ENVELOPE_NULL_ARGUMENT);
+    envelope_client_free(client);
+}
+
 static envelope_client *shared;
 
 static void *worker(void *arg) {
@@ -468,6 +556,8 @@ int main(void) {
     test_rotation();
     snprintf(store_uri, sizeof store_uri, "sqlite://%s/deks.sqlite", dir);
     test_compact();
+    snprintf(index_store_uri, sizeof index_store_uri, "sqlite://%s/index.sqlite", dir);
+    test_blind_index();
 
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
