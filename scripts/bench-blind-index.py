@@ -89,6 +89,9 @@ def main():
     ap.add_argument("--python", default=str(ROOT / ".tools/venv/bin/python"))
     args = ap.parse_args()
 
+    if subprocess.run([args.python, "-c", "import cffi"], capture_output=True).returncode != 0:
+        sh(["bash", "-c", "source scripts/lib/tools.sh && ensure_venv && "
+            "\"$ENVELOPE_VENV/bin/pip\" install --quiet cffi"])
     print("building (release) …", file=sys.stderr, flush=True)
     sh(["cargo", "build", "--release", "--locked", "-p", "envelope-cli", "--bin", "envelope",
         "--example", "blind_index_bench", "-p", "envelope-ffi"])
