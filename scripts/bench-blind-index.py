@@ -33,7 +33,10 @@ FLOORS = ("floor-aws-lc-hmac", "floor-rustcrypto-hmac")
 
 
 def sh(cmd, **kw):
-    return subprocess.run(cmd, check=True, text=True, capture_output=True, cwd=ROOT, **kw)
+    done = subprocess.run(cmd, text=True, capture_output=True, cwd=ROOT, **kw)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(map(str, cmd))} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return done
 
 
 def spread(values, fmt):

@@ -286,7 +286,11 @@ async fn main() {
 /// in its own transaction.
 async fn floor(client: &tokio_postgres::Client) -> f64 {
     let page = client
-        .prepare("SELECT id::text, email, idx_u FROM bi_enc WHERE id > $1 ORDER BY id LIMIT 1000")
+        // `AS k` and `t.id`: a bare `ORDER BY id` would sort by the text output column.
+        .prepare(
+            "SELECT t.id::text AS k, t.email, t.idx_u FROM bi_enc AS t \
+             WHERE t.id > $1 ORDER BY t.id LIMIT 1000",
+        )
         .await
         .unwrap();
     let update = client
