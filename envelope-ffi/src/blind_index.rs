@@ -36,7 +36,10 @@ fn indexes(client: &Client) -> Result<&BlindIndexes, FfiError> {
 
 fn encode(value: &IndexValue, form: u32, out: &mut Vec<u8>) -> Result<(), FfiError> {
     match form {
-        ENVELOPE_INDEX_BINARY => out.extend_from_slice(&value.to_bytes()),
+        ENVELOPE_INDEX_BINARY => {
+            out.extend_from_slice(&value.version().to_be_bytes());
+            out.extend_from_slice(value.tag());
+        }
         ENVELOPE_INDEX_TEXT => out.extend_from_slice(value.to_text().as_bytes()),
         other => {
             return Err(FfiError::Invalid(format!(

@@ -219,9 +219,7 @@ impl Processor {
                 }
             };
             outcomes[i] = match reindex.indexes.compute(&reindex.index, &plaintext).await {
-                Ok(value)
-                    if records[i].index.as_ref().and_then(|c| c.value()) == Some(value.clone()) =>
-                {
+                Ok(value) if records[i].index.as_ref().and_then(|c| c.value()) == Some(value) => {
                     Decision::of(Outcome::Current)
                 }
                 Ok(value) => Decision::changed(Change::Index(value)),

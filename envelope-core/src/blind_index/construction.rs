@@ -114,11 +114,8 @@ impl PreparedIndexKey {
     /// The index value of an already normalized value.
     #[inline]
     pub(crate) fn tag(&self, normalized: &[u8]) -> IndexValue {
-        let full = self.mac.sign(normalized);
-        let mut tag = full[..self.len].to_vec();
-        if let Some(last) = tag.last_mut() {
-            *last &= self.mask;
-        }
-        IndexValue::new(self.version, tag)
+        let mut full = self.mac.sign(normalized);
+        full[self.len - 1] &= self.mask;
+        IndexValue::new(self.version, &full[..self.len])
     }
 }

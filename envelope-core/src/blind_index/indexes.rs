@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
 
 use crate::blind_index::construction::{
     Definition, PreparedIndexKey, commitment, commitment_matches,
@@ -105,7 +107,8 @@ struct LoadedVersion {
 }
 
 struct Loaded {
-    at: Instant,
+    /// Until when it is trusted (coarse monotonic clock: cheap to read per value).
+    until: coarsetime::Instant,
     /// Non-retired versions, the active one first, then newest first.
     versions: Vec<LoadedVersion>,
     /// The newest version (retired or not), for messages.
@@ -122,7 +125,10 @@ struct Inner {
     provider: CryptoProvider,
     store: Arc<dyn IndexKeyStore>,
     refresh: Duration,
-    loaded: RwLock<HashMap<String, Arc<Loaded>>>,
+    /// What was loaded, by index: read lock-free on every value, replaced on a load. A
+    /// list, searched by name: an application has a handful of indexes, and comparing a
+    /// short name is cheaper than hashing it.
+    loaded: ArcSwap<Vec<(String, Arc<Loaded>)>>,
     /// Prepared keys by (index, version, commitment): kept across refreshes, so that a
     /// refresh costs a store read and no KMS call.
     prepared: RwLock<HashMap<PreparedId, Arc<PreparedIndexKey>>>,
@@ -173,7 +179,7 @@ impl BlindIndexes {
                 provider: envelope.crypto_provider(),
                 store,
                 refresh: DEFAULT_INDEX_REFRESH,
-                loaded: RwLock::default(),
+                loaded: ArcSwap::default(),
                 prepared: RwLock::default(),
                 normalizers: RwLock::default(),
                 unwraps: AtomicU64::new(0),
@@ -208,7 +214,15 @@ impl BlindIndexes {
     /// Forgets what was loaded, so the next call reads the store again (after a rotation
     /// or retirement made elsewhere). Prepared keys are kept.
     pub fn refresh(&self) {
-        write(&self.inner.loaded).clear();
+        self.inner.loaded.store(Arc::default());
+    }
+
+    fn forget(&self, index: &str) {
+        self.inner.loaded.rcu(|list| {
+            let mut list = Vec::clone(list);
+            list.retain(|(name, _)| name != index);
+            list
+        });
     }
 
     /// The index value of `value` under the index's active version.
@@ -234,8 +248,10 @@ impl BlindIndexes {
     /// [`BlindIndexes::compute`] without waiting: `None` when the index is not loaded (or
     /// its refresh is due), which needs the async call; no store or KMS call is made.
     pub fn try_compute(&self, index: &str, value: &[u8]) -> Option<Result<IndexValue>> {
-        let loaded = self.fresh(index)?;
-        Some(active(index, &loaded).and_then(|active| self.tag(index, active, value, None)))
+        // The map's guard, not a clone of the entry: no reference count touched per value.
+        let list = self.inner.loaded.load();
+        let loaded = find(&list, index)?;
+        Some(active(index, loaded).and_then(|active| self.tag(index, active, value, None)))
     }
 
     /// [`BlindIndexes::compute_many`] without waiting: `None` when the index is not loaded
@@ -256,10 +272,7 @@ impl BlindIndexes {
     }
 
     fn fresh(&self, index: &str) -> Option<Arc<Loaded>> {
-        read(&self.inner.loaded)
-            .get(index)
-            .filter(|l| l.at.elapsed() < self.inner.refresh)
-            .cloned()
+        find(&self.inner.loaded.load(), index).cloned()
     }
 
     /// The index values of many values under the active version (one load).
@@ -412,11 +425,16 @@ impl BlindIndexes {
         }
         versions.sort_by_key(|v| (v.state != IndexState::Active, std::cmp::Reverse(v.version)));
         let loaded = Arc::new(Loaded {
-            at: Instant::now(),
+            until: coarsetime::Instant::now() + coarsetime::Duration::from(self.inner.refresh),
             versions,
             newest,
         });
-        write(&self.inner.loaded).insert(index.to_owned(), loaded.clone());
+        self.inner.loaded.rcu(|list| {
+            let mut list = Vec::clone(list);
+            list.retain(|(name, _)| name != index);
+            list.push((index.to_owned(), loaded.clone()));
+            list
+        });
         Ok(loaded)
     }
 
@@ -554,7 +572,7 @@ impl BlindIndexes {
             created: SystemTime::now(),
         };
         self.inner.store.insert_index_key(&row, activate).await?;
-        write(&self.inner.loaded).remove(index);
+        self.forget(index);
         Ok(row)
     }
 
@@ -587,7 +605,7 @@ impl BlindIndexes {
                 version: Some(version),
             });
         }
-        write(&self.inner.loaded).remove(index);
+        self.forget(index);
         Ok(())
     }
 
@@ -647,6 +665,14 @@ impl BlindIndexes {
         }
         Ok(report)
     }
+}
+
+/// The entry of `index`, while it is trusted.
+fn find<'a>(list: &'a [(String, Arc<Loaded>)], index: &str) -> Option<&'a Arc<Loaded>> {
+    list.iter()
+        .find(|(name, _)| name == index)
+        .map(|(_, loaded)| loaded)
+        .filter(|l| coarsetime::Instant::now() < l.until)
 }
 
 fn active<'a>(index: &str, loaded: &'a Loaded) -> Result<&'a LoadedVersion> {

@@ -25,11 +25,14 @@ pub const MIN_INDEX_BITS: u16 = 8;
 /// The most bits an index may keep (all of HMAC-SHA256).
 pub const MAX_INDEX_BITS: u16 = 256;
 
-/// One index value: which index-key version computed it and its truncated tag.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One index value: which index-key version computed it and its truncated tag (held inline:
+/// computing one allocates nothing).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IndexValue {
     version: u16,
-    tag: Vec<u8>,
+    len: u8,
+    /// The tag in its first `len` bytes; the rest is zero.
+    tag: [u8; 32],
 }
 
 impl fmt::Debug for IndexValue {
@@ -38,7 +41,7 @@ impl fmt::Debug for IndexValue {
         // fingerprint: show its version and length only.
         f.debug_struct("IndexValue")
             .field("version", &self.version)
-            .field("tag_len", &self.tag.len())
+            .field("tag_len", &self.len)
             .finish()
     }
 }
@@ -53,9 +56,15 @@ pub const fn tag_len(bits: u16) -> usize {
 }
 
 impl IndexValue {
-    /// A value from its parts (the tag's unused low bits must be zero).
-    pub(crate) fn new(version: u16, tag: Vec<u8>) -> Self {
-        IndexValue { version, tag }
+    /// A value from its parts (at most 32 bytes; the tag's unused low bits must be zero).
+    pub(crate) fn new(version: u16, tag: &[u8]) -> Self {
+        let mut inline = [0u8; 32];
+        inline[..tag.len()].copy_from_slice(tag);
+        IndexValue {
+            version,
+            len: tag.len() as u8,
+            tag: inline,
+        }
     }
 
     /// The index-key version that computed it.
@@ -65,14 +74,14 @@ impl IndexValue {
 
     /// The truncated tag.
     pub fn tag(&self) -> &[u8] {
-        &self.tag
+        &self.tag[..usize::from(self.len)]
     }
 
     /// The binary form: version (u16 big-endian) then the tag.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(INDEX_VERSION_LEN + self.tag.len());
+        let mut out = Vec::with_capacity(INDEX_VERSION_LEN + self.tag().len());
         out.extend_from_slice(&self.version.to_be_bytes());
-        out.extend_from_slice(&self.tag);
+        out.extend_from_slice(self.tag());
         out
     }
 
@@ -81,7 +90,7 @@ impl IndexValue {
         format!(
             "{INDEX_TEXT_PREFIX}{}:{}",
             self.version,
-            URL_SAFE_NO_PAD.encode(&self.tag)
+            URL_SAFE_NO_PAD.encode(self.tag())
         )
     }
 
@@ -92,10 +101,7 @@ impl IndexValue {
         if tag.is_empty() || tag.len() > tag_len(MAX_INDEX_BITS) {
             return Err(malformed(format!("a tag of {} bytes", tag.len())));
         }
-        Ok(IndexValue {
-            version,
-            tag: tag.to_vec(),
-        })
+        Ok(IndexValue::new(version, tag))
     }
 
     /// Parses the text form.
@@ -110,7 +116,7 @@ impl IndexValue {
         if tag.is_empty() || tag.len() > tag_len(MAX_INDEX_BITS) {
             return Err(malformed(format!("a tag of {} bytes", tag.len())));
         }
-        Ok(IndexValue { version, tag })
+        Ok(IndexValue::new(version, &tag))
     }
 }
 
@@ -152,7 +158,7 @@ mod tests {
 
     #[test]
     fn both_forms_round_trip() {
-        let v = IndexValue::new(258, vec![0xfb, 0xff, 0x80]);
+        let v = IndexValue::new(258, &[0xfb, 0xff, 0x80]);
         assert_eq!(v.to_bytes(), [1, 2, 0xfb, 0xff, 0x80]);
         assert_eq!(v.to_text(), "bi258:-_-A");
         assert_eq!(IndexValue::from_bytes(&v.to_bytes()).unwrap(), v);

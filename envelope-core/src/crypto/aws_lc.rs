@@ -116,9 +116,11 @@ pub(crate) fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[&[u8]], out: &mut [u8
     assert!(filled.is_ok(), "HKDF-SHA256 output of {} bytes", out.len());
 }
 
-/// An HMAC-SHA256 key with its inner and outer pads prepared once.
+/// An HMAC-SHA256 key with its inner and outer pads prepared once (`fips` builds).
+#[cfg(feature = "fips")]
 pub(crate) struct HmacKey(aws_lc_rs::hmac::Key);
 
+#[cfg(feature = "fips")]
 impl HmacKey {
     pub(crate) fn new(key: &[u8]) -> Self {
         HmacKey(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key))

@@ -10,6 +10,9 @@
 //! | `fips` | [`CryptoProvider::AwsLc`] on the AWS-LC FIPS module | aws-lc-rs (FIPS) | aws-lc-rs (FIPS) | aws-lc-rs `rand` (FIPS DRBG) |
 //! | `rustcrypto` | [`CryptoProvider::RustCrypto`] | `aes-gcm` | `hkdf` + `sha2` | `rand::rngs::OsRng` |
 //!
+//! The blind indexes' HMAC-SHA256 runs on the RustCrypto `hmac` and `sha2` crates with both
+//! providers (the fastest measured here), and inside the AWS-LC FIPS module in a `fips` build.
+//!
 //! XChaCha20-Poly1305 always runs on the RustCrypto `chacha20poly1305` crate: AWS-LC has
 //! no XChaCha20 (only the 96-bit-nonce ChaCha20-Poly1305 of RFC 8439).
 //!
@@ -169,38 +172,52 @@ pub(crate) fn hkdf_sha256(
     }
 }
 
-/// An HMAC-SHA256 key prepared once (inner and outer pads), on one provider: the blind
-/// indexes' keyed hash. One per index version per process, behind an `Arc`: the variants'
-/// sizes do not matter, and boxing would add a pointer chase to every tag.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum HmacKey {
-    #[cfg(any(feature = "aws-lc", feature = "fips"))]
-    AwsLc(aws_lc::HmacKey),
-    #[cfg(feature = "rustcrypto")]
-    RustCrypto(rust_crypto::HmacKey),
+/// An HMAC-SHA256 key prepared once (inner and outer pads): the blind indexes' keyed hash.
+///
+/// On the RustCrypto `hmac` and `sha2` crates (SHA-NI where the CPU has it) with both
+/// providers: the fastest HMAC-SHA256 measured on this machine (`BENCHMARKS.md`, "Blind
+/// indexes"), and the same bytes as AWS-LC's. A `fips` build computes it inside the AWS-LC
+/// FIPS module instead.
+pub(crate) struct HmacKey {
+    #[cfg(feature = "fips")]
+    key: aws_lc::HmacKey,
+    #[cfg(not(feature = "fips"))]
+    key: hmac::Hmac<sha2::Sha256>,
 }
 
 impl HmacKey {
-    /// Prepares `key` on `provider`, which must be compiled in.
-    pub(crate) fn new(provider: CryptoProvider, key: &[u8]) -> Self {
-        match provider {
-            #[cfg(any(feature = "aws-lc", feature = "fips"))]
-            CryptoProvider::AwsLc => HmacKey::AwsLc(aws_lc::HmacKey::new(key)),
-            #[cfg(feature = "rustcrypto")]
-            CryptoProvider::RustCrypto => HmacKey::RustCrypto(rust_crypto::HmacKey::new(key)),
-            #[allow(unreachable_patterns)]
-            other => unreachable!("provider {other} is not compiled in (checked at build time)"),
+    /// Prepares `key` (any provider: see the type's documentation).
+    pub(crate) fn new(_provider: CryptoProvider, key: &[u8]) -> Self {
+        #[cfg(feature = "fips")]
+        {
+            HmacKey {
+                key: aws_lc::HmacKey::new(key),
+            }
+        }
+        #[cfg(not(feature = "fips"))]
+        {
+            use hmac::Mac;
+            // HMAC takes keys of any length: this cannot fail.
+            let Ok(mac) = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key) else {
+                unreachable!("HMAC accepts keys of any length")
+            };
+            HmacKey { key: mac }
         }
     }
 
     /// HMAC-SHA256 of `data`.
     #[inline]
     pub(crate) fn sign(&self, data: &[u8]) -> [u8; 32] {
-        match self {
-            #[cfg(any(feature = "aws-lc", feature = "fips"))]
-            HmacKey::AwsLc(k) => k.sign(data),
-            #[cfg(feature = "rustcrypto")]
-            HmacKey::RustCrypto(k) => k.sign(data),
+        #[cfg(feature = "fips")]
+        {
+            self.key.sign(data)
+        }
+        #[cfg(not(feature = "fips"))]
+        {
+            use hmac::Mac;
+            let mut mac = self.key.clone();
+            mac.update(data);
+            mac.finalize().into_bytes().into()
         }
     }
 }

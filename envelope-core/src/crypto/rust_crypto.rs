@@ -54,28 +54,6 @@ impl GcmKey {
     }
 }
 
-/// An HMAC-SHA256 key with its inner and outer pads prepared once (RustCrypto `hmac`).
-pub(crate) struct HmacKey(hmac::Hmac<Sha256>);
-
-impl HmacKey {
-    pub(crate) fn new(key: &[u8]) -> Self {
-        use hmac::Mac;
-        // HMAC takes keys of any length: this cannot fail.
-        let Ok(mac) = <hmac::Hmac<Sha256> as Mac>::new_from_slice(key) else {
-            unreachable!("HMAC accepts keys of any length")
-        };
-        HmacKey(mac)
-    }
-
-    #[inline]
-    pub(crate) fn sign(&self, data: &[u8]) -> [u8; 32] {
-        use hmac::Mac;
-        let mut mac = self.0.clone();
-        mac.update(data);
-        mac.finalize().into_bytes().into()
-    }
-}
-
 pub(crate) fn hkdf_sha256(salt: &[u8], ikm: &[u8], info: &[&[u8]], out: &mut [u8]) {
     let filled = Hkdf::<Sha256>::new(Some(salt), ikm).expand_multi_info(info, out);
     // Fails only for outputs over 255 × 32 bytes; the SDK asks for 32.

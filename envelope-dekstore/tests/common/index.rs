@@ -110,7 +110,7 @@ pub async fn blind_indexes_keep_their_contract<F, Fut>(
         .query_values("users.email", b"A@B.example")
         .await
         .unwrap();
-    assert_eq!(window, vec![v2.clone(), v1.clone()]);
+    assert_eq!(window, vec![v2, v1]);
     let states: Vec<_> = fresh
         .describe("users.email")
         .await
@@ -137,7 +137,7 @@ pub async fn blind_indexes_keep_their_contract<F, Fut>(
             .query_values("users.email", b"a@b.example")
             .await
             .unwrap(),
-        vec![v2.clone()]
+        vec![v2]
     );
     // Another process sees it after a refresh.
     let other = indexes(ring, open());
@@ -146,7 +146,7 @@ pub async fn blind_indexes_keep_their_contract<F, Fut>(
             .query_values("users.email", b"a@b.example")
             .await
             .unwrap(),
-        vec![v2.clone()]
+        vec![v2]
     );
 
     // A declared normalizer must be the stored one.
