@@ -95,10 +95,15 @@ func (c *Client) batch(op batchOp, items [][]byte, aads [][]byte, shared []byte)
 	if st != C.ENVELOPE_OK {
 		return nil, lastError(st)
 	}
-	blob := takeBytes(out, outLen)
-	results := make([][]byte, len(items))
+	return collect(statuses, takeBytes(out, outLen), outOffsets)
+}
+
+// collect splits a batch's output at its offsets; items whose status is not OK become a
+// *BatchError (with the other items' results).
+func collect(statuses []C.uint32_t, blob []byte, outOffsets []C.size_t) ([][]byte, error) {
+	results := make([][]byte, len(statuses))
 	var failures map[int]error
-	for i := range items {
+	for i := range statuses {
 		if statuses[i] != C.ENVELOPE_OK {
 			if failures == nil {
 				failures = map[int]error{}

@@ -108,24 +108,7 @@ func (c *Client) BlindIndexBatch(index string, values [][]byte) ([][]byte, error
 		&statuses[0], &out, &outLen, &outOffsets[0]); st != C.ENVELOPE_OK {
 		return nil, lastError(st)
 	}
-	blob := takeBytes(out, outLen)
-	results := make([][]byte, len(items))
-	var failures map[int]error
-	for i := range items {
-		if statuses[i] != C.ENVELOPE_OK {
-			if failures == nil {
-				failures = map[int]error{}
-			}
-			s := Status(statuses[i])
-			failures[i] = &Error{Status: s, Message: s.String()}
-			continue
-		}
-		results[i] = blob[outOffsets[i]:outOffsets[i+1]:outOffsets[i+1]]
-	}
-	if failures != nil {
-		return nil, &BatchError{Errors: failures, Results: results}
-	}
-	return results, nil
+	return collect(statuses, takeBytes(out, outLen), outOffsets)
 }
 
 func (c *Client) queryValues(index string, value []byte, form C.uint32_t) ([][]byte, error) {

@@ -31,6 +31,71 @@ pub(crate) fn split<'a>(
     Ok(items)
 }
 
+/// A batch's results as they are produced: one output buffer, `count + 1` offsets, a status
+/// per item, and the first failure's detail.
+pub(crate) struct BatchOutput {
+    pub(crate) output: Vec<u8>,
+    offsets: Vec<usize>,
+    codes: Vec<u32>,
+    first_failure: Option<String>,
+}
+
+impl BatchOutput {
+    /// Room for `count` items of about `item_len` bytes each.
+    pub(crate) fn new(count: usize, capacity: usize) -> Self {
+        let mut offsets = Vec::with_capacity(count + 1);
+        offsets.push(0);
+        BatchOutput {
+            output: Vec::with_capacity(capacity),
+            offsets,
+            codes: Vec::with_capacity(count),
+            first_failure: None,
+        }
+    }
+
+    /// The next item succeeded: its bytes are what `output` gained since the last item.
+    pub(crate) fn ok(&mut self) {
+        self.codes.push(envelope_status::ENVELOPE_OK as u32);
+        self.offsets.push(self.output.len());
+    }
+
+    /// The next item failed (its output left empty).
+    pub(crate) fn failed(&mut self, error: &envelope::Error) {
+        let item = self.codes.len();
+        self.codes.push(envelope_status::of(error) as u32);
+        self.offsets.push(self.output.len());
+        self.first_failure
+            .get_or_insert_with(|| format!("item {item}: {error}"));
+    }
+
+    /// Writes the statuses and offsets and hands the output over; the first failure
+    /// becomes the thread's last error.
+    ///
+    /// # Safety
+    /// `statuses` writable for as many items as were recorded (NULL when none),
+    /// `out_offsets` for one more, `out` and `out_len` writable.
+    pub(crate) unsafe fn deliver(
+        self,
+        statuses: *mut u32,
+        out: *mut *mut u8,
+        out_len: *mut usize,
+        out_offsets: *mut usize,
+    ) {
+        let count = self.codes.len();
+        // SAFETY: per this function's contract.
+        unsafe {
+            if count > 0 {
+                std::ptr::copy_nonoverlapping(self.codes.as_ptr(), statuses, count);
+            }
+            std::ptr::copy_nonoverlapping(self.offsets.as_ptr(), out_offsets, count + 1);
+            give(out, out_len, self.output);
+        }
+        if let Some(message) = self.first_failure {
+            set_last_error(message);
+        }
+    }
+}
+
 /// Shared body of the batch functions.
 ///
 /// # Safety
@@ -85,35 +150,18 @@ unsafe fn batch(
         };
         // Ciphertexts are their plaintext plus a header and tag of a few hundred bytes at
         // most; reserving that up front avoids regrowing a large output many times.
-        let mut output = Vec::with_capacity(data.len() + count.saturating_mul(256));
-        let mut offsets = Vec::with_capacity(count + 1);
-        let mut codes = Vec::with_capacity(count);
-        offsets.push(0usize);
-        let mut first_failure: Option<String> = None;
+        let mut results = BatchOutput::new(count, data.len() + count.saturating_mul(256));
         for (item, aad) in items.iter().zip(&aads) {
             // Each item appends straight into the one output buffer (left as it was when the
             // item fails).
-            match op(&c.envelope, item, aad, &mut output) {
-                Ok(()) => codes.push(envelope_status::ENVELOPE_OK as u32),
-                Err(e) => {
-                    codes.push(envelope_status::of(&e) as u32);
-                    first_failure.get_or_insert_with(|| format!("item {}: {e}", codes.len() - 1));
-                }
+            match op(&c.envelope, item, aad, &mut results.output) {
+                Ok(()) => results.ok(),
+                Err(e) => results.failed(&e),
             }
-            offsets.push(output.len());
         }
         // SAFETY: all output pointers were checked non-null; the caller guarantees `count`
         // statuses and `count + 1` offsets of writable space.
-        unsafe {
-            if count > 0 {
-                std::ptr::copy_nonoverlapping(codes.as_ptr(), statuses, count);
-            }
-            std::ptr::copy_nonoverlapping(offsets.as_ptr(), out_offsets, count + 1);
-            give(out, out_len, output);
-        }
-        if let Some(message) = first_failure {
-            set_last_error(message);
-        }
+        unsafe { results.deliver(statuses, out, out_len, out_offsets) };
         Ok(())
     })
 }

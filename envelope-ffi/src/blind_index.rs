@@ -8,8 +8,8 @@ use envelope::blind_index::{
     BlindIndexes, IndexMode, IndexSettings, IndexState, IndexValue, Normalizer,
 };
 
-use crate::batch::split;
-use crate::boundary::{FfiError, boundary, set_last_error};
+use crate::batch::{BatchOutput, split};
+use crate::boundary::{FfiError, boundary};
 use crate::buffers::{array, give, input, non_null, utf8};
 use crate::client::{Client, client_ref, envelope_client};
 use crate::status::envelope_status;
@@ -165,50 +165,31 @@ pub unsafe extern "C" fn envelope_blind_index_batch(
             )
         };
         let items = split(data, data_offsets, "data")?;
-        let mut output = Vec::with_capacity(count * 12);
-        let mut offsets = Vec::with_capacity(count + 1);
-        let mut codes = Vec::with_capacity(count);
-        offsets.push(0usize);
-        let all = compute(c, index, &items, custom);
-        let mut first_failure = None;
-        match all {
+        let mut results = BatchOutput::new(count, count * 12);
+        match compute(c, index, &items, custom) {
             Ok(values) => {
                 for v in &values {
-                    encode(v, form, &mut output)?;
-                    offsets.push(output.len());
-                    codes.push(envelope_status::ENVELOPE_OK as u32);
+                    encode(v, form, &mut results.output)?;
+                    results.ok();
                 }
             }
             // A value a text normalizer refuses fails alone; the rest are computed one by one.
             Err(FfiError::Envelope(e)) if e.kind() == envelope::ErrorKind::Malformed => {
-                for (i, item) in items.iter().enumerate() {
+                for item in &items {
                     match compute(c, index, &[item], custom) {
                         Ok(v) => {
-                            encode(&v[0], form, &mut output)?;
-                            codes.push(envelope_status::ENVELOPE_OK as u32);
+                            encode(&v[0], form, &mut results.output)?;
+                            results.ok();
                         }
-                        Err(FfiError::Envelope(e)) => {
-                            codes.push(envelope_status::of(&e) as u32);
-                            first_failure.get_or_insert_with(|| format!("item {i}: {e}"));
-                        }
+                        Err(FfiError::Envelope(e)) => results.failed(&e),
                         Err(other) => return Err(other),
                     }
-                    offsets.push(output.len());
                 }
             }
             Err(other) => return Err(other),
         }
         // SAFETY: checked non-null; writable for `count` statuses and `count + 1` offsets.
-        unsafe {
-            if count > 0 {
-                std::ptr::copy_nonoverlapping(codes.as_ptr(), statuses, count);
-            }
-            std::ptr::copy_nonoverlapping(offsets.as_ptr(), out_offsets, count + 1);
-            give(out, out_len, output);
-        }
-        if let Some(message) = first_failure {
-            set_last_error(message);
-        }
+        unsafe { results.deliver(statuses, out, out_len, out_offsets) };
         Ok(())
     })
 }

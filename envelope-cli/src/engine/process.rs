@@ -90,6 +90,21 @@ impl Decision {
     }
 }
 
+/// The AAD a ciphertext record was encrypted with; `None` (and the outcome set to
+/// `aad_template` when its template could not be rendered) when there is none to use.
+fn aad_of<'r>(record: &'r Record, outcome: &mut Decision) -> Option<&'r [u8]> {
+    let Value::Ciphertext { aad, .. } = &record.value else {
+        return None;
+    };
+    match aad {
+        Ok(aad) => Some(aad),
+        Err(_) => {
+            *outcome = Decision::of(Outcome::Failed("aad_template"));
+            None
+        }
+    }
+}
+
 /// A KMS failure that stops the job (retryable: the KMS is unreachable, throttling,
 /// timing out). Nothing of the current batch has been written.
 #[derive(Debug)]
@@ -204,11 +219,7 @@ impl Processor {
         outcomes: &mut [Decision],
     ) -> Result<(), Stop> {
         for &(i, stored) in pending {
-            let Value::Ciphertext { aad, .. } = &records[i].value else {
-                continue;
-            };
-            let Ok(aad) = aad else {
-                outcomes[i] = Decision::of(Outcome::Failed("aad_template"));
+            let Some(aad) = aad_of(records[i], &mut outcomes[i]) else {
                 continue;
             };
             let plaintext = match self.envelope.decrypt(&stored.binary, aad).await {
@@ -289,11 +300,7 @@ impl Processor {
         outcomes: &mut [Decision],
     ) -> Result<(), Stop> {
         for &(i, stored) in pending {
-            let Value::Ciphertext { aad, .. } = &records[i].value else {
-                continue;
-            };
-            let Ok(aad) = aad else {
-                outcomes[i] = Decision::of(Outcome::Failed("aad_template"));
+            let Some(aad) = aad_of(records[i], &mut outcomes[i]) else {
                 continue;
             };
             outcomes[i] = match self.envelope.reencrypt(&stored.binary, aad).await {

@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use envelope_dekstore::pg_connect::{PgConnector, Transport};
 use tokio::sync::Mutex;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row};
 
 pub use index_census::{IndexCensus, index_census};
@@ -267,44 +268,46 @@ impl Column {
         for w in writes {
             news.push(w.index()?);
         }
-        let old_index = |w: &Write<'_>| w.record.index.as_ref().map(|c| c.raw.clone());
-        let rows = match (self.target.form, index_form) {
-            (Form::Text, Form::Text) => {
-                let olds: Vec<&str> = writes.iter().map(|w| utf8(&w.record.read)).collect();
-                let old_idx: Vec<Option<String>> = writes
-                    .iter()
-                    .map(|w| old_index(w).map(|b| String::from_utf8(b).unwrap_or_default()))
-                    .collect();
-                let new_idx: Vec<String> = news.iter().map(|v| v.to_text()).collect();
-                tx.query(&update, &[&keys, &olds, &old_idx, &new_idx])
-                    .await?
-            }
-            (Form::Text, Form::Binary) => {
-                let olds: Vec<&str> = writes.iter().map(|w| utf8(&w.record.read)).collect();
-                let old_idx: Vec<Option<Vec<u8>>> = writes.iter().map(old_index).collect();
-                let new_idx: Vec<Vec<u8>> = news.iter().map(|v| v.to_bytes()).collect();
-                tx.query(&update, &[&keys, &olds, &old_idx, &new_idx])
-                    .await?
-            }
-            (Form::Binary, Form::Text) => {
-                let olds: Vec<&[u8]> = writes.iter().map(|w| w.record.read.as_slice()).collect();
-                let old_idx: Vec<Option<String>> = writes
-                    .iter()
-                    .map(|w| old_index(w).map(|b| String::from_utf8(b).unwrap_or_default()))
-                    .collect();
-                let new_idx: Vec<String> = news.iter().map(|v| v.to_text()).collect();
-                tx.query(&update, &[&keys, &olds, &old_idx, &new_idx])
-                    .await?
-            }
-            (Form::Binary, Form::Binary) => {
-                let olds: Vec<&[u8]> = writes.iter().map(|w| w.record.read.as_slice()).collect();
-                let old_idx: Vec<Option<Vec<u8>>> = writes.iter().map(old_index).collect();
-                let new_idx: Vec<Vec<u8>> = news.iter().map(|v| v.to_bytes()).collect();
-                tx.query(&update, &[&keys, &olds, &old_idx, &new_idx])
-                    .await?
-            }
-        };
+        let olds = sql_array(
+            self.target.form,
+            writes.iter().map(|w| Some(w.record.read.clone())).collect(),
+        );
+        let old_index = sql_array(
+            *index_form,
+            writes
+                .iter()
+                .map(|w| w.record.index.as_ref().map(|c| c.raw.clone()))
+                .collect(),
+        );
+        let new_index = sql_array(
+            *index_form,
+            news.iter()
+                .map(|v| {
+                    Some(match index_form {
+                        Form::Text => v.to_text().into_bytes(),
+                        Form::Binary => v.to_bytes(),
+                    })
+                })
+                .collect(),
+        );
+        let rows = tx
+            .query(&update, &[&keys, &*olds, &*old_index, &*new_index])
+            .await?;
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+    }
+}
+
+/// Values of a column of `form` as one SQL array parameter (`text[]` of UTF-8, or
+/// `bytea[]`), NULLs kept.
+fn sql_array(form: Form, values: Vec<Option<Vec<u8>>>) -> Box<dyn ToSql + Sync + Send> {
+    match form {
+        Form::Text => Box::new(
+            values
+                .into_iter()
+                .map(|v| v.map(|b| String::from_utf8(b).unwrap_or_default()))
+                .collect::<Vec<Option<String>>>(),
+        ),
+        Form::Binary => Box::new(values),
     }
 }
 
