@@ -174,15 +174,15 @@ pub(crate) fn hkdf_sha256(
 
 /// An HMAC-SHA256 key prepared once (inner and outer pads): the blind indexes' keyed hash.
 ///
-/// On the RustCrypto `hmac` and `sha2` crates (SHA-NI where the CPU has it) with both
-/// providers: the fastest HMAC-SHA256 measured on this machine (`BENCHMARKS.md`, "Blind
+/// On the RustCrypto `hmac` 0.13 and `sha2` 0.11 crates (SHA-NI where the CPU has it; their
+/// hash states, the key's equivalent, zeroize on drop) with both providers: the fastest HMAC-SHA256 measured on this machine (`BENCHMARKS.md`, "Blind
 /// indexes"), and the same bytes as AWS-LC's. A `fips` build computes it inside the AWS-LC
 /// FIPS module instead.
 pub(crate) struct HmacKey {
     #[cfg(feature = "fips")]
     key: aws_lc::HmacKey,
     #[cfg(not(feature = "fips"))]
-    key: hmac::Hmac<sha2::Sha256>,
+    key: hmac_zeroizing::Hmac<sha2_zeroizing::Sha256>,
 }
 
 impl HmacKey {
@@ -196,9 +196,11 @@ impl HmacKey {
         }
         #[cfg(not(feature = "fips"))]
         {
-            use hmac::Mac;
+            use hmac_zeroizing::KeyInit;
             // HMAC takes keys of any length: this cannot fail.
-            let Ok(mac) = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(key) else {
+            let Ok(mac) =
+                <hmac_zeroizing::Hmac<sha2_zeroizing::Sha256> as KeyInit>::new_from_slice(key)
+            else {
                 unreachable!("HMAC accepts keys of any length")
             };
             HmacKey { key: mac }
@@ -214,7 +216,8 @@ impl HmacKey {
         }
         #[cfg(not(feature = "fips"))]
         {
-            use hmac::Mac;
+            use hmac_zeroizing::Mac;
+            // The clone's hash states zeroize when it is dropped (sha2's `zeroize` feature).
             let mut mac = self.key.clone();
             mac.update(data);
             mac.finalize().into_bytes().into()
