@@ -1,7 +1,7 @@
 //! The blind-index side of the jobs: `reindex` (on the job engine), the census of an index
 //! column, and `retire --index`, which refuses while any row carries the version.
 
-use envelope::blind_index::IndexState;
+use envelope::blind_index::{IndexState, Normalizer};
 
 use crate::aad::AadTemplate;
 use crate::cli::{CensusArgs, ReindexArgs, RetireAction, RetireArgs, StoreArgs};
@@ -36,12 +36,19 @@ pub async fn reindex(args: ReindexArgs) -> CliResult {
     let indexes = open_indexes(&args.job.key, &store_uri)?;
     // Unknown index, or no active version: one line, before any row is read.
     let rows = indexes.describe(&args.index).await?;
-    if !rows.iter().any(|r| r.state == IndexState::Active) {
+    let Some(active) = rows.iter().find(|r| r.state == IndexState::Active) else {
         return Err(envelope::Error::IndexRetired {
             index: args.index.clone(),
             version: rows.last().map_or(0, |r| r.version),
         }
         .into());
+    };
+    if let Some(name) = Normalizer::parse(&active.normalizer)?.custom_name() {
+        return Err(CliError::new(format!(
+            "blind index {:?} version {} normalizes with custom:{name}, a function of the application: \
+             the CLI cannot compute it (recompute the column with the SDK's blind_index_batch)",
+            args.index, active.version
+        )));
     }
     let template = AadTemplate::parse(&args.aad)?;
     let kind = JobKind::Reindex(Reindex {

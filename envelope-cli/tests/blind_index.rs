@@ -226,6 +226,24 @@ async fn blind_indexes_survive_both_rotations() {
         1,
     );
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists"));
+    // An index whose normalizer is an application function: refused in one line.
+    indexes(&keyring, &store)
+        .create(
+            "people.custom",
+            &envelope::blind_index::IndexSettings::unique(
+                envelope::blind_index::Normalizer::parse("custom:app_fn+digits").unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+    let mut custom = job(&[]);
+    let at = custom.iter().position(|a| a == INDEX).unwrap();
+    custom[at] = "people.custom".into();
+    let out = run(&strs(&custom).split('\u{0}').collect::<Vec<_>>(), 1);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("custom:app_fn"),
+        "{out:?}"
+    );
     let nulls: i64 = client
         .query_one(
             &format!("SELECT count(*) FROM {table} WHERE email_idx IS NULL"),
