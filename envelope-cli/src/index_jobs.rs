@@ -80,7 +80,7 @@ pub async fn census_of_index(stores: &StoreArgs, column: &str) -> Result<IndexCe
     };
     let (client, _) = postgres::connect(db).await?;
     let target = Target::resolve(&client, table, values, &[]).await?;
-    postgres::index_census(db, &target, column).await
+    postgres::index_census(&client, &target, column).await
 }
 
 /// `envelope retire --index NAME --version V`.

@@ -231,9 +231,13 @@ pub unsafe extern "C" fn envelope_blind_index_query_values(
             )
         };
         let indexes = indexes(c)?;
-        let values = c
-            .envelope
-            .run(indexes.query_values_applied(index, value, custom))?;
+        // Loaded: on the caller's thread; else a load on the client's runtime.
+        let values = match indexes.try_query_values_applied(index, value, custom) {
+            Some(done) => done?,
+            None => c
+                .envelope
+                .run(indexes.query_values_applied(index, value, custom))?,
+        };
         let mut bytes = Vec::new();
         for v in &values {
             let mut one = Vec::new();

@@ -137,8 +137,10 @@ def test_sqlalchemy_equality_is_a_lookup_without_false_positives(uri, store, tmp
             ).all()
         assert len(candidates) > 1, "8 bits over 2,000 addresses must collide"
         with Session(engine) as s:
-            found = s.query(User).filter(User.email == "USER7@example.com ").all()
-            assert [u.id for u in found] == [7]
+            query = s.query(User).filter(User.email == "USER7@example.com ")
+            assert [u.id for u in query.all()] == [7]
+            # The same query object executed again filters its false positives again.
+            assert [u.id for u in query.all()] == [7]
             assert s.scalars(select(User).where(User.email == "user1999@example.com")).one().id == 1999
             assert s.query(User).filter(User.email == "nobody@example.com").all() == []
         # A model that declares another normalizer than the stored index's is refused at

@@ -296,15 +296,27 @@ impl BlindIndexes {
         self.query_values_applied(index, value, None).await
     }
 
-    /// [`BlindIndexes::query_values`] for a value the caller's `custom:NAME` normalizer has
-    /// already transformed (see [`BlindIndexes::compute_applied`]).
-    pub async fn query_values_applied(
+    /// [`BlindIndexes::query_values_applied`] without waiting: `None` when the index is not
+    /// loaded (or its refresh is due); no store or KMS call is made.
+    pub fn try_query_values_applied(
         &self,
         index: &str,
         value: &[u8],
         applied: Option<&str>,
+    ) -> Option<Result<Vec<IndexValue>>> {
+        let list = self.inner.loaded.load();
+        let loaded = find(&list, index)?;
+        Some(self.window(index, loaded, value, applied))
+    }
+
+    /// The values of every loaded (not retired) version.
+    fn window(
+        &self,
+        index: &str,
+        loaded: &Loaded,
+        value: &[u8],
+        applied: Option<&str>,
     ) -> Result<Vec<IndexValue>> {
-        let loaded = self.load(index).await?;
         if loaded.versions.is_empty() {
             return Err(Error::IndexRetired {
                 index: index.to_owned(),
@@ -316,6 +328,18 @@ impl BlindIndexes {
             .iter()
             .map(|v| self.tag(index, v, value, applied))
             .collect()
+    }
+
+    /// [`BlindIndexes::query_values`] for a value the caller's `custom:NAME` normalizer has
+    /// already transformed (see [`BlindIndexes::compute_applied`]).
+    pub async fn query_values_applied(
+        &self,
+        index: &str,
+        value: &[u8],
+        applied: Option<&str>,
+    ) -> Result<Vec<IndexValue>> {
+        let loaded = self.load(index).await?;
+        self.window(index, &loaded, value, applied)
     }
 
     /// Fails with [`Error::IndexMismatch`] unless the index's active version normalizes

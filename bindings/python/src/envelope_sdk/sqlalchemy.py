@@ -211,13 +211,18 @@ def _matches(row, lookups) -> bool:
 @event.listens_for(Session, "do_orm_execute")
 def _drop_false_positives(state):
     """Drops the rows of a blind-index lookup whose decrypted value differs."""
-    if not state.is_select:
+    # Every ORM select of the application passes here: leave at once unless a blind-index
+    # lookup was ever built.
+    if not _PENDING or not state.is_select:
         return None
     lookups = []
     for element in visitors.iterate(state.statement):
         if isinstance(element, BindParameter):
             with _PENDING_LOCK:
-                found = _PENDING.pop(element.key, None)
+                # Kept (not popped): a query object executed again filters again.
+                found = _PENDING.get(element.key)
+                if found is not None:
+                    _PENDING.move_to_end(element.key)
             if found is not None:
                 lookups.append(found)
     if not lookups:

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Target, connect};
+use tokio_postgres::Client;
+
+use super::Target;
 use crate::exit::CliError;
 use crate::value::Form;
 
@@ -44,12 +46,11 @@ impl IndexCensus {
 
 /// Counts the index column of `target`'s rows that hold a ciphertext.
 pub async fn index_census(
-    url: &str,
+    client: &Client,
     target: &Target,
     column: &str,
 ) -> Result<IndexCensus, CliError> {
-    let (client, _) = connect(url).await?;
-    let target = target.clone().with_index_column(&client, column).await?;
+    let target = target.clone().with_index_column(client, column).await?;
     let Some((_, idx, form)) = &target.index_column else {
         unreachable!("with_index_column set it")
     };
