@@ -244,6 +244,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The key-use log cannot record, and its policy is to fail closed
+    /// (`envelope_audit::FailurePolicy::Block`): the operation was refused so that no key use
+    /// goes unlogged.
+    #[error("key-use log unavailable: {reason}")]
+    AuditLog {
+        /// Why (the sink's error or how long the queue has been full).
+        reason: String,
+    },
+
     /// The plaintext is larger than one message may be.
     #[error("plaintext of {len} bytes exceeds the per-message limit of {max} bytes")]
     MessageTooLarge {
@@ -304,6 +313,7 @@ impl Error {
             Error::IndexNotFound { .. } => ErrorKind::IndexNotFound,
             Error::IndexRetired { .. } => ErrorKind::IndexRetired,
             Error::IndexMismatch { .. } => ErrorKind::IndexMismatch,
+            Error::AuditLog { .. } => ErrorKind::AuditLog,
         }
     }
 
@@ -388,6 +398,8 @@ pub enum ErrorKind {
     IndexRetired,
     /// See [`Error::IndexMismatch`].
     IndexMismatch,
+    /// See [`Error::AuditLog`].
+    AuditLog,
 }
 
 impl ErrorKind {
@@ -420,6 +432,7 @@ impl ErrorKind {
             ErrorKind::IndexNotFound => "index_not_found",
             ErrorKind::IndexRetired => "index_retired",
             ErrorKind::IndexMismatch => "index_mismatch",
+            ErrorKind::AuditLog => "audit_log",
         }
     }
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod audit;
 pub mod blind_index;
 mod blocking;
 pub mod cache;
@@ -23,6 +24,7 @@ pub mod testing;
 #[cfg(feature = "testing")]
 pub mod vectors;
 
+pub use audit::KeyUseLog;
 pub use blind_index::{BlindIndexes, IndexKeyStore, IndexValue, Normalizer};
 pub use blocking::BlockingEnvelope;
 pub use cache::CachePolicy;

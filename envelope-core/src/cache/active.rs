@@ -49,6 +49,11 @@ impl ActiveDek {
 
     /// The prepared DEK.
     #[inline]
+    /// The cached key (and its key-use counters).
+    pub(crate) fn cached(&self) -> &CachedKey {
+        &self.cached
+    }
+
     pub(crate) fn data_key(&self) -> &DataKey {
         &self.cached.key
     }

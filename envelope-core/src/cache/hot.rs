@@ -22,6 +22,18 @@ const MAX_SLOTS: usize = 1024;
 pub(crate) struct CachedKey {
     pub key: DataKey,
     pub expires: CoarseInstant,
+    /// The key-use log's counters for this DEK, when the envelope has a log.
+    pub usage: Option<Arc<crate::audit::DekUsage>>,
+}
+
+impl CachedKey {
+    /// Counts one use served from the cache, for the key-use log.
+    #[inline]
+    pub(crate) fn count(&self, operation: crate::audit::CacheOperation) {
+        if let Some(usage) = &self.usage {
+            usage.count(operation);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -60,13 +72,13 @@ impl HotKeys {
 
     /// Runs `f` with the unexpired key cached for `kek_ref`, if any.
     #[inline]
-    pub(crate) fn with<R>(&self, kek_ref: &[u8], f: impl FnOnce(&DataKey) -> R) -> Option<R> {
+    pub(crate) fn with<R>(&self, kek_ref: &[u8], f: impl FnOnce(&CachedKey) -> R) -> Option<R> {
         let guard = self.slots[self.index(kek_ref)].load();
         let slot = guard.as_deref()?;
         if *slot.kek_ref != *kek_ref || slot.cached.expires <= clock::now() {
             return None;
         }
-        Some(f(&slot.cached.key))
+        Some(f(&slot.cached))
     }
 
     /// Puts a key in its slot, replacing whatever was there.

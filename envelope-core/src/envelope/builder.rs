@@ -8,6 +8,7 @@ use crate::cache::{ActiveSlot, CachePolicy, HotKeys, SingleFlightCache, UnwrapGu
 use crate::compact::{self, CompactVersion, DekStore};
 use crate::crypto::CryptoProvider;
 use crate::error::{Error, Result};
+use crate::audit::KeyUseLog;
 use crate::kms::{EncryptionContext, Kms};
 use crate::stats::Counters;
 use crate::suite::Suite;
@@ -23,9 +24,27 @@ pub struct EnvelopeBuilder {
     store: Option<Arc<dyn DekStore>>,
     compact_version: CompactVersion,
     accept_compact_v2: bool,
+    audit: Option<Arc<dyn KeyUseLog>>,
+    audit_label: Option<String>,
 }
 
 impl EnvelopeBuilder {
+    /// Reports every KMS call and, once a minute, how many encryptions and decryptions each
+    /// cached DEK served, to `log` (off by default). See [`crate::audit`]; the
+    /// `envelope-audit` crate's `AuditLog` writes a tamper-evident log. With a log that
+    /// fails closed, operations fail with [`Error::AuditLog`] while it cannot record.
+    pub fn key_use_log(mut self, log: Arc<dyn KeyUseLog>) -> Self {
+        self.audit = Some(log);
+        self
+    }
+
+    /// A label carried by every key-use event of this envelope (a caller, a table, a
+    /// column: never a secret).
+    pub fn audit_label(mut self, label: impl Into<String>) -> Self {
+        self.audit_label = Some(label.into());
+        self
+    }
+
     /// The crypto provider for AES-256-GCM and HKDF (default [`CryptoProvider::default`]:
     /// aws-lc-rs when compiled in). Every provider reads every provider's ciphertexts.
     pub fn crypto_provider(mut self, provider: CryptoProvider) -> Self {
@@ -115,6 +134,10 @@ impl EnvelopeBuilder {
                 policy,
                 active: ActiveSlot::default(),
                 counters: Counters::default(),
+                audit: self.audit.map(|log| super::Audit {
+                    log,
+                    label: self.audit_label,
+                }),
             }),
         })
     }
@@ -138,6 +161,8 @@ impl Envelope {
             store: None,
             compact_version: CompactVersion::default(),
             accept_compact_v2: true,
+            audit: None,
+            audit_label: None,
         }
     }
 }

@@ -4,8 +4,9 @@
 use super::Inner;
 use std::sync::Arc;
 
+use super::audited::{Subject, dek_ref};
+use crate::audit::KeyOperation;
 use crate::cache::{ActiveDek, CachedKey, GuardedOp, Refusal};
-use crate::clock;
 use crate::compact::{DekId, DekState, DekStore, NewDek, binding_context};
 use crate::error::{Error, Result};
 use crate::format::{self, Parsed};
@@ -44,23 +45,25 @@ impl Inner {
                 (generated, key, Some(id))
             }
             None => {
-                let generated = self
-                    .counters
-                    .kms_call(
+                let (generated, key) = self
+                    .kms(
                         KmsOp::Generate,
+                        KeyOperation::Generate,
                         &self.key_id,
-                        self.kms.generate_dek(&self.key_id, &self.context),
+                        Subject::default(),
+                        async {
+                            let generated =
+                                self.kms.generate_dek(&self.key_id, &self.context).await?;
+                            let key = DataKey::new(self.provider, self.suite, &generated.dek);
+                            Ok((generated, key))
+                        },
                     )
                     .await?;
                 self.kms.check_owned(&generated.wrapped)?;
-                let key = DataKey::new(self.provider, self.suite, &generated.dek);
                 (generated, key, None)
             }
         };
-        let cached = Arc::new(CachedKey {
-            key,
-            expires: clock::deadline(self.policy.decrypt_ttl()),
-        });
+        let cached = self.cached_key(key, dek_id.map(DekId::get), &generated.wrapped);
         drop(generated.dek);
         let kek_ref: Arc<[u8]> = format::encode_kek_ref(&generated.wrapped)?.into();
         Counters::bump(&self.counters.deks_created);
@@ -95,10 +98,14 @@ impl Inner {
         let key = DataKey::new(self.provider, self.suite, &dek);
         let context = binding_context(&self.context, id, self.suite, key.commitment());
         let wrapped = self
-            .counters
-            .kms_call(
+            .kms(
                 KmsOp::Generate,
+                KeyOperation::Generate,
                 &self.key_id,
+                Subject {
+                    dek: Some(dek_ref(key.commitment(), Some(id.get()))),
+                    ..Subject::default()
+                },
                 self.kms.wrap_dek(&self.key_id, &dek, &context),
             )
             .await?;
@@ -165,10 +172,11 @@ impl Inner {
             }
             self.kms.check_owned(&row.wrapped)?;
             let dek = self
-                .counters
-                .kms_call(
+                .kms(
                     KmsOp::Unwrap,
+                    KeyOperation::Unwrap,
                     &row.wrapped.key_id,
+                    Subject::wrapped(&row.wrapped, &row.commitment, Some(id.get())),
                     self.kms
                         .unwrap_dek(&row.wrapped, &row.unwrap_context(&self.context)),
                 )
@@ -177,14 +185,11 @@ impl Inner {
             if !data_key.commitment_matches(&row.commitment) {
                 return Err(Error::DecryptionFailed);
             }
-            Ok(data_key)
+            Ok((data_key, row.wrapped))
         }
         .await
         .inspect_err(|e| self.guard.remember(&key, GuardedOp::Unwrap, e))?;
-        Ok(Arc::new(CachedKey {
-            key: loaded,
-            expires: clock::deadline(self.policy.decrypt_ttl()),
-        }))
+        Ok(self.cached_key(loaded.0, Some(id.get()), &loaded.1))
     }
 
     pub(super) async fn load_data_key(&self, parsed: &Parsed<'_>) -> Result<Arc<CachedKey>> {
@@ -211,10 +216,11 @@ impl Inner {
         self.kms.check_owned(&wrapped)?;
         self.admit(parsed.kek_ref, GuardedOp::Unwrap)?;
         let dek = self
-            .counters
-            .kms_call(
+            .kms(
                 KmsOp::Unwrap,
+                KeyOperation::Unwrap,
                 &wrapped.key_id,
+                Subject::wrapped(&wrapped, parsed.commitment, None),
                 self.kms.unwrap_dek(&wrapped, &self.context),
             )
             .await
@@ -223,10 +229,7 @@ impl Inner {
         if !key.commitment_matches(parsed.commitment) {
             return Err(Error::DecryptionFailed);
         }
-        Ok(Arc::new(CachedKey {
-            key,
-            expires: clock::deadline(self.policy.decrypt_ttl()),
-        }))
+        Ok(self.cached_key(key, None, &wrapped))
     }
 
     /// Lets an unwrap or rewrap of `kek_ref` go to the KMS, or answers it from the negative

@@ -8,6 +8,7 @@
 //! | `rotation` | rewrap, re-encrypt, the DEK store's rotation, the key's description |
 //! | `keys` | where data keys come from: the active DEK, unwrapped DEKs, the guard |
 
+mod audited;
 mod builder;
 mod keys;
 mod rotation;
@@ -60,6 +61,14 @@ struct Inner {
     /// The negative cache and rate limit in front of every unwrap and rewrap call.
     guard: UnwrapGuard,
     counters: Counters,
+    /// Where key use is reported, if anywhere.
+    audit: Option<Audit>,
+}
+
+/// An envelope's key-use log and the label its events carry.
+struct Audit {
+    log: Arc<dyn crate::audit::KeyUseLog>,
+    label: Option<String>,
 }
 
 impl fmt::Debug for Envelope {
@@ -73,6 +82,7 @@ impl fmt::Debug for Envelope {
             .field("dek_store", &self.inner.store)
             .field("compact_version", &self.inner.compact_version)
             .field("accept_compact_v2", &self.inner.accept_compact_v2)
+            .field("key_use_log", &self.inner.audit.as_ref().map(|a| &a.log))
             .finish_non_exhaustive()
     }
 }

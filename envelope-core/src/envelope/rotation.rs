@@ -2,6 +2,8 @@
 //! moved to the current KEK version, and the key's description.
 
 use super::{Envelope, Inner};
+use super::audited::Subject;
+use crate::audit::KeyOperation;
 use std::sync::Arc;
 
 use crate::cache::GuardedOp;
@@ -135,10 +137,11 @@ impl Envelope {
     pub async fn describe_key(&self) -> Result<KeyDescription> {
         let inner = &self.inner;
         inner
-            .counters
-            .kms_call(
+            .kms(
                 KmsOp::Describe,
+                KeyOperation::Describe,
                 &inner.key_id,
+                Subject::default(),
                 inner.kms.describe_key(&inner.key_id),
             )
             .await
@@ -173,9 +176,18 @@ impl Envelope {
             let contexts: Vec<EncryptionContext> =
                 batchable.iter().map(|&i| bound_context(&rows[i])).collect();
             let request = inner.kms.rewrap_dek_batch(&batch, &inner.key_id, &contexts);
+            let subject = Subject {
+                count: batch.len() as u64,
+                ..Subject::default()
+            };
             if let Ok(items) = inner
-                .counters
-                .kms_call(KmsOp::Rewrap, &inner.key_id, request)
+                .kms(
+                    KmsOp::Rewrap,
+                    KeyOperation::Rewrap,
+                    &inner.key_id,
+                    subject,
+                    request,
+                )
                 .await
                 && items.len() == batchable.len()
             {
@@ -191,10 +203,11 @@ impl Envelope {
             let context = bound_context(row);
             *slot = Some(if row.bound {
                 inner
-                    .counters
-                    .kms_call(
+                    .kms(
                         KmsOp::Rewrap,
+                        KeyOperation::Rewrap,
                         &row.wrapped.key_id,
+                        Subject::wrapped(&row.wrapped, &row.commitment, Some(row.id.get())),
                         inner.kms.rewrap_dek(&row.wrapped, &inner.key_id, &context),
                     )
                     .await
@@ -218,11 +231,13 @@ impl Inner {
         row: &StoredDek,
         context: &EncryptionContext,
     ) -> Result<WrappedDek> {
+        let subject = || Subject::wrapped(&row.wrapped, &row.commitment, Some(row.id.get()));
         let dek = self
-            .counters
-            .kms_call(
+            .kms(
                 KmsOp::Unwrap,
+                KeyOperation::Unwrap,
                 &row.wrapped.key_id,
+                subject(),
                 self.kms.unwrap_dek(&row.wrapped, &self.context),
             )
             .await?;
@@ -230,10 +245,14 @@ impl Inner {
             return Err(Error::DecryptionFailed);
         }
         let new = self
-            .counters
-            .kms_call(
+            .kms(
                 KmsOp::Rewrap,
+                KeyOperation::Wrap,
                 &self.key_id,
+                Subject {
+                    version: None,
+                    ..subject()
+                },
                 self.kms.wrap_dek(&self.key_id, &dek, context),
             )
             .await?;
@@ -246,10 +265,11 @@ impl Inner {
         self.kms.check_owned(&wrapped)?;
         self.admit(parsed.kek_ref, GuardedOp::Rewrap)?;
         let new = self
-            .counters
-            .kms_call(
+            .kms(
                 KmsOp::Rewrap,
+                KeyOperation::Rewrap,
                 &wrapped.key_id,
+                Subject::wrapped(&wrapped, parsed.commitment, None),
                 self.kms.rewrap_dek(&wrapped, &self.key_id, &self.context),
             )
             .await
@@ -284,9 +304,18 @@ impl Inner {
         }
         let contexts = vec![self.context.clone(); wrapped.len()];
         let batch = self.kms.rewrap_dek_batch(&wrapped, &self.key_id, &contexts);
+        let subject = Subject {
+            count: wrapped.len() as u64,
+            ..Subject::default()
+        };
         let Ok(items) = self
-            .counters
-            .kms_call(KmsOp::Rewrap, &self.key_id, batch)
+            .kms(
+                KmsOp::Rewrap,
+                KeyOperation::Rewrap,
+                &self.key_id,
+                subject,
+                batch,
+            )
             .await
         else {
             return;

@@ -3,7 +3,8 @@
 
 use super::{Envelope, Inner};
 
-use crate::cache::ActiveDek;
+use crate::audit::CacheOperation::{self, Decrypt, Encrypt};
+use crate::cache::{ActiveDek, CachedKey};
 use crate::clock;
 use crate::compact::{self, CompactVersion, ParsedCompact};
 use crate::error::{Error, Result};
@@ -108,20 +109,21 @@ impl Envelope {
         aad: &[u8],
         out: &mut Output<'_>,
     ) -> Result<usize> {
+        self.inner.admit_log()?;
         if compact::is_compact(ciphertext) {
             let parsed = self.inner.parse_compact(ciphertext)?;
             if let Some(opened) = self.inner.open_compact_cached_to(&parsed, aad, out) {
                 return opened;
             }
             let key = self.inner.load_stored_key(parsed.dek_id).await?;
-            return out.open_compact(&key.key, &parsed, aad);
+            return counted(&key, Decrypt, out.open_compact(&key.key, &parsed, aad));
         }
         let parsed = format::parse(ciphertext)?;
         if let Some(opened) = self.inner.open_cached_to(&parsed, aad, out) {
             return opened;
         }
         let key = self.inner.load_data_key(&parsed).await?;
-        out.open(&key.key, &parsed, aad)
+        counted(&key, Decrypt, out.open(&key.key, &parsed, aad))
     }
 
     /// Decrypts a text-form ciphertext.
@@ -178,6 +180,9 @@ impl Envelope {
         aad: &[u8],
         out: &mut Output<'_>,
     ) -> Option<Result<usize>> {
+        if let Err(e) = self.inner.admit_log() {
+            return Some(Err(e));
+        }
         if compact::is_compact(ciphertext) {
             return match self.inner.parse_compact(ciphertext) {
                 Ok(parsed) => self.inner.open_compact_cached_to(&parsed, aad, out),
@@ -211,7 +216,8 @@ impl Inner {
         aad: &[u8],
         out: &mut Output<'_>,
     ) -> Result<usize> {
-        match active.dek_id {
+        self.admit_log()?;
+        let sealed = match active.dek_id {
             Some(id) => out.seal_compact(
                 active.data_key(),
                 self.compact_version,
@@ -227,7 +233,8 @@ impl Inner {
                 plaintext,
                 aad,
             ),
-        }
+        };
+        counted(active.cached(), Encrypt, sealed)
     }
 
     /// Decrypts with a cached DEK (the lock-free front first, then moka) into `out`;
@@ -244,7 +251,9 @@ impl Inner {
         }
         let opened = match self
             .hot
-            .with(parsed.kek_ref, |key| out.open(key, parsed, aad))
+            .with(parsed.kek_ref, |key| {
+                counted(key, Decrypt, out.open(&key.key, parsed, aad))
+            })
         {
             Some(opened) => opened,
             None => {
@@ -253,7 +262,7 @@ impl Inner {
                     return None;
                 }
                 self.hot.insert(parsed.kek_ref, cached.clone());
-                out.open(&cached.key, parsed, aad)
+                counted(&cached, Decrypt, out.open(&cached.key, parsed, aad))
             }
         };
         Counters::bump(&self.counters.decrypt_hits);
@@ -272,7 +281,9 @@ impl Inner {
             return None;
         }
         let key = parsed.dek_id.cache_key();
-        let opened = match self.hot.with(&key, |dk| out.open_compact(dk, parsed, aad)) {
+        let opened = match self.hot.with(&key, |dk| {
+            counted(dk, Decrypt, out.open_compact(&dk.key, parsed, aad))
+        }) {
             Some(opened) => opened,
             None => {
                 let cached = self.unwrapped.get(&key[..])?;
@@ -280,10 +291,19 @@ impl Inner {
                     return None;
                 }
                 self.hot.insert(&key, cached.clone());
-                out.open_compact(&cached.key, parsed, aad)
+                counted(&cached, Decrypt, out.open_compact(&cached.key, parsed, aad))
             }
         };
         Counters::bump(&self.counters.decrypt_hits);
         Some(opened)
     }
+}
+
+/// Counts a successful use of a cached DEK for the key-use log.
+#[inline]
+fn counted(key: &CachedKey, operation: CacheOperation, result: Result<usize>) -> Result<usize> {
+    if result.is_ok() {
+        key.count(operation);
+    }
+    result
 }
