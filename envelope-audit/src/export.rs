@@ -53,7 +53,11 @@ pub fn export(
         .map(|t| {
             serde_json::from_str::<Value>(t)
                 .ok()
-                .and_then(|v| v.get("time").and_then(Value::as_str).and_then(parse_rfc3339))
+                .and_then(|v| {
+                    v.get("time")
+                        .and_then(Value::as_str)
+                        .and_then(parse_rfc3339)
+                })
                 .unwrap_or(0)
         })
         .collect();
@@ -75,18 +79,24 @@ pub fn export(
         .copied()
         .unwrap_or(last_cp);
     if last < first {
-        return Err(AuditError::Config("the window holds no anchored lines".into()));
+        return Err(AuditError::Config(
+            "the window holds no anchored lines".into(),
+        ));
     }
     std::fs::create_dir_all(out).map_err(|e| AuditError::io(out, e))?;
-    if std::fs::read_dir(out).map_err(|e| AuditError::io(out, e))?.next().is_some() {
+    if std::fs::read_dir(out)
+        .map_err(|e| AuditError::io(out, e))?
+        .next()
+        .is_some()
+    {
         return Err(AuditError::Config(format!(
             "{}: give a new or empty directory",
             out.display()
         )));
     }
     let first_seq = report.base + first as u64;
-    let mut segment = OpenSegment::create(out, first_seq, times[first])
-        .map_err(|e| AuditError::io(out, e))?;
+    let mut segment =
+        OpenSegment::create(out, first_seq, times[first]).map_err(|e| AuditError::io(out, e))?;
     for text in &report.texts[first..=last] {
         segment.append(text).map_err(|e| AuditError::io(out, e))?;
     }
@@ -173,7 +183,9 @@ pub fn verify_proofs(dir: &Path, key: &VerifierKey) -> Result<usize, String> {
             return Err("export.json: a proof without sizes".into());
         };
         let (Some(ra), Some(rb)) = (roots.get(&a), roots.get(&b)) else {
-            return Err(format!("export.json: no signed checkpoint for a proof {a} -> {b}"));
+            return Err(format!(
+                "export.json: no signed checkpoint for a proof {a} -> {b}"
+            ));
         };
         let hashes: Option<Vec<Hash>> = p["proof"]
             .as_array()

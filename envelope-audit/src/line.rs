@@ -129,8 +129,14 @@ impl Parsed {
             return Err(format!("line format version {} is not 1", get("v")?));
         }
         let seq = get("seq")?.as_u64().ok_or("`seq` is not an integer")?;
-        let prev = get("prev")?.as_str().ok_or("`prev` is not a string")?.to_owned();
-        let kind = get("type")?.as_str().ok_or("`type` is not a string")?.to_owned();
+        let prev = get("prev")?
+            .as_str()
+            .ok_or("`prev` is not a string")?
+            .to_owned();
+        let kind = get("type")?
+            .as_str()
+            .ok_or("`type` is not a string")?
+            .to_owned();
         let time = get("time")?
             .as_str()
             .and_then(crate::time::parse_rfc3339)
@@ -170,7 +176,11 @@ mod tests {
         let mut body = Map::new();
         body.insert("op".into(), json!("unwrap"));
         let line = build(&head, &origin, 1_796_103_000_123, "kms", body).unwrap();
-        assert!(line.starts_with(r#"{"actor":"billing","host":"h1","op":"unwrap","pid":7,"prev":"0000"#));
+        assert!(
+            line.starts_with(
+                r#"{"actor":"billing","host":"h1","op":"unwrap","pid":7,"prev":"0000"#
+            )
+        );
         assert!(line.contains(GENESIS_PREV));
         let next = advance(&head, &line);
         assert_eq!(next.seq, 1);

@@ -115,7 +115,11 @@ pub fn consistency_proof(first: usize, leaves: &[Hash]) -> Vec<Hash> {
 fn subproof(m: usize, leaves: &[Hash], complete: bool) -> Vec<Hash> {
     let n = leaves.len();
     if m == n {
-        return if complete { Vec::new() } else { vec![root(leaves)] };
+        return if complete {
+            Vec::new()
+        } else {
+            vec![root(leaves)]
+        };
     }
     let k = split(n as u64) as usize;
     if m <= k {
@@ -186,7 +190,9 @@ mod tests {
     use super::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
-        (0..n).map(|i| leaf_hash(format!("line {i}").as_bytes())).collect()
+        (0..n)
+            .map(|i| leaf_hash(format!("line {i}").as_bytes()))
+            .collect()
     }
 
     #[test]
@@ -209,11 +215,20 @@ mod tests {
             for m in 1..=n {
                 let proof = consistency_proof(m, &all[..n]);
                 let (r1, r2) = (root(&all[..m]), root(&all[..n]));
-                assert!(verify_consistency(m as u64, n as u64, &r1, &r2, &proof), "{m} -> {n}");
+                assert!(
+                    verify_consistency(m as u64, n as u64, &r1, &r2, &proof),
+                    "{m} -> {n}"
+                );
                 if m < n {
                     let mut bad = all[..n].to_vec();
                     bad[m - 1] = leaf_hash(b"edited");
-                    assert!(!verify_consistency(m as u64, n as u64, &root(&bad[..m]), &r2, &proof));
+                    assert!(!verify_consistency(
+                        m as u64,
+                        n as u64,
+                        &root(&bad[..m]),
+                        &r2,
+                        &proof
+                    ));
                     if let Some(first) = proof.first() {
                         let mut p = proof.clone();
                         p[0] = node_hash(first, first);

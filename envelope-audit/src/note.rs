@@ -39,21 +39,35 @@ pub struct Checkpoint {
 impl Checkpoint {
     /// The note text the signatures cover.
     pub fn body(&self) -> String {
-        format!("{}\n{}\n{}\n", self.origin, self.size, B64.encode(self.root))
+        format!(
+            "{}\n{}\n{}\n",
+            self.origin,
+            self.size,
+            B64.encode(self.root)
+        )
     }
 
     /// Signs the checkpoint: the complete signed note.
     pub fn sign(&self, signer: &dyn CheckpointSigner) -> Result<String, AuditError> {
-        let body = self.body();
-        let signature = signer
-            .sign(body.as_bytes())
-            .map_err(|e| AuditError::Sign(e.to_string()))?;
-        let hash = key_hash(signer.name(), &signer.public_key());
-        let mut blob = Vec::with_capacity(68);
-        blob.extend_from_slice(&hash);
-        blob.extend_from_slice(&signature);
-        Ok(format!("{body}\n\u{2014} {} {}\n", signer.name(), B64.encode(blob)))
+        sign_text(&self.body(), signer)
     }
+}
+
+/// Signs any note text (ending in a newline) with `signer`: the text, a blank line and the
+/// signature line.
+pub fn sign_text(body: &str, signer: &dyn CheckpointSigner) -> Result<String, AuditError> {
+    let signature = signer
+        .sign(body.as_bytes())
+        .map_err(|e| AuditError::Sign(e.to_string()))?;
+    let hash = key_hash(signer.name(), &signer.public_key());
+    let mut blob = Vec::with_capacity(68);
+    blob.extend_from_slice(&hash);
+    blob.extend_from_slice(&signature);
+    Ok(format!(
+        "{body}\n\u{2014} {} {}\n",
+        signer.name(),
+        B64.encode(blob)
+    ))
 }
 
 /// Why a signed note does not verify.
@@ -116,7 +130,13 @@ impl fmt::Display for VerifierKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut blob = vec![ALG_ED25519];
         blob.extend_from_slice(&self.key);
-        write!(f, "{}+{}+{}", self.name, hex::encode(self.hash), B64.encode(blob))
+        write!(
+            f,
+            "{}+{}+{}",
+            self.name,
+            hex::encode(self.hash),
+            B64.encode(blob)
+        )
     }
 }
 
@@ -140,8 +160,7 @@ impl VerifierKey {
     pub fn parse(text: &str) -> Result<Self, AuditError> {
         let bad = |why: &str| AuditError::Key(format!("verifier key {:?}: {why}", text.trim()));
         let mut parts = text.trim().splitn(3, '+');
-        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("expected NAME+HASH+KEY"));
         };
         let blob = B64.decode(key).map_err(|_| bad("the key is not base64"))?;
@@ -170,12 +189,17 @@ impl VerifierKey {
 
     /// Verifies a signed checkpoint note and returns the checkpoint it signs.
     pub fn verify(&self, note: &str) -> Result<Checkpoint, NoteProblem> {
+        let body = self.verify_text(note)?;
+        parse_body(&body).map_err(NoteProblem::Malformed)
+    }
+
+    /// Verifies any signed note and returns its text (with its final newline).
+    pub fn verify_text(&self, note: &str) -> Result<String, NoteProblem> {
         let malformed = |why: &str| NoteProblem::Malformed(why.to_owned());
         let (body, signatures) = note
             .split_once("\n\n")
             .ok_or_else(|| malformed("no blank line before the signatures"))?;
         let body = format!("{body}\n");
-        let checkpoint = parse_body(&body).map_err(NoteProblem::Malformed)?;
         let mut found = false;
         for line in signatures.lines() {
             let rest = line
@@ -196,7 +220,7 @@ impl VerifierKey {
                 .map_err(|_| NoteProblem::BadSignature)?;
         }
         if found {
-            Ok(checkpoint)
+            Ok(body)
         } else {
             Err(NoteProblem::NotSigned)
         }
@@ -206,7 +230,10 @@ impl VerifierKey {
 /// Parses a checkpoint's text (`ORIGIN\nSIZE\nBASE64(ROOT)\n`, extension lines allowed).
 pub fn parse_body(body: &str) -> Result<Checkpoint, String> {
     let mut lines = body.split('\n');
-    let origin = lines.next().filter(|o| !o.is_empty()).ok_or("no origin line")?;
+    let origin = lines
+        .next()
+        .filter(|o| !o.is_empty())
+        .ok_or("no origin line")?;
     let size = lines
         .next()
         .and_then(|s| s.parse::<u64>().ok())
@@ -279,8 +306,7 @@ impl KeyFileSigner {
             .strip_prefix("PRIVATE+KEY+")
             .ok_or_else(|| bad("not a signing key file (PRIVATE+KEY+NAME+HASH+KEY)"))?;
         let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(name), Some(hash), Some(key)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad("expected PRIVATE+KEY+NAME+HASH+KEY"));
         };
         let blob = Zeroizing::new(B64.decode(key).map_err(|_| bad("the key is not base64"))?);
@@ -396,7 +422,12 @@ mod tests {
         let path = dir.path().join("audit.key");
         KeyFileSigner::generate("k", &path).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(KeyFileSigner::from_file(&path).unwrap_err().to_string().contains("chmod 600"));
+        assert!(
+            KeyFileSigner::from_file(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("chmod 600")
+        );
         assert!(VerifierKey::parse("k+00000000+AQ==").is_err());
         assert!(VerifierKey::parse("nonsense").is_err());
     }
@@ -406,9 +437,10 @@ mod tests {
         // Go's x/mod/sumdb/note documents the verifier key
         // "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW" and this text
         // and signature line for it.
-        let vkey =
-            VerifierKey::parse("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
-                .unwrap();
+        let vkey = VerifierKey::parse(
+            "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+        )
+        .unwrap();
         assert_eq!(vkey.name(), "PeterNeumann");
     }
 }

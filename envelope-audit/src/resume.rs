@@ -158,7 +158,8 @@ pub(crate) fn read_state(dir: &Path) -> Result<State, AuditError> {
 }
 
 fn parse(text: &str) -> Result<Parsed, String> {
-    let value: Value = serde_json::from_str(text).map_err(|e| format!("a line is not JSON ({e})"))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|e| format!("a line is not JSON ({e})"))?;
     Parsed::from_value(value)
 }
 
@@ -179,13 +180,17 @@ pub(crate) fn frontier_of(checkpoint: &Parsed) -> Result<Frontier, String> {
         .collect::<Option<_>>()
         .ok_or("a checkpoint's frontier is not base64 hashes")?;
     let size = checkpoint.u64("size").ok_or("a checkpoint has no size")?;
-    let tree = Frontier::from_parts(size, hashes).ok_or("a checkpoint's frontier does not fit its size")?;
+    let tree = Frontier::from_parts(size, hashes)
+        .ok_or("a checkpoint's frontier does not fit its size")?;
     let root = checkpoint
         .str("root")
         .and_then(|r| B64.decode(r).ok())
         .ok_or("a checkpoint has no root")?;
     if tree.root()[..] != root[..] {
-        return Err(format!("the checkpoint at line {} does not match its frontier", checkpoint.seq));
+        return Err(format!(
+            "the checkpoint at line {} does not match its frontier",
+            checkpoint.seq
+        ));
     }
     Ok(tree)
 }

@@ -31,8 +31,7 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
     let b = text.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<u64> { text.get(r)?.parse().ok() };
     let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' || !(1..=12).contains(&mo) || d == 0 || d > 31
-    {
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' || !(1..=12).contains(&mo) || d == 0 || d > 31 {
         return None;
     }
     let days = days_from_civil(y as i64, mo as u32, d as u32);
@@ -50,7 +49,9 @@ pub fn parse_rfc3339(text: &str) -> Option<u64> {
     millis += (h * 3600 + mi * 60 + s) * 1000;
     match &text[19..text.len() - 1] {
         "" => Some(millis),
-        frac if frac.len() == 4 && frac.starts_with('.') => Some(millis + frac[1..].parse::<u64>().ok()?),
+        frac if frac.len() == 4 && frac.starts_with('.') => {
+            Some(millis + frac[1..].parse::<u64>().ok()?)
+        }
         _ => None,
     }
 }

@@ -221,7 +221,9 @@ impl Report {
             }
         }
         for (segment, bytes) in &self.torn {
-            out += &format!("torn line: {bytes} bytes at the end of {segment} (not part of the chain)\n");
+            out += &format!(
+                "torn line: {bytes} bytes at the end of {segment} (not part of the chain)\n"
+            );
         }
         for g in &self.gaps {
             out += &format!(
@@ -644,17 +646,23 @@ fn classify(seqs: &[Option<u64>], at: usize, expected: u64, found: u64) -> (Dama
     if let Some(d) = duplicate {
         return (
             DamageKind::Inserted,
-            format!("two lines claim seq {d}: a line was inserted (expected seq {expected}, found {found})"),
+            format!(
+                "two lines claim seq {d}: a line was inserted (expected seq {expected}, found {found})"
+            ),
         );
     }
     if seen.contains_key(&expected) {
         return (
             DamageKind::Reordered,
-            format!("seq {found} stands where seq {expected} belongs, which comes later: lines were reordered"),
+            format!(
+                "seq {found} stands where seq {expected} belongs, which comes later: lines were reordered"
+            ),
         );
     }
     if found > expected {
-        let missing = (expected..found).take_while(|s| !seen.contains_key(s)).count();
+        let missing = (expected..found)
+            .take_while(|s| !seen.contains_key(s))
+            .count();
         return (
             DamageKind::Deleted,
             format!(

@@ -348,17 +348,16 @@ impl Shared {
         match self.policy {
             FailurePolicy::Block { timeout } => {
                 self.admit()?;
-                self.tx.send_timeout(msg, timeout).map_err(|e| {
-                    envelope_core::Error::AuditLog {
+                self.tx
+                    .send_timeout(msg, timeout)
+                    .map_err(|e| envelope_core::Error::AuditLog {
                         reason: match e {
-                            SendTimeoutError::Timeout(_) => format!(
-                                "the queue stayed full for {timeout:?} ({})",
-                                self.reason()
-                            ),
+                            SendTimeoutError::Timeout(_) => {
+                                format!("the queue stayed full for {timeout:?} ({})", self.reason())
+                            }
                             SendTimeoutError::Disconnected(_) => "the writer has stopped".into(),
                         },
-                    }
-                })
+                    })
             }
             FailurePolicy::Count => {
                 if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) =
@@ -372,7 +371,11 @@ impl Shared {
     }
 
     fn reason(&self) -> String {
-        let reason = self.stall_reason.lock().map(|r| r.clone()).unwrap_or_default();
+        let reason = self
+            .stall_reason
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default();
         if reason.is_empty() {
             "the writer is behind".into()
         } else {
@@ -381,7 +384,8 @@ impl Shared {
     }
 
     fn admit(&self) -> envelope_core::Result<()> {
-        if matches!(self.policy, FailurePolicy::Block { .. }) && self.stalled.load(Ordering::Relaxed)
+        if matches!(self.policy, FailurePolicy::Block { .. })
+            && self.stalled.load(Ordering::Relaxed)
         {
             return Err(envelope_core::Error::AuditLog {
                 reason: self.reason(),

@@ -18,7 +18,9 @@ fn main() -> ExitCode {
     }
     match std::panic::catch_unwind(parent) {
         Ok(()) => {
-            println!("test a_killed_writer_leaves_a_verifiable_prefix_and_the_chain_continues ... ok");
+            println!(
+                "test a_killed_writer_leaves_a_verifiable_prefix_and_the_chain_continues ... ok"
+            );
             ExitCode::SUCCESS
         }
         Err(_) => ExitCode::FAILURE,
@@ -65,7 +67,10 @@ fn parent() {
         .unwrap();
     let started = Instant::now();
     while lines_written(&log_dir) < 5_000 {
-        assert!(started.elapsed() < Duration::from_secs(60), "the child wrote too slowly");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the child wrote too slowly"
+        );
         assert!(child.try_wait().unwrap().is_none(), "the child exited");
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -78,8 +83,15 @@ fn parent() {
     assert_eq!(report.status(), "open", "{}", report.render());
     assert!(!report.closed);
     assert!(report.checkpoints >= 100, "{}", report.render());
-    assert!(report.unanchored < 50 + 1, "at most one checkpoint interval is unanchored");
-    println!("killed after {} lines: {}", report.lines, report.render().trim_end());
+    assert!(
+        report.unanchored < 50 + 1,
+        "at most one checkpoint interval is unanchored"
+    );
+    println!(
+        "killed after {} lines: {}",
+        report.lines,
+        report.render().trim_end()
+    );
 
     // A restarted writer continues the chain and says how the last run ended.
     let log = AuditLog::builder(SinkConfig::file(&log_dir), Arc::new(signer))
@@ -89,7 +101,11 @@ fn parent() {
     log.close().unwrap();
     let after = verify_dir(&log_dir, &key, None).unwrap();
     assert_eq!(after.status(), "verified", "{}", after.render());
-    assert_eq!(after.lines, report.lines + 4, "start, the event, stop, checkpoint");
+    assert_eq!(
+        after.lines,
+        report.lines + 4,
+        "start, the event, stop, checkpoint"
+    );
     let restart = after.starts.last().unwrap();
     assert_eq!(restart.previous_clean, Some(false));
     assert_eq!(restart.torn, !after.torn.is_empty());

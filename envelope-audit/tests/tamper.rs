@@ -236,7 +236,10 @@ fn an_export_verifies_on_its_own_with_its_consistency_proofs() {
     let out = tempfile::tempdir().unwrap();
     let target = out.path().join("export");
     let summary = envelope_audit::export(&log.path, &log.key, time(20), time(30), &target).unwrap();
-    assert!(summary.first_seq <= 20 && summary.last_seq >= 30, "{summary:?}");
+    assert!(
+        summary.first_seq <= 20 && summary.last_seq >= 30,
+        "{summary:?}"
+    );
     assert!(summary.checkpoints >= 2);
     let exported = verify_dir(&target, &log.key, None).unwrap();
     assert!(exported.damage.is_none(), "{}", exported.render());
@@ -245,7 +248,12 @@ fn an_export_verifies_on_its_own_with_its_consistency_proofs() {
     assert_eq!(proofs, summary.checkpoints - 1);
     // The kept checkpoint is a witness for the whole log.
     let witness = std::fs::read_to_string(target.join("checkpoint")).unwrap();
-    assert!(verify_dir(&log.path, &log.key, Some(&witness)).unwrap().damage.is_none());
+    assert!(
+        verify_dir(&log.path, &log.key, Some(&witness))
+            .unwrap()
+            .damage
+            .is_none()
+    );
     assert_eq!(report.checkpoints, 6);
 
     // A proof that does not hold is refused.
@@ -254,9 +262,11 @@ fn an_export_verifies_on_its_own_with_its_consistency_proofs() {
         serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
     manifest["consistency"][0]["proof"][0] = json!(base64_of_zeros());
     std::fs::write(&manifest_path, manifest.to_string()).unwrap();
-    assert!(envelope_audit::export::verify_proofs(&target, &log.key)
-        .unwrap_err()
-        .contains("does not extend"));
+    assert!(
+        envelope_audit::export::verify_proofs(&target, &log.key)
+            .unwrap_err()
+            .contains("does not extend")
+    );
 }
 
 fn base64_of_zeros() -> String {

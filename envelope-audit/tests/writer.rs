@@ -80,8 +80,15 @@ fn size_rotation_closes_each_segment_with_a_checkpoint() {
     let segments = envelope_audit::segments::list(&log_dir).unwrap();
     assert!(segments.len() > 5, "{} segments", segments.len());
     for path in &segments {
-        let last = envelope_audit::segments::read(path).unwrap().lines.pop().unwrap();
-        assert!(last.contains(r#""type":"checkpoint""#), "{path:?} ends with {last}");
+        let last = envelope_audit::segments::read(path)
+            .unwrap()
+            .lines
+            .pop()
+            .unwrap();
+        assert!(
+            last.contains(r#""type":"checkpoint""#),
+            "{path:?} ends with {last}"
+        );
     }
     let report = verify_dir(&log_dir, &key, None).unwrap();
     assert_eq!(report.status(), "verified", "{}", report.render());
@@ -125,7 +132,9 @@ fn an_envelope_reports_kms_calls_and_cache_use_and_no_secret_reaches_the_log() {
         .unwrap()
     };
     let writer = build(CachePolicy::default());
-    let cts: Vec<Vec<u8>> = (0..100).map(|_| writer.encrypt(PLAINTEXT, AAD).unwrap()).collect();
+    let cts: Vec<Vec<u8>> = (0..100)
+        .map(|_| writer.encrypt(PLAINTEXT, AAD).unwrap())
+        .collect();
     let reader = build(CachePolicy::default());
     for ct in &cts {
         assert_eq!(reader.decrypt(ct, AAD).unwrap(), PLAINTEXT);
@@ -150,7 +159,10 @@ fn an_envelope_reports_kms_calls_and_cache_use_and_no_secret_reaches_the_log() {
     assert_eq!(generate["provider"], "local");
     assert_eq!(generate["label"], "patients.card");
     assert_eq!(generate["actor"], "billing-api");
-    assert!(kms.iter().any(|l| l["op"] == "unwrap" && l["outcome"] == "ok"));
+    assert!(
+        kms.iter()
+            .any(|l| l["op"] == "unwrap" && l["outcome"] == "ok")
+    );
     assert!(
         kms.iter()
             .any(|l| l["op"] == "unwrap" && l["outcome"] == "key_version_destroyed"),
@@ -233,7 +245,9 @@ fn nix_free(path: &Path) -> u64 {
 
 impl Drop for SmallDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
     }
 }
 
@@ -273,8 +287,16 @@ fn a_full_disk_under_block_fails_operations_closed_and_loses_nothing() {
     let report = verify_dir(&log_dir, &key, None).unwrap();
     assert!(report.damage.is_none(), "{}", report.render());
     assert!(report.gaps.is_empty(), "{}", report.render());
-    assert_eq!(report.jobs.len() as u64, accepted + 1, "{}", report.render());
-    assert!(report.segments >= 2, "the writer began a new segment after the failed write");
+    assert_eq!(
+        report.jobs.len() as u64,
+        accepted + 1,
+        "{}",
+        report.render()
+    );
+    assert!(
+        report.segments >= 2,
+        "the writer began a new segment after the failed write"
+    );
 }
 
 #[test]
@@ -308,6 +330,10 @@ fn a_full_disk_under_count_never_blocks_and_the_gap_is_counted_exactly() {
         "every event is either written or counted: {}",
         report.render()
     );
-    assert!(report.gaps[0].reason.contains("No space left"), "{:?}", report.gaps);
+    assert!(
+        report.gaps[0].reason.contains("No space left"),
+        "{:?}",
+        report.gaps
+    );
     assert!(report.render().contains("GAP:"));
 }

@@ -25,6 +25,50 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// The key-use log (any subcommand).
+    #[command(flatten)]
+    pub audit: AuditLogArgs,
+}
+
+/// Where the key-use log goes: every KMS call, the cache use of each DEK per minute, every
+/// job's start and end, every key administration (see `envelope audit`).
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Key-use log")]
+pub struct AuditLogArgs {
+    /// Append to the hash-chained, checkpoint-signed log in this directory (continuing its
+    /// chain), or `-` for JSON lines on stdout (for a SIEM).
+    #[arg(long, global = true, env = "ENVELOPE_AUDIT_LOG", value_name = "DIR")]
+    pub audit_log: Option<String>,
+    /// The checkpoint signer: an Ed25519 key file from `envelope audit keygen`, or
+    /// `vault://HOST:PORT/transit/keys/NAME` (a Vault/OpenBao Transit ed25519 key: the
+    /// private key never leaves the server).
+    #[arg(
+        long,
+        global = true,
+        env = "ENVELOPE_AUDIT_SIGNER",
+        value_name = "FILE|URI"
+    )]
+    pub audit_signer: Option<String>,
+    /// The service name every line carries.
+    #[arg(
+        long,
+        global = true,
+        env = "ENVELOPE_AUDIT_ACTOR",
+        default_value = "envelope-cli"
+    )]
+    pub audit_actor: String,
+    /// When the log cannot write: `block` (fail closed after 5 s; `block:SECONDS`) or
+    /// `count` (never block; lost events are counted in the log).
+    #[arg(
+        long,
+        global = true,
+        env = "ENVELOPE_AUDIT_POLICY",
+        default_value = "block"
+    )]
+    pub audit_policy: String,
+    /// A signed checkpoint after this many lines (and at least once a minute).
+    #[arg(long, global = true, default_value_t = 1000)]
+    pub audit_checkpoint_every: u64,
 }
 
 /// The subcommands.
@@ -59,6 +103,130 @@ pub enum Command {
     /// Fill or move a blind-index column to the index's active version, from the decrypted
     /// values (back-fill a new index, or finish an index-key rotation).
     Reindex(ReindexArgs),
+    /// The key-use log: make a signing key, verify a log, export a window of it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Evidence for an auditor over a time window: key inventory, census of every store,
+    /// job history, key use from the verified log, findings against a policy; written as
+    /// evidence.json, OSCAL assessment results, a self-contained HTML page and a signed
+    /// manifest.
+    Evidence(EvidenceArgs),
+}
+
+/// `envelope audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Make an Ed25519 checkpoint-signing key: writes the private key file (mode 0600) and
+    /// prints the verifier key an auditor uses (also written to FILE.pub).
+    Keygen {
+        /// The key's name in signatures (e.g. `acme-payments-audit`).
+        #[arg(long)]
+        name: String,
+        /// The private key file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the verifier key of a signer (a key file or a `vault://` Transit key).
+    PublicKey {
+        /// The signer.
+        #[arg(long, value_name = "FILE|URI")]
+        signer: String,
+    },
+    /// Verify a log: every line canonical and chained, no gaps, every checkpoint's root
+    /// and signature; names the first damaged line and the kind of damage. Exit 0 when
+    /// verified or open (intact, not closed), 6 when damaged.
+    Verify(AuditVerifyArgs),
+    /// Check an evidence pack: every file against manifest.json, and the manifest's
+    /// signature. Exit 0 when whole, 6 otherwise.
+    VerifyPack {
+        /// The pack directory.
+        dir: PathBuf,
+        /// The verifier key (`NAME+HASH+KEY`, or a file holding it).
+        #[arg(long)]
+        public_key: String,
+    },
+    /// Write the lines of a time window, widened to the checkpoints around it, with the
+    /// checkpoints' notes and consistency proofs, for storage off the host.
+    Export {
+        /// The log directory.
+        dir: PathBuf,
+        /// The verifier key (`NAME+HASH+KEY`, or a file holding it).
+        #[arg(long)]
+        public_key: String,
+        /// Window start (RFC 3339 or YYYY-MM-DD, UTC).
+        #[arg(long)]
+        from: String,
+        /// Window end (RFC 3339 or YYYY-MM-DD: the whole day).
+        #[arg(long)]
+        to: String,
+        /// A new or empty directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// `envelope audit verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    /// The log directory (or an export's).
+    pub dir: PathBuf,
+    /// The verifier key (`NAME+HASH+KEY`, or a file holding it).
+    #[arg(long)]
+    pub public_key: String,
+    /// A signed checkpoint kept elsewhere (a file): a log that ends before it was
+    /// truncated.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `envelope evidence`.
+#[derive(Debug, Args)]
+pub struct EvidenceArgs {
+    /// Where to write the pack (created; an existing pack's files are replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Keys to inventory (repeat): any key URI.
+    #[arg(long = "key")]
+    pub keys: Vec<String>,
+    /// PostgreSQL connection string for the --column stores (as `census --db`).
+    #[arg(long, env = "ENVELOPE_DB")]
+    pub db: Option<String>,
+    /// A PostgreSQL column to take a census of, `TABLE.COLUMN` (repeat; schema-qualified
+    /// tables as `SCHEMA.TABLE.COLUMN`).
+    #[arg(long = "column", value_name = "TABLE.COLUMN", requires = "db")]
+    pub columns: Vec<String>,
+    /// A directory of ciphertext files to take a census of (repeat).
+    #[arg(long = "dir")]
+    pub dirs: Vec<PathBuf>,
+    /// The DEK store of compact values (its rows are counted too).
+    #[arg(long, env = "ENVELOPE_DEK_STORE", value_name = "URI")]
+    pub dek_store: Option<String>,
+    /// The key-use log to verify and summarize (a directory).
+    #[arg(long = "log", value_name = "DIR")]
+    pub log: Option<PathBuf>,
+    /// The log's verifier key (`NAME+HASH+KEY` or a file).
+    #[arg(long)]
+    pub public_key: Option<String>,
+    /// The policy (`envelope-policy.toml`; see docs/EVIDENCE.md). Without one, the
+    /// defaults apply.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Window start (RFC 3339 or YYYY-MM-DD, UTC; default 90 days before --to).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Window end (default now).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Signs manifest.json like a checkpoint (a key file or `vault://` Transit key;
+    /// default the --audit-signer).
+    #[arg(long, value_name = "FILE|URI")]
+    pub sign_with: Option<String>,
+    /// The keyring files whose mode to check (default: those of local:// --key URIs).
+    #[arg(long = "keyring-file")]
+    pub keyring_files: Vec<PathBuf>,
 }
 
 /// The index key store: where index keys live (a DEK store URI: the same file or database

@@ -44,7 +44,7 @@ fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
 
 /// The envelope of `--key`, writing the compact form through `--dek-store` when named.
 fn envelope_of(args: &CryptArgs) -> Result<Envelope, CliError> {
-    let mut builder = envelope::builder_from_uri(&args.key)?;
+    let mut builder = crate::audit_log::attach(envelope::builder_from_uri(&args.key)?);
     if let Some(store) = &args.dek_store {
         let version = compact::CompactVersion::from_byte(args.compact_version)
             .ok_or_else(|| CliError::new("--compact-version is 2 or 3"))?;

@@ -21,7 +21,7 @@ use crate::stores::{dek_store, postgres};
 /// Blind indexes whose keys the KEK `key_uri` wraps, kept in the store `store_uri`.
 pub fn open_indexes(key_uri: &str, store_uri: &str) -> Result<BlindIndexes, CliError> {
     let (kms, key_id) = envelope::kms_from_uri(key_uri)?;
-    let envelope = Envelope::builder_dyn(kms, key_id).build()?;
+    let envelope = crate::audit_log::attach(Envelope::builder_dyn(kms, key_id)).build()?;
     let store = envelope_dekstore::open_index_key_store(store_uri)?;
     Ok(BlindIndexes::new(&envelope, store))
 }
@@ -174,7 +174,7 @@ async fn recommend(args: RecommendArgs) -> CliResult {
     }
     let template = AadTemplate::parse(&args.aad)?;
     let (kms, key_id) = envelope::kms_from_uri(&args.key)?;
-    let mut builder = Envelope::builder_dyn(kms, key_id);
+    let mut builder = crate::audit_log::attach(Envelope::builder_dyn(kms, key_id));
     if let Some(uri) = &args.dek_store {
         builder = builder.dek_store(dek_store::open(uri)?);
     }

@@ -218,7 +218,7 @@ async fn run_job_with(
         ));
     }
     let (kms, key_id) = job_kms(&args)?;
-    let mut builder = Envelope::builder_dyn(kms, key_id);
+    let mut builder = crate::audit_log::attach(Envelope::builder_dyn(kms, key_id));
     let dek_store = args
         .stores
         .dek_store
@@ -261,6 +261,14 @@ async fn run_job_with(
             report.examined, report.rewrapped
         );
     }
+    crate::audit_log::job(
+        "start",
+        serde_json::json!({
+            "kind": kind.name(),
+            "key": args.key,
+            "stores": queue.iter().map(|s| s.info().name).collect::<Vec<_>>(),
+        }),
+    )?;
     let processor = Arc::new(Processor::new(envelope, kind));
     let mut summaries: Vec<Summary> = Vec::new();
     let mut stopped = None;
@@ -283,6 +291,21 @@ async fn run_job_with(
             lease: Duration::from_secs(args.lease),
         };
         let end = run::run(store, processor.clone(), &options).await?;
+        let s = &end.summary;
+        crate::audit_log::job(
+            "finish",
+            serde_json::json!({
+                "job": s.job_id,
+                "kind": s.kind,
+                "key": args.key,
+                "store": s.store,
+                "store_kind": s.store_kind,
+                "status": s.status,
+                "total": s.total,
+                "this_run": s.this_run,
+                "kms_calls": s.kms_calls,
+            }),
+        )?;
         let job_id = Some(end.summary.job_id.clone()).filter(|id| !id.is_empty());
         summaries.push(end.summary);
         if let Some(e) = end.stopped {

@@ -14,10 +14,13 @@
 //! A new store is one module in [`stores`] and one line of registration: see [`engine`].
 
 pub mod aad;
+pub mod audit_cmd;
+pub mod audit_log;
 pub mod cli;
 pub mod crypt;
 pub mod dek_store_admin;
 pub mod engine;
+pub mod evidence;
 pub mod exit;
 pub mod index_admin;
 pub mod index_jobs;
@@ -39,6 +42,18 @@ use crate::exit::CliResult;
 /// printing errors as one line on stderr.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    // `audit` reads logs; it does not write one (verifying a log while appending to it
+    // would always find it open).
+    let logs = !matches!(cli.command, Command::Audit(_));
+    let opened = if logs {
+        audit_log::open(&cli.audit)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = opened {
+        eprintln!("envelope: {e}");
+        return e.exit_code();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -49,9 +64,22 @@ pub fn run() -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
+    let administration = audit_cmd::administration(&cli.command);
+    let outcome = runtime.block_on(dispatch(cli.command));
+    let logged = administration
+        .map(|(op, target, details)| {
+            let result = match &outcome {
+                Ok(code) if *code == exit::OK => "ok".to_owned(),
+                Ok(code) => format!("exit {code}"),
+                Err(e) => format!("exit {}: {e}", e.code),
+            };
+            audit_log::admin(op, &target, details, &result)
+        })
+        .unwrap_or(Ok(()))
+        .and_then(|()| audit_log::close());
+    match (outcome, logged) {
+        (Ok(code), Ok(())) => ExitCode::from(code),
+        (Err(e), _) | (Ok(_), Err(e)) => {
             eprintln!("envelope: {e}");
             e.exit_code()
         }
@@ -75,5 +103,7 @@ async fn dispatch(command: Command) -> CliResult {
         },
         Command::Index(c) => index_admin::run(c).await,
         Command::Reindex(a) => index_jobs::reindex(a).await,
+        Command::Audit(c) => audit_cmd::run(c).await,
+        Command::Evidence(a) => evidence::run(a).await,
     }
 }

@@ -20,7 +20,7 @@ pub use pg_connect::{PgConnector, SslMode, Transport};
 pub use postgres::PgDekStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteDekStore;
-pub use uri::{DEFAULT_TABLE, DekStoreUri};
+pub use uri::{DEFAULT_TABLE, DekStoreUri, redact};
 
 /// A store a URI names, as whichever of its contracts the caller wants (the SQLite and
 /// PostgreSQL stores keep DEKs and index keys, so both open the same way).

@@ -51,7 +51,7 @@ fn invalid(uri: &str, reason: impl Into<String>) -> Error {
 /// A connection string with every password replaced by `***`, for messages: the URI's
 /// `user:password@`, a `password=` query parameter, and a `password=` of the libpq
 /// key=value form.
-pub(crate) fn redact(uri: &str) -> String {
+pub fn redact(uri: &str) -> String {
     let hide = |pair: &str| match pair.split_once('=') {
         Some((key, _)) if key.trim().eq_ignore_ascii_case("password") => format!("{key}=***"),
         _ => pair.to_owned(),

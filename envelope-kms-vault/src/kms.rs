@@ -283,7 +283,7 @@ impl VaultKms {
 
     /// Sends one request, retrying retryable failures with exponential back-off; returns
     /// the response body (zeroized on drop: it may hold a DEK).
-    async fn call(
+    pub(crate) async fn call(
         &self,
         operation: &'static str,
         key_id: &str,

@@ -5,6 +5,8 @@
 mod config;
 mod errors;
 mod kms;
+mod signer;
 
 pub use config::{VaultBuilder, VaultConfigKey};
 pub use kms::{BatchItem, VaultKms};
+pub use signer::TransitSigner;

@@ -62,3 +62,31 @@ while time.time() < deadline:
 sys.exit(f"{url} did not answer within {sys.argv[2]} s")
 PY
 }
+
+# ensure_chromium: Debian's chromium (/usr/bin/chromium), for the evidence page's browser test.
+ensure_chromium() {
+    if [ -x /usr/bin/chromium ]; then
+        return 0
+    fi
+    echo "installing Debian's chromium" >&2
+    local sudo=
+    [ "$(id -u)" -eq 0 ] || sudo=sudo
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
+        { $sudo apt-get update -q >/dev/null &&
+            $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+    [ -x /usr/bin/chromium ] || { echo "the chromium package did not install /usr/bin/chromium" >&2; return 1; }
+}
+
+# ensure_playwright: playwright-core (the driver only: it uses Debian's chromium, never
+# downloads a browser) under .tools/browser.
+PLAYWRIGHT_VERSION=1.56.1
+ensure_playwright() {
+    local dir=$ENVELOPE_TOOLS/browser
+    if [ -f "$dir/node_modules/playwright-core/package.json" ] &&
+        grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$dir/node_modules/playwright-core/package.json"; then
+        return 0
+    fi
+    echo "installing playwright-core $PLAYWRIGHT_VERSION into $dir" >&2
+    mkdir -p "$dir"
+    (cd "$dir" && npm install --silent --no-audit --no-fund --no-save "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null)
+}

@@ -4,11 +4,11 @@
 use super::{Envelope, Inner};
 use std::sync::Arc;
 
+use crate::audit::KeyUseLog;
 use crate::cache::{ActiveSlot, CachePolicy, HotKeys, SingleFlightCache, UnwrapGuard};
 use crate::compact::{self, CompactVersion, DekStore};
 use crate::crypto::CryptoProvider;
 use crate::error::{Error, Result};
-use crate::audit::KeyUseLog;
 use crate::kms::{EncryptionContext, Kms};
 use crate::stats::Counters;
 use crate::suite::Suite;

@@ -1,8 +1,8 @@
 //! The rotation API: rewrap (header only), re-encrypt (new DEK), the DEK store's rows
 //! moved to the current KEK version, and the key's description.
 
-use super::{Envelope, Inner};
 use super::audited::Subject;
+use super::{Envelope, Inner};
 use crate::audit::KeyOperation;
 use std::sync::Arc;
 

@@ -249,12 +249,9 @@ impl Inner {
         if !self.policy.is_enabled() {
             return None;
         }
-        let opened = match self
-            .hot
-            .with(parsed.kek_ref, |key| {
-                counted(key, Decrypt, out.open(&key.key, parsed, aad))
-            })
-        {
+        let opened = match self.hot.with(parsed.kek_ref, |key| {
+            counted(key, Decrypt, out.open(&key.key, parsed, aad))
+        }) {
             Some(opened) => opened,
             None => {
                 let cached = self.unwrapped.get(parsed.kek_ref)?;
