@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use envelope::{CachePolicy, Envelope, HeaderInfo, LocalKeyring, LocalKms};
 use tokio_postgres::Client;
@@ -218,4 +219,74 @@ pub async fn checkpoints(client: &Client, table: &str) -> Vec<(String, i64, Opti
 pub fn write_file(path: &Path, bytes: &[u8]) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
+}
+
+/// A private OpenBao dev server a test may stop (ENVELOPE_TEST_BAO_BIN, set by the scripts).
+pub struct Bao {
+    child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+    bin: String,
+}
+
+impl Bao {
+    /// Starts a dev server (root token `private-root`) with Transit enabled.
+    pub async fn start() -> Self {
+        let bin = std::env::var("ENVELOPE_TEST_BAO_BIN")
+            .expect("ENVELOPE_TEST_BAO_BIN is not set: run scripts/test.sh");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(&bin)
+            .args(["server", "-dev", "-dev-root-token-id=private-root"])
+            .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let bao = Bao {
+            child,
+            host: format!("127.0.0.1:{port}"),
+            bin,
+        };
+        for _ in 0..150 {
+            if std::net::TcpStream::connect(&bao.host).is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        for _ in 0..50 {
+            if bao.try_cli(&["secrets", "enable", "transit"]) {
+                return bao;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("OpenBao did not start");
+    }
+
+    /// Runs the `bao` CLI against it; whether it succeeded.
+    pub fn try_cli(&self, args: &[&str]) -> bool {
+        std::process::Command::new(&self.bin)
+            .args(args)
+            .env("VAULT_ADDR", format!("http://{}", self.host))
+            .env("VAULT_TOKEN", "private-root")
+            .output()
+            .unwrap()
+            .status
+            .success()
+    }
+
+    /// Runs the `bao` CLI against it, asserting success.
+    pub fn cli(&self, args: &[&str]) {
+        assert!(self.try_cli(args), "bao {args:?} failed");
+    }
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
