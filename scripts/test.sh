@@ -90,6 +90,9 @@ scripts/test-ffi.sh
 step "Python and Go packages: pytest, go test -race, cross-language test"
 scripts/test-bindings.sh
 
+step "evidence pack: the page in headless Chromium, OSCAL validated by compliance-trestle, the signed manifest"
+scripts/test-evidence.sh
+
 step "install like a user: C with pkg-config, Go from outside the repository, the Python wheel without Rust"
 scripts/test-packaging.sh
 

@@ -14,11 +14,21 @@ use crate::cli::AuditLogArgs;
 use crate::exit::CliError;
 
 static LOG: OnceLock<AuditLog> = OnceLock::new();
+static SIGNER: OnceLock<String> = OnceLock::new();
 
-/// Opens the log named by the arguments, if any, for the rest of the process.
-pub fn open(args: &AuditLogArgs) -> Result<(), CliError> {
+/// The `--audit-signer` given, if any (the evidence manifest's default signer).
+pub fn signer_spec() -> Option<&'static str> {
+    SIGNER.get().map(String::as_str)
+}
+
+/// Opens the log named by the arguments, if any, for the rest of the process. A signer
+/// without a log is refused unless `signer_alone` (`evidence` signs its manifest with it).
+pub fn open(args: &AuditLogArgs, signer_alone: bool) -> Result<(), CliError> {
+    if let Some(spec) = &args.audit_signer {
+        let _ = SIGNER.set(spec.clone());
+    }
     let Some(target) = &args.audit_log else {
-        if args.audit_signer.is_some() {
+        if args.audit_signer.is_some() && !signer_alone {
             return Err(CliError::with_code(
                 crate::exit::USAGE,
                 "--audit-signer signs the log named by --audit-log: give both",

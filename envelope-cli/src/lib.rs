@@ -46,7 +46,7 @@ pub fn run() -> ExitCode {
     // would always find it open).
     let logs = !matches!(cli.command, Command::Audit(_));
     let opened = if logs {
-        audit_log::open(&cli.audit)
+        audit_log::open(&cli.audit, matches!(cli.command, Command::Evidence(_)))
     } else {
         Ok(())
     };

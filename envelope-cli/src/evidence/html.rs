@@ -113,7 +113,7 @@ fn findings_table(h: &mut String, findings: &[Finding]) {
             esc(f.id),
             esc(&f.detail)
         );
-        if f.evidence.len() > 1 || (f.status == Status::Fail && !f.evidence.is_empty()) {
+        if f.evidence.len() > 1 {
             h.push_str("<ul class=\"evidence\">");
             for e in f.evidence.iter().take(12) {
                 let _ = write!(h, "<li>{}</li>", esc(e));

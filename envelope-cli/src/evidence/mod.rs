@@ -166,7 +166,7 @@ pub async fn run(args: EvidenceArgs) -> CliResult {
     }
     let facts = gather(&args).await?;
     let findings = findings::evaluate(&facts);
-    let signer = match args.sign_with.as_deref() {
+    let signer = match args.sign_with.as_deref().or(audit_log::signer_spec()) {
         Some(spec) => Some(audit_log::signer(spec)?),
         None => None,
     };
