@@ -2,7 +2,8 @@
 # The whole test suite: formatting, lints, every test (the backend tests and the CLI's
 # rotation jobs against real servers this script installs and starts: OpenBao, moto,
 # MiniStack, drongo, PostgreSQL) on each crypto provider, the C ABI under valgrind
-# and ASan/UBSan, a short pass of every fuzz target, the Python and Go packages,
+# and ASan/UBSan, a short pass of every fuzz target, the Python and Go packages, the
+# evidence pack in headless Chromium,
 # warning-free docs, and the check that envelope-core pulls in no cloud SDK. Exits non-zero
 # on the first failure.
 #

@@ -73,6 +73,30 @@ type Options struct {
 	// RefuseCompactV2 refuses version 2 compact values when decrypting (an error matching
 	// ErrUnsupportedFormatVersion), once none are left.
 	RefuseCompactV2 bool
+	// Audit turns the key-use log on (nil: off).
+	Audit *AuditOptions
+}
+
+// AuditOptions configure the key-use log: every KMS call, and once a minute how many
+// encryptions and decryptions each cached DEK served, as hash-chained canonical JSON lines
+// with signed checkpoints (verify with `envelope audit verify DIR --public-key …`). Never
+// a key, a plaintext or an AAD. Clients of one process naming one Dir share one writer.
+type AuditOptions struct {
+	// Dir is the log directory (required).
+	Dir string `json:"dir"`
+	// Signer signs checkpoints (required): an Ed25519 key file from `envelope audit
+	// keygen`, or vault://HOST:PORT/transit/keys/NAME.
+	Signer string `json:"signer"`
+	// Actor is the service name every line carries (default "envelope").
+	Actor string `json:"actor,omitempty"`
+	// Label is carried by this client's events (a table, a column; never a secret).
+	Label string `json:"label,omitempty"`
+	// Policy is "block" (default: operations fail closed with ErrAuditLogUnavailable while
+	// the log cannot write), "block:SECONDS", or "count" (never block; lost events are
+	// counted in the log).
+	Policy string `json:"policy,omitempty"`
+	// CheckpointEvery is the number of lines between signed checkpoints (default 1000).
+	CheckpointEvery uint64 `json:"checkpoint_every,omitempty"`
 }
 
 // Client encrypts and decrypts under one KEK named by a key URI.
@@ -168,6 +192,16 @@ func Open(keyURI string, opts *Options) (*Client, error) {
 		defer C.free(cindex)
 		options.index_store_uri = (*C.uint8_t)(cindex)
 		options.index_store_uri_len = C.size_t(len(opts.IndexStore))
+	}
+	if opts != nil && opts.Audit != nil {
+		audit, err := json.Marshal(opts.Audit)
+		if err != nil {
+			return nil, err
+		}
+		caudit := C.CBytes(audit)
+		defer C.free(caudit)
+		options.audit_json = (*C.uint8_t)(caudit)
+		options.audit_json_len = C.size_t(len(audit))
 	}
 	if len(context) > 0 {
 		cctx := C.CBytes(context)

@@ -46,6 +46,7 @@ const (
 	StatusIndexNotFound            Status = C.ENVELOPE_INDEX_NOT_FOUND
 	StatusIndexRetired             Status = C.ENVELOPE_INDEX_RETIRED
 	StatusIndexMismatch            Status = C.ENVELOPE_INDEX_MISMATCH
+	StatusAuditLogUnavailable      Status = C.ENVELOPE_AUDIT_LOG_UNAVAILABLE
 	StatusUnknown                  Status = C.ENVELOPE_UNKNOWN_ERROR
 )
 
@@ -115,6 +116,9 @@ var (
 	// ErrIndexMismatch: another normalizer or bit length than the stored index's, a custom
 	// normalizer not applied, or an index key whose commitment does not match its row.
 	ErrIndexMismatch = &Error{Status: StatusIndexMismatch}
+	// ErrAuditLogUnavailable: the key-use log cannot record and fails closed (policy
+	// "block"): the operation was refused so that no key use goes unlogged.
+	ErrAuditLogUnavailable = &Error{Status: StatusAuditLogUnavailable}
 	// ErrClosed is returned by calls on a closed Client.
 	ErrClosed = errors.New("envelope: the client is closed")
 )

@@ -45,7 +45,7 @@ pub use note::{Checkpoint, KeyFileSigner, VerifierKey};
 pub use sink::SinkConfig;
 pub use time::{day, parse_rfc3339, rfc3339_millis};
 pub use verify::{Damage, DamageKind, Report, verify_dir};
-pub use writer::{AuditLog, AuditLogBuilder, FailurePolicy};
+pub use writer::{AuditLog, AuditLogBuilder, FailurePolicy, WeakAuditLog};
 
 use std::path::Path;
 

@@ -50,6 +50,8 @@ pub(crate) trait Sink: Send {
 }
 
 pub(crate) struct FileSink {
+    /// The directory's lock file, held (exclusively) while this sink is open.
+    pub _lock: std::fs::File,
     pub dir: PathBuf,
     pub max_bytes: u64,
     pub max_age_millis: u64,

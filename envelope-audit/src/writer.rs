@@ -75,6 +75,26 @@ impl FailurePolicy {
     }
 }
 
+/// Takes the directory's writer lock (`DIR/.writer.lock`, an advisory exclusive lock): one
+/// chain has one writer. Another process or handle writing the same directory is refused.
+fn lock_dir(dir: &std::path::Path) -> Result<std::fs::File, AuditError> {
+    let path = dir.join(".writer.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| AuditError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AuditError::Config(format!(
+            "{}: another writer (process or handle) is writing this log; one chain has one writer: give each process its own directory, or share one AuditLog handle",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(AuditError::io(&path, e)),
+    }
+}
+
 /// Builds an [`AuditLog`].
 #[derive(Debug)]
 pub struct AuditLogBuilder {
@@ -130,8 +150,10 @@ impl AuditLogBuilder {
                 max_age,
             } => {
                 std::fs::create_dir_all(dir).map_err(|e| AuditError::io(dir, e))?;
+                let lock = lock_dir(dir)?;
                 let state = resume::read_state(dir)?;
                 let mut sink = FileSink {
+                    _lock: lock,
                     dir: dir.clone(),
                     max_bytes: *max_bytes,
                     max_age_millis: max_age.as_millis() as u64,
@@ -286,7 +308,29 @@ impl AuditLogBuilder {
     }
 }
 
+/// A handle that does not keep an [`AuditLog`] open (see [`AuditLog::downgrade`]).
+#[derive(Clone, Debug)]
+pub struct WeakAuditLog(std::sync::Weak<Handle>);
+
+impl WeakAuditLog {
+    /// The log, if some [`AuditLog`] still holds it open.
+    pub fn upgrade(&self) -> Option<AuditLog> {
+        self.0.upgrade().map(|handle| AuditLog { handle })
+    }
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle").field("log", &self.log_name).finish_non_exhaustive()
+    }
+}
+
 impl AuditLog {
+    /// A handle to share the log without keeping it open (a registry of open logs).
+    pub fn downgrade(&self) -> WeakAuditLog {
+        WeakAuditLog(Arc::downgrade(&self.handle))
+    }
+
     /// Starts building a log that writes to `sink` and signs checkpoints with `signer`.
     pub fn builder(sink: SinkConfig, signer: Arc<dyn CheckpointSigner>) -> AuditLogBuilder {
         AuditLogBuilder::new(sink, signer)

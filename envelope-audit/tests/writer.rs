@@ -337,3 +337,19 @@ fn a_full_disk_under_count_never_blocks_and_the_gap_is_counted_exactly() {
     );
     assert!(report.render().contains("GAP:"));
 }
+
+#[test]
+fn one_directory_has_one_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let signer = signer(dir.path());
+    let log_dir = dir.path().join("log");
+    let first = AuditLog::builder(SinkConfig::file(&log_dir), signer.clone()).open().unwrap();
+    let second = AuditLog::builder(SinkConfig::file(&log_dir), signer.clone()).open();
+    assert!(second.unwrap_err().to_string().contains("another writer"));
+    let weak = first.downgrade();
+    assert!(weak.upgrade().is_some());
+    drop(first);
+    assert!(weak.upgrade().is_none(), "the weak handle does not keep the log open");
+    // Closed: the directory takes a writer again.
+    AuditLog::builder(SinkConfig::file(&log_dir), signer).open().unwrap().close().unwrap();
+}

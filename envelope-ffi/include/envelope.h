@@ -98,6 +98,9 @@ enum envelope_status
   // The blind index does not match: another normalizer or bit length than the stored
   // index's, or an index key whose commitment does not match its row.
   ENVELOPE_INDEX_MISMATCH = 209,
+  // The key-use log cannot record and fails closed: the operation was refused so that no
+  // key use goes unlogged (its policy is `block`).
+  ENVELOPE_AUDIT_LOG_UNAVAILABLE = 405,
   // An error this version of the C ABI does not name yet.
   ENVELOPE_UNKNOWN_ERROR = 999,
 };
@@ -159,6 +162,15 @@ typedef struct envelope_client_options {
   const uint8_t *index_store_uri;
   // Length of `index_store_uri`.
   size_t index_store_uri_len;
+  // The key-use log, as a JSON object (may be NULL: no log): `{"dir": "/var/log/app-keys",
+  // "signer": "/etc/app/audit.key" or "vault://HOST:PORT/transit/keys/NAME", "actor":
+  // "billing-api", "label": "patients.ssn", "policy": "block" | "block:SECONDS" |
+  // "count", "checkpoint_every": 1000}`; `dir` and `signer` are required. Clients of one
+  // process naming the same `dir` share one writer (the first one's signer, actor and
+  // policy); the log closes with a final checkpoint when the last of them is freed.
+  const uint8_t *audit_json;
+  // Length of `audit_json`.
+  size_t audit_json_len;
 } envelope_client_options;
 
 #ifdef __cplusplus

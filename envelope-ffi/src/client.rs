@@ -19,6 +19,9 @@ pub(crate) struct Client {
     pub(crate) envelope: BlockingEnvelope,
     /// Blind indexes, when the options name an index key store (or a DEK store).
     pub(crate) indexes: Option<envelope::blind_index::BlindIndexes>,
+    /// The key-use log this client holds open, if any.
+    #[cfg(feature = "audit")]
+    pub(crate) _audit: Option<crate::audit::Log>,
 }
 
 /// AES-256-GCM (the default suite).
@@ -76,6 +79,15 @@ pub struct envelope_client_options {
     pub index_store_uri: *const u8,
     /// Length of `index_store_uri`.
     pub index_store_uri_len: usize,
+    /// The key-use log, as a JSON object (may be NULL: no log): `{"dir": "/var/log/app-keys",
+    /// "signer": "/etc/app/audit.key" or "vault://HOST:PORT/transit/keys/NAME", "actor":
+    /// "billing-api", "label": "patients.ssn", "policy": "block" | "block:SECONDS" |
+    /// "count", "checkpoint_every": 1000}`; `dir` and `signer` are required. Clients of one
+    /// process naming the same `dir` share one writer (the first one's signer, actor and
+    /// policy); the log closes with a final checkpoint when the last of them is freed.
+    pub audit_json: *const u8,
+    /// Length of `audit_json`.
+    pub audit_json_len: usize,
 }
 
 /// The client behind a handle.
@@ -121,6 +133,8 @@ pub unsafe extern "C" fn envelope_client_options_default(
             refuse_compact_v2: false,
             index_store_uri: std::ptr::null(),
             index_store_uri_len: 0,
+            audit_json: std::ptr::null(),
+            audit_json_len: 0,
         };
         // SAFETY: checked non-null; the caller guarantees it is writable.
         unsafe { out.write(options) };
@@ -224,6 +238,22 @@ pub unsafe extern "C" fn envelope_client_new(
             builder =
                 builder.dek_store(envelope::open_dek_store(utf8(store_uri, "dek_store_uri")?)?);
         }
+        // SAFETY: per this function's contract (the options' pointer and length).
+        let audit_json = unsafe { input(options.audit_json, options.audit_json_len, "audit_json")? };
+        #[cfg(feature = "audit")]
+        let audit = if audit_json.is_empty() {
+            None
+        } else {
+            let (log, label) = crate::audit::open(audit_json)?;
+            builder = crate::audit::attach(builder, &log, label);
+            Some(log)
+        };
+        #[cfg(not(feature = "audit"))]
+        if !audit_json.is_empty() {
+            return Err(FfiError::Invalid(
+                "audit_json: this library was built without the `audit` feature".into(),
+            ));
+        }
         let envelope = builder.build()?;
         // SAFETY: per this function's contract (the options' pointer and length).
         let index_uri = unsafe {
@@ -247,6 +277,8 @@ pub unsafe extern "C" fn envelope_client_new(
         let client = Box::new(Client {
             envelope: BlockingEnvelope::new(envelope)?,
             indexes,
+            #[cfg(feature = "audit")]
+            _audit: audit,
         });
         // SAFETY: checked non-null; the caller guarantees it is writable.
         unsafe { *out = Box::into_raw(client) as *mut envelope_client };

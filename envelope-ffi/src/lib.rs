@@ -29,6 +29,8 @@
 //! | [`dekstore`] | `envelope_dek_store_import_json` |
 //! | [`buffers`] | `envelope_bytes_free` |
 
+#[cfg(feature = "audit")]
+mod audit;
 mod boundary;
 mod status;
 

@@ -71,6 +71,9 @@ pub enum envelope_status {
     /// The blind index does not match: another normalizer or bit length than the stored
     /// index's, or an index key whose commitment does not match its row.
     ENVELOPE_INDEX_MISMATCH = 209,
+    /// The key-use log cannot record and fails closed: the operation was refused so that no
+    /// key use goes unlogged (its policy is `block`).
+    ENVELOPE_AUDIT_LOG_UNAVAILABLE = 405,
     /// An error this version of the C ABI does not name yet.
     ENVELOPE_UNKNOWN_ERROR = 999,
 }
@@ -106,6 +109,7 @@ impl envelope_status {
             ErrorKind::IndexNotFound => ENVELOPE_INDEX_NOT_FOUND,
             ErrorKind::IndexRetired => ENVELOPE_INDEX_RETIRED,
             ErrorKind::IndexMismatch => ENVELOPE_INDEX_MISMATCH,
+            ErrorKind::AuditLog => ENVELOPE_AUDIT_LOG_UNAVAILABLE,
             _ => ENVELOPE_UNKNOWN_ERROR,
         }
     }
@@ -150,6 +154,9 @@ impl envelope_status {
             ENVELOPE_INDEX_MISMATCH => {
                 b"blind index mismatch: normalizer, bits or key commitment differ from the stored index\0"
             }
+            ENVELOPE_AUDIT_LOG_UNAVAILABLE => {
+                b"key-use log unavailable: failing closed, the operation was refused\0"
+            }
             ENVELOPE_UNKNOWN_ERROR => b"unknown error\0",
         }
     }
@@ -160,7 +167,7 @@ impl envelope_status {
     }
 
     /// Every status.
-    pub(crate) const ALL: [envelope_status; 31] = {
+    pub(crate) const ALL: [envelope_status; 32] = {
         use envelope_status::*;
         [
             ENVELOPE_OK,
@@ -193,6 +200,7 @@ impl envelope_status {
             ENVELOPE_INDEX_NOT_FOUND,
             ENVELOPE_INDEX_RETIRED,
             ENVELOPE_INDEX_MISMATCH,
+            ENVELOPE_AUDIT_LOG_UNAVAILABLE,
             ENVELOPE_UNKNOWN_ERROR,
         ]
     };

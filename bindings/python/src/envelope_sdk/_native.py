@@ -35,6 +35,8 @@ typedef struct envelope_client_options {
   bool refuse_compact_v2;
   const char *index_store_uri;
   size_t index_store_uri_len;
+  const char *audit_json;
+  size_t audit_json_len;
 } envelope_client_options;
 const char *envelope_version(void);
 const char *envelope_crypto_provider(void);

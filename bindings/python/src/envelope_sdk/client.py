@@ -8,7 +8,7 @@ import threading
 from array import array
 from dataclasses import dataclass
 from itertools import accumulate, islice
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ._native import ffi, lib
 from .errors import BatchError, BufferTooSmall, EnvelopeError, InvalidArgument, error_for
@@ -132,6 +132,16 @@ class Client:
     the KMS calls junk headers can cause (calls past it raise :class:`Throttled` at once),
     and ``negative_ttl`` (seconds, default 60; 0 turns it off) is how long a header whose
     unwrap failed is answered without a new KMS call.
+
+    ``audit`` turns the key-use log on: a mapping with ``dir`` (the log directory) and
+    ``signer`` (an Ed25519 key file from ``envelope audit keygen``, or
+    ``vault://HOST:PORT/transit/keys/NAME``), and optionally ``actor`` (the service name),
+    ``label`` (carried by this client's events), ``policy`` (``"block"``, the default,
+    fails operations closed with :class:`AuditLogUnavailable` when the log cannot write;
+    ``"count"`` never blocks and logs how many events were lost) and ``checkpoint_every``.
+    Every KMS call is logged, and once a minute how many encryptions and decryptions each
+    cached data key served; never a key, a plaintext or an AAD. Clients naming one ``dir``
+    share one writer; verify the log with ``envelope audit verify DIR --public-key …``.
     """
 
     def __init__(
@@ -152,6 +162,7 @@ class Client:
         compact_version: Optional[int] = None,
         refuse_compact_v2: bool = False,
         index_store: Optional[str] = None,
+        audit: Optional[Mapping[str, Any]] = None,
     ) -> None:
         if suite not in SUITES:
             raise InvalidArgument(f"unknown suite {suite!r}: expected one of {sorted(SUITES)}")
@@ -198,6 +209,12 @@ class Client:
             index_uri = ffi.new("char[]", index_bytes)  # kept alive until envelope_client_new returns
             options.index_store_uri = index_uri
             options.index_store_uri_len = len(index_bytes)
+        audit_json = ffi.NULL
+        if audit:
+            audit_bytes = json.dumps({k: (str(v) if k == "dir" else v) for k, v in audit.items()}).encode()
+            audit_json = ffi.new("char[]", audit_bytes)  # kept alive until envelope_client_new returns
+            options.audit_json = audit_json
+            options.audit_json_len = len(audit_bytes)
         uri = key_uri.encode()
         out = ffi.new("envelope_client **")
         _check(lib.envelope_client_new(uri, len(uri), options, out))

@@ -197,6 +197,13 @@ class MessageTooLarge(EnvelopeError, ValueError):
     status = 404
 
 
+class AuditLogUnavailable(EnvelopeError):
+    """The key-use log cannot record and its policy is to fail closed (``block``): the
+    operation was refused so that no key use goes unlogged (405)."""
+
+    status = 405
+
+
 class BatchError(EnvelopeError):
     """Some items of a batch failed. ``results[i]`` is item i's bytes or its exception."""
 
@@ -240,6 +247,7 @@ _BY_STATUS: Dict[int, Type[EnvelopeError]] = {
         InvalidConfig,
         KeyringError,
         MessageTooLarge,
+        AuditLogUnavailable,
     )
 }
 _BY_STATUS[1] = InvalidArgument
