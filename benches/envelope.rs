@@ -471,11 +471,96 @@ fn blind_index(c: &mut Criterion) {
     }
 }
 
+/// The key-use log's cost on the hot path: cached 64-byte encrypts and decrypts (the
+/// blocking facade's in-place forms, the fastest) with the log off and on, beside the raw
+/// AEAD floors. With the log on, each operation adds one atomic read (the fail-closed
+/// check) and one relaxed atomic add (the DEK's cache-use counter).
+fn key_use_log(c: &mut Criterion) {
+    let setup = Setup::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signer = envelope_audit::KeyFileSigner::generate("bench", &dir.path().join("key"))
+        .expect("signing key");
+    let log = envelope_audit::AuditLog::builder(
+        envelope_audit::SinkConfig::file(dir.path().join("log")),
+        std::sync::Arc::new(signer),
+    )
+    .open()
+    .expect("log");
+    let build = |logged: bool| {
+        let builder = Envelope::builder(LocalKms::new(setup.keyring.clone()), "default");
+        let builder = if logged {
+            builder.key_use_log(std::sync::Arc::new(log.clone()))
+        } else {
+            builder
+        };
+        BlockingEnvelope::new(builder.build().expect("envelope")).expect("blocking")
+    };
+    let (off, on) = (build(false), build(true));
+    let floors = Floors::new();
+    let plaintext = [0x5a; 64];
+    let mut buf = vec![0u8; 64 + 4096];
+    let mut out = vec![0u8; 64];
+    let ct_off = off.encrypt(&plaintext, AAD).expect("warm");
+    let ct_on = on.encrypt(&plaintext, AAD).expect("warm");
+    let (floor_ct, nonce) = floors.lc_encrypt(&plaintext);
+
+    let mut group = sized_group(c, "audit-encrypt/64".into(), 64);
+    group.bench_function("floor-aws-lc", |b| {
+        b.iter(|| floors.lc_encrypt(black_box(&plaintext)))
+    });
+    group.bench_function("floor-aws-lc-into", |b| {
+        b.iter(|| floors.lc_encrypt_into(black_box(&plaintext), &mut buf))
+    });
+    group.bench_function("floor-rustcrypto", |b| {
+        b.iter(|| floors.rc_encrypt(black_box(&plaintext)))
+    });
+    group.bench_function("log-off", |b| {
+        b.iter(|| {
+            off.encrypt_into(black_box(&plaintext), AAD, &mut buf)
+                .expect("encrypt")
+        })
+    });
+    group.bench_function("log-on", |b| {
+        b.iter(|| {
+            on.encrypt_into(black_box(&plaintext), AAD, &mut buf)
+                .expect("encrypt")
+        })
+    });
+    group.finish();
+
+    let mut group = sized_group(c, "audit-decrypt/64".into(), 64);
+    group.bench_function("floor-aws-lc", |b| {
+        b.iter(|| floors.lc_decrypt(black_box(&floor_ct), nonce))
+    });
+    group.bench_function("floor-aws-lc-into", |b| {
+        b.iter(|| floors.lc_decrypt_into(black_box(&floor_ct), nonce, &mut out))
+    });
+    group.bench_function("floor-rustcrypto", |b| {
+        b.iter(|| floors.rc_decrypt(black_box(&floor_ct), nonce))
+    });
+    group.bench_function("log-off", |b| {
+        b.iter(|| {
+            off.decrypt_into(black_box(&ct_off), AAD, &mut out)
+                .expect("decrypt")
+        })
+    });
+    group.bench_function("log-on", |b| {
+        b.iter(|| {
+            on.decrypt_into(black_box(&ct_on), AAD, &mut out)
+                .expect("decrypt")
+        })
+    });
+    group.finish();
+    drop((off, on));
+    log.close().expect("close");
+}
+
 criterion_group!(
     benches,
     encrypt_decrypt,
     blocking_and_many_deks,
     kms_bound,
-    blind_index
+    blind_index,
+    key_use_log
 );
 criterion_main!(benches);

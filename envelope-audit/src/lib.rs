@@ -5,7 +5,7 @@
 //! record (jobs, key administration), and writes it from a background thread as:
 //!
 //! - **canonical JSON lines** (RFC 8785), each carrying the SHA-256 of the line before it
-//!   ([`line`]);
+//!   ([`line`](mod@line));
 //! - **signed checkpoints** every N lines or T seconds: the RFC 6962 Merkle root of every
 //!   line so far ([`merkle`]) in the C2SP `tlog-checkpoint` signed-note format, signed with
 //!   Ed25519 by a [`envelope_core::audit::CheckpointSigner`] ([`note`]) whose public key
@@ -18,7 +18,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`canonical`] | RFC 8785 canonical JSON for the log's subset |
-//! | [`line`] | the lines: common members, building, chaining, parsing |
+//! | [`line`](mod@line) | the lines: common members, building, chaining, parsing |
 //! | [`merkle`] | RFC 6962 hashes, the frontier, consistency proofs |
 //! | [`note`] | checkpoints as signed notes, verifier keys, the key file signer |
 //! | [`segments`] | segment files |
@@ -26,7 +26,9 @@
 //! | `writer` | [`AuditLog`], its builder, the failure policy, the writer thread |
 //! | `resume` | continuing a log after a restart |
 //! | [`verify`] | verification and what the lines say |
-//! | [`export`] | windows of a log for off-host storage |
+//! | [`export`](mod@export) | windows of a log for off-host storage |
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod canonical;
 pub mod export;

@@ -321,7 +321,9 @@ impl WeakAuditLog {
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle").field("log", &self.log_name).finish_non_exhaustive()
+        f.debug_struct("Handle")
+            .field("log", &self.log_name)
+            .finish_non_exhaustive()
     }
 }
 

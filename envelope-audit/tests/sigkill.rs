@@ -4,6 +4,8 @@
 //! One binary, two roles (`harness = false`): run plainly it is the test; with
 //! `ENVELOPE_AUDIT_CHILD=DIR` it is the writer that gets killed.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+
 use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! inserted line, two lines swapped, the end cut after a checkpoint, a replaced signature,
 //! two checkpoints swapped. An untouched log verifies.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -2,6 +2,8 @@
 //! calls and cache use arrive as lines with no secret in them; a full disk (a small tmpfs)
 //! blocks or counts per the policy, and nothing is lost silently.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -343,13 +345,22 @@ fn one_directory_has_one_writer() {
     let dir = tempfile::tempdir().unwrap();
     let signer = signer(dir.path());
     let log_dir = dir.path().join("log");
-    let first = AuditLog::builder(SinkConfig::file(&log_dir), signer.clone()).open().unwrap();
+    let first = AuditLog::builder(SinkConfig::file(&log_dir), signer.clone())
+        .open()
+        .unwrap();
     let second = AuditLog::builder(SinkConfig::file(&log_dir), signer.clone()).open();
     assert!(second.unwrap_err().to_string().contains("another writer"));
     let weak = first.downgrade();
     assert!(weak.upgrade().is_some());
     drop(first);
-    assert!(weak.upgrade().is_none(), "the weak handle does not keep the log open");
+    assert!(
+        weak.upgrade().is_none(),
+        "the weak handle does not keep the log open"
+    );
     // Closed: the directory takes a writer again.
-    AuditLog::builder(SinkConfig::file(&log_dir), signer).open().unwrap().close().unwrap();
+    AuditLog::builder(SinkConfig::file(&log_dir), signer)
+        .open()
+        .unwrap()
+        .close()
+        .unwrap();
 }

@@ -3,6 +3,8 @@
 //! data left under the old version; finishing the rewrap and retiring the version give a
 //! PASS; both runs' facts are on the page; the OSCAL document validates.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly on unexpected errors
+
 mod common;
 
 use std::path::Path;

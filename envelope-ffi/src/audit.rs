@@ -56,7 +56,8 @@ pub(crate) fn open(json: &[u8]) -> Result<(AuditLog, Option<String>), FfiError> 
             "audit_json must be an object with dir and signer (and actor, label, policy, checkpoint_every): {e}"
         ))
     })?;
-    let policy = FailurePolicy::parse(&options.policy).map_err(|e| FfiError::Invalid(e.to_string()))?;
+    let policy =
+        FailurePolicy::parse(&options.policy).map_err(|e| FfiError::Invalid(e.to_string()))?;
     std::fs::create_dir_all(&options.dir)
         .map_err(|e| FfiError::Invalid(format!("audit dir {}: {e}", options.dir.display())))?;
     let key = options
@@ -95,7 +96,11 @@ fn signer(spec: &str) -> Result<Arc<dyn CheckpointSigner>, FfiError> {
 }
 
 /// The builder with the log attached (and the client's label).
-pub(crate) fn attach(builder: EnvelopeBuilder, log: &AuditLog, label: Option<String>) -> EnvelopeBuilder {
+pub(crate) fn attach(
+    builder: EnvelopeBuilder,
+    log: &AuditLog,
+    label: Option<String>,
+) -> EnvelopeBuilder {
     let builder = builder.key_use_log(Arc::new(log.clone()));
     match label {
         Some(label) => builder.audit_label(label),

@@ -239,7 +239,8 @@ pub unsafe extern "C" fn envelope_client_new(
                 builder.dek_store(envelope::open_dek_store(utf8(store_uri, "dek_store_uri")?)?);
         }
         // SAFETY: per this function's contract (the options' pointer and length).
-        let audit_json = unsafe { input(options.audit_json, options.audit_json_len, "audit_json")? };
+        let audit_json =
+            unsafe { input(options.audit_json, options.audit_json_len, "audit_json")? };
         #[cfg(feature = "audit")]
         let audit = if audit_json.is_empty() {
             None

@@ -165,7 +165,7 @@ fn suites(facts: &Facts) -> Outcome {
     for store in &facts.stores {
         for (g, c) in &store.census.groups {
             checked += 1;
-            if !facts.policy.allowed_suites.iter().any(|s| *s == g.suite) {
+            if !facts.policy.allowed_suites.contains(&g.suite) {
                 failures.push(format!(
                     "{} values in {} under {}",
                     c.count, store.name, g.suite
@@ -430,9 +430,9 @@ fn tls(facts: &Facts) -> Outcome {
     for store in &facts.stores {
         let Some(c) = &store.connection else { continue };
         checked += 1;
-        if facts.policy.require_tls && !c.encrypted {
-            failures.push(format!("{}: {c}", store.name));
-        } else if facts.policy.require_verified_server && !c.server_verified {
+        let plaintext = facts.policy.require_tls && !c.encrypted;
+        let unverified = facts.policy.require_verified_server && !c.server_verified;
+        if plaintext || unverified {
             failures.push(format!("{}: {c}", store.name));
         }
     }

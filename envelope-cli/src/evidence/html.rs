@@ -74,7 +74,7 @@ pub fn page(facts: &Facts, findings: &[Finding]) -> String {
     let _ = write!(
         h,
         "<h1>Encryption evidence</h1><p class=\"meta\">Window {} to {} · generated {} by envelope {} · policy {}</p>\
-         <p class=\"badges\"><span class=\"PASS\">{} PASS</span><span class=\"FAIL\">{} FAIL</span><span class=\"NA\">{} N/A</span></p>\n",
+         <p class=\"badges\"><span class=\"PASS\">{} PASS</span><span class=\"FAIL\">{} FAIL</span><span class=\"NA\">{} N/A</span></p>",
         esc(&rfc3339_millis(facts.window.0)),
         esc(&rfc3339_millis(facts.window.1)),
         esc(&rfc3339_millis(facts.generated_at)),
@@ -279,7 +279,9 @@ fn truncate(text: &str, max: usize) -> String {
 /// Each key's versions on a time axis, by creation time, with the window shaded.
 fn timeline(h: &mut String, facts: &Facts) {
     h.push_str("<h2 id=\"rotation\">Rotation timeline</h2>\n");
-    let mut points: Vec<(String, Vec<(u64, String, String)>)> = Vec::new();
+    // (key URI, [(created, version, state)]).
+    type Dots = Vec<(u64, String, String)>;
+    let mut points: Vec<(String, Dots)> = Vec::new();
     for k in &facts.keys {
         let Ok(d) = &k.description else { continue };
         let order = versions_in_order(d);
@@ -345,7 +347,7 @@ fn timeline(h: &mut String, facts: &Facts) {
     }
     let _ = write!(
         h,
-        "<text x=\"250\" y=\"{}\">{}</text><text x=\"800\" y=\"{}\">{}</text></svg>\n",
+        "<text x=\"250\" y=\"{}\">{}</text><text x=\"800\" y=\"{}\">{}</text></svg>",
         height - 4,
         esc(&rfc3339_millis(lo)[..10]),
         height - 4,
