@@ -19,7 +19,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 CRITERION = ROOT / "target" / "criterion"
 SIZES = ("64", "1024", "1048576")
 FLOORS = ("floor-aws-lc", "floor-aws-lc-into", "floor-rustcrypto")
-ENVELOPE = ("envelope", "envelope-into", "blocking-into", "compact-into")
+ENVELOPE = ("envelope", "envelope-into", "blocking-into", "compact-into", "log-off", "log-on")
+# Groups measured beside the plain encrypt/decrypt ones: the key-use log off and on.
+PREFIXES = ("", "audit-")
 
 
 def read_run() -> dict:
@@ -64,25 +66,30 @@ def main() -> None:
     print(f"{args.runs} process runs; each cell: median over runs (min–max).\n")
     print("| operation | fastest floor (which) | envelope form | envelope | ratio to fastest floor |")
     print("|---|---|---|---|---|")
-    for op in ("encrypt", "decrypt"):
-        for size in SIZES:
-            group = f"{op}_{size}"
-            floors_per_run = [{f: r[(group, f)] for f in FLOORS if (group, f) in r} for r in runs]
-            if not all(floors_per_run):
-                continue
-            fastest = [min(fl.values()) for fl in floors_per_run]
-            which = statistics.mode(min(fl, key=fl.get) for fl in floors_per_run)
-            for form in ENVELOPE:
-                if not all((group, form) in r for r in runs):
+    for prefix in PREFIXES:
+        for op in ("encrypt", "decrypt"):
+            for size in SIZES:
+                group = f"{prefix}{op}_{size}"
+                floors_per_run = [{f: r[(group, f)] for f in FLOORS if (group, f) in r} for r in runs]
+                if not all(floors_per_run):
                     continue
-                env = [r[(group, form)] for r in runs]
-                ratios = [e / f for e, f in zip(env, fastest)]
-                extra = ""
-                if size == "1048576":
-                    through = [f / e * 100 for e, f in zip(env, fastest)]
-                    extra = f"; throughput {spread(through, lambda v: f'{v:.0f}%')}"
-                print(f"| {op} {size} B | {spread(fastest, fmt_ns)} ({which}) | {form} | "
-                      f"{spread(env, fmt_ns)} | **{spread(ratios, lambda v: f'{v:.2f}x')}**{extra} |")
+                fastest = [min(fl.values()) for fl in floors_per_run]
+                which = statistics.mode(min(fl, key=fl.get) for fl in floors_per_run)
+                for form in ENVELOPE:
+                    if not all((group, form) in r for r in runs):
+                        continue
+                    env = [r[(group, form)] for r in runs]
+                    ratios = [e / f for e, f in zip(env, fastest)]
+                    extra = ""
+                    if size == "1048576":
+                        through = [f / e * 100 for e, f in zip(env, fastest)]
+                        extra = f"; throughput {spread(through, lambda v: f'{v:.0f}%')}"
+                    print(f"| {prefix}{op} {size} B | {spread(fastest, fmt_ns)} ({which}) | {form} | "
+                          f"{spread(env, fmt_ns)} | **{spread(ratios, lambda v: f'{v:.2f}x')}**{extra} |")
+                if all((group, "log-on") in r and (group, "log-off") in r for r in runs):
+                    cost = [r[(group, "log-on")] / r[(group, "log-off")] for r in runs]
+                    print(f"| {prefix}{op} {size} B | | log-on / log-off | | "
+                          f"**{spread(cost, lambda v: f'{v:.3f}x')}** |")
     print("\nAll floors (median over runs):\n")
     print("| operation | " + " | ".join(FLOORS) + " |")
     print("|---|" + "---|" * len(FLOORS))

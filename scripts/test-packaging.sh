@@ -84,8 +84,10 @@ done
 # The cross-language test's programs (scripts/test-bindings.sh builds them).
 export ENVELOPE_INTEROP_RUST=${ENVELOPE_INTEROP_RUST:-$root/target/release/examples/interop}
 export ENVELOPE_INTEROP_GO=${ENVELOPE_INTEROP_GO:-$ENVELOPE_TOOLS/bin/envelope-interop}
+# The CLI that verifies the key-use logs of the audit tests.
+export ENVELOPE_CLI=${ENVELOPE_CLI:-$root/target/debug/envelope}
 passthrough=()
-for name in $(env | grep -oE '^ENVELOPE_(TEST|INTEROP)_[A-Z_]+' || true); do
+for name in $(env | grep -oE '^ENVELOPE_(TEST_[A-Z_]+|INTEROP_[A-Z_]+|CLI)' || true); do
     passthrough+=("$name=${!name}")
 done
 (

@@ -123,6 +123,24 @@ pub async fn census(args: CensusArgs) -> CliResult {
         None => None,
     };
     let census = census_of(&args.stores, verifier.as_ref()).await?;
+    let mut stores: Vec<String> = args.stores.dirs.iter().map(|d| d.display().to_string()).collect();
+    if let (Some(table), Some(column)) = (&args.stores.table, &args.stores.column) {
+        stores.insert(0, format!("{table}.{column}"));
+    }
+    if let Some(location) = &census.dek_store_location {
+        stores.push(location.clone());
+    }
+    crate::audit_log::job(
+        "finish",
+        serde_json::json!({
+            "kind": "census",
+            "stores": stores,
+            "status": "finished",
+            "scanned": census.values.scanned,
+            "problems": census.values.problems(),
+            "groups": census.values.groups.len(),
+        }),
+    )?;
     if args.json {
         println!("{}", census.to_json());
     } else {

@@ -18,7 +18,7 @@ use envelope_core::{
 const KEK: &[u8; 32] = b"KEK-CANARY-0123456789abcdefghij!";
 const DEK: &[u8; 32] = b"DEK-CANARY-0123456789abcdefghij!";
 const PLAINTEXT: &[u8] = b"PLAINTEXT-CANARY-4111111111111111";
-const AAD: &[u8] = b"patients.card#7";
+const AAD: &[u8] = b"AAD-CANARY-patients.card#7";
 
 /// Every encoding of a canary a careless message might carry.
 fn forms(secret: &[u8]) -> Vec<String> {
@@ -99,6 +99,27 @@ impl Kms for CanaryDekKms {
     }
 }
 
+/// A key-use log that keeps the `Debug` form of everything an envelope reports to it.
+#[derive(Debug, Default)]
+struct RecordingLog(Mutex<Vec<String>>);
+
+impl envelope_core::KeyUseLog for RecordingLog {
+    fn admit(&self) -> Result<()> {
+        Ok(())
+    }
+    fn record_kms(&self, call: envelope_core::audit::KmsUse) -> Result<()> {
+        self.0.lock().unwrap().push(format!("{call:?}"));
+        Ok(())
+    }
+    fn track(
+        &self,
+        dek: envelope_core::audit::TrackedDek,
+        usage: Arc<envelope_core::audit::DekUsage>,
+    ) {
+        self.0.lock().unwrap().push(format!("{dek:?} {usage:?}"));
+    }
+}
+
 /// A keyring file whose key `default` has the canary KEK as version 1 and version 2 fresh.
 fn canary_keyring(dir: &std::path::Path) -> LocalKeyring {
     let path = dir.join("keyring.json");
@@ -117,12 +138,17 @@ fn canary_keyring(dir: &std::path::Path) -> LocalKeyring {
 #[test]
 fn no_secret_reaches_an_event_an_error_or_a_debug_string() {
     let recorder = Recorder::default();
+    let key_use = Arc::new(RecordingLog::default());
     let mut shown: Vec<String> = Vec::new();
     tracing::subscriber::with_default(recorder.clone(), || {
         let dir = tempfile::tempdir().unwrap();
         let keyring = canary_keyring(dir.path());
         let kms = Arc::new(CanaryDekKms(LocalKms::new(keyring.clone())));
-        let envelope = Envelope::builder(kms.clone(), "default").build().unwrap();
+        let envelope = Envelope::builder(kms.clone(), "default")
+            .key_use_log(key_use.clone())
+            .audit_label("patients.card")
+            .build()
+            .unwrap();
         let blocking = BlockingEnvelope::new(envelope.clone()).unwrap();
         let ct = blocking.encrypt(PLAINTEXT, AAD).unwrap();
         shown.push(format!("{envelope:?} {blocking:?} {kms:?} {keyring:?}"));
@@ -134,6 +160,7 @@ fn no_secret_reaches_an_event_an_error_or_a_debug_string() {
         let cold = || {
             BlockingEnvelope::new(
                 Envelope::builder(LocalKms::new(keyring.clone()), "default")
+                    .key_use_log(key_use.clone())
                     .cache_policy(CachePolicy::disabled())
                     .build()
                     .unwrap(),
@@ -201,6 +228,13 @@ fn no_secret_reaches_an_event_an_error_or_a_debug_string() {
             }
         }
     });
+    let reported = key_use.0.lock().unwrap().clone();
+    assert!(
+        reported.iter().any(|r| r.contains("Generate"))
+            && reported.iter().any(|r| r.contains("KeyVersionDestroyed")),
+        "the key-use log saw the generate and the failed unwraps: {reported:?}"
+    );
+    shown.extend(reported);
     let events = recorder.0.lock().unwrap().clone();
     assert!(
         events.iter().any(|e| e.contains("KMS call failed")),
@@ -210,6 +244,7 @@ fn no_secret_reaches_an_event_an_error_or_a_debug_string() {
         ("KEK", &KEK[..]),
         ("DEK", &DEK[..]),
         ("plaintext", PLAINTEXT),
+        ("AAD", AAD),
     ] {
         for form in forms(secret) {
             for line in events.iter().chain(&shown) {

@@ -7,7 +7,10 @@ Runs the measurement in `--runs` separate processes and prints, per case, the me
 per field over the runs with min-max, and its ratio to the floor of the same run (median
 with min-max). Sizes: 64-byte fields (single calls, the caller-buffer `_into` calls, and
 batches of 1,000 with one AAD per row or one column-level AAD, what the SQLAlchemy type
-uses) and 1 MiB values.
+uses) and 1 MiB values. With the key-use log on (a client built with ``audit=``; the
+signing key is made by the ``envelope`` CLI: ENVELOPE_CLI, else target/release/envelope or
+target/debug/envelope), the 64-byte ``_into`` calls again, and their ratio to the same calls
+with the log off in the same run.
 """
 
 from __future__ import annotations
@@ -76,7 +79,37 @@ def measure() -> dict:
     results["decrypt_batch_1000x64"] = (per_field(lambda: client.decrypt_batch(cts, aads), 20, BATCH), fd)
     results["encrypt_batch_1000x64_column_aad"] = (per_field(lambda: client.encrypt_batch(fields, AAD), 20, BATCH), fe)
     results["decrypt_batch_1000x64_column_aad"] = (per_field(lambda: client.decrypt_batch(cts, AAD), 20, BATCH), fd)
+
+    # The key-use log on: the same 64-byte caller-buffer calls.
+    key = os.path.join(tmp, "audit.key")
+    subprocess.run([envelope_cli(), "audit", "keygen", "--name", "bench", "--out", key],
+                   check=True, capture_output=True)
+    logged = envelope_sdk.Client("local://" + path, audit={"dir": os.path.join(tmp, "log"), "signer": key})
+    out = bytearray(64 + 4096)
+    # Off and on measured in alternation, three times each, so that neither gains from
+    # where in the process it runs.
+    samples = {name: [] for name in ("encrypt_into_64_log_off", "encrypt_into_64_log_on",
+                                     "decrypt_into_64_log_off", "decrypt_into_64_log_on")}
+    for _ in range(3):
+        for suffix, c in (("off", client), ("on", logged)):
+            ct = c.encrypt(field, AAD)
+            samples[f"encrypt_into_64_log_{suffix}"].append(per_field(lambda: c.encrypt_into(field, out, AAD), 20000))
+            samples[f"decrypt_into_64_log_{suffix}"].append(per_field(lambda: c.decrypt_into(ct, out, AAD), 20000))
+    for name, values in samples.items():
+        results[name] = (statistics.median(values), fe if name.startswith("encrypt") else fd)
+    logged.close()
     return results
+
+
+def envelope_cli() -> str:
+    """The `envelope` binary that makes the log's signing key."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    for candidate in (os.environ.get("ENVELOPE_CLI"),
+                      os.path.join(root, "target", "release", "envelope"),
+                      os.path.join(root, "target", "debug", "envelope")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    sys.exit("no envelope CLI: build it (cargo build --release -p envelope-cli) or set ENVELOPE_CLI")
 
 
 def spread(values, fmt) -> str:
@@ -111,6 +144,13 @@ def main() -> None:
                 through = [100 / x for x in ratios]
                 ratio += f"; throughput {spread(through, lambda v: f'{v:.0f}%')} of the floor's"
         print(f"| {name} | {spread(times, lambda v: f'{v:,.0f}')} | {ratio} |")
+    print("\n| key-use log | log on / log off (same run) |")
+    print("|---|---|")
+    for op in ("encrypt_into_64", "decrypt_into_64"):
+        on, off = f"{op}_log_on", f"{op}_log_off"
+        if on in per_run[0]:
+            ratios = [r[on][0] / r[off][0] for r in per_run]
+            print(f"| {op} | {spread(ratios, lambda v: f'{v:.3f}x')} |")
 
 
 if __name__ == "__main__":
