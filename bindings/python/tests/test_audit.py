@@ -34,7 +34,7 @@ def test_client_key_use_is_logged_and_verifies(uri, tmp_path, signing_key):
     log_dir = tmp_path / "log"
     secret = b"PLAINTEXT-CANARY-4111"
     aad = b"AAD-CANARY-users.card#7"
-    audit = {"dir": log_dir, "signer": str(signing_key), "actor": "py-billing", "label": "users.card"}
+    audit = {"dir": log_dir, "signer": signing_key, "actor": "py-billing", "label": "users.card"}
     with envelope_sdk.Client(uri, audit=audit) as writer, envelope_sdk.Client(uri, audit=audit) as reader:
         cts = [writer.encrypt(secret, aad) for _ in range(50)]
         for ct in cts:

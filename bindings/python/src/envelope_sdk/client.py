@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 from array import array
 from dataclasses import dataclass
@@ -211,7 +212,7 @@ class Client:
             options.index_store_uri_len = len(index_bytes)
         audit_json = ffi.NULL
         if audit:
-            audit_bytes = json.dumps({k: (str(v) if k == "dir" else v) for k, v in audit.items()}).encode()
+            audit_bytes = json.dumps({k: (os.fspath(v) if isinstance(v, os.PathLike) else v) for k, v in audit.items()}).encode()
             audit_json = ffi.new("char[]", audit_bytes)  # kept alive until envelope_client_new returns
             options.audit_json = audit_json
             options.audit_json_len = len(audit_bytes)
