@@ -22,9 +22,12 @@ ensure_venv
 mkdir -p "$ENVELOPE_TOOLS/bin"
 (cd bindings/go && PKG_CONFIG_PATH=$go_pkg_config go build -o "$ENVELOPE_TOOLS/bin/envelope-interop" ./cmd/envelope-interop)
 export ENVELOPE_INTEROP_RUST=$PWD/target/release/examples/interop
-# The CLI verifies the key-use logs the bindings write (audit tests).
-cargo build -q -p envelope-cli --locked
-export ENVELOPE_CLI=$PWD/target/debug/envelope
+# The CLI verifies the key-use logs the bindings write (audit tests): scripts/test.sh's
+# test build, or built here when run alone.
+if [[ -z ${ENVELOPE_CLI:-} ]]; then
+    cargo build -q -p envelope-cli --locked
+    export ENVELOPE_CLI=$PWD/target/debug/envelope
+fi
 export ENVELOPE_INTEROP_GO=$ENVELOPE_TOOLS/bin/envelope-interop
 
 echo "==> pytest (bindings/python)"

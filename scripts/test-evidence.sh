@@ -21,8 +21,11 @@ ensure_chromium
 ensure_playwright
 ensure_venv_tool "compliance-trestle==5.2.0" trestle
 
-cargo build -q -p envelope-cli --locked
-bin=$PWD/target/debug/envelope
+# scripts/test.sh's test build of the CLI, or built here when run alone.
+if [[ -z ${ENVELOPE_CLI:-} ]]; then
+    cargo build -q -p envelope-cli --locked
+fi
+bin=${ENVELOPE_CLI:-$PWD/target/debug/envelope}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"

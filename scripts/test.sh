@@ -78,6 +78,9 @@ cargo clippy --workspace --all-targets --features "$FEATURES" --locked -- -D war
 
 step "cargo test (aws-lc-rs and RustCrypto providers, every backend)"
 cargo test --workspace --features "$FEATURES" --locked
+# The CLI binary that build made: the later steps verify key-use logs and make evidence
+# packs with it (built alone, with other features, it would compile the workspace again).
+export ENVELOPE_CLI=$PWD/target/debug/envelope
 
 step "RustCrypto-only build: no aws-lc in the library, every core and facade test"
 scripts/test-providers.sh rustcrypto
