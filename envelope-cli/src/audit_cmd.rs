@@ -9,7 +9,7 @@ use crate::cli::{
     AuditCommand, AuditVerifyArgs, Command, DekStoreCommand, IndexCommand, KeysCommand,
 };
 use crate::exit::{CliError, CliResult, OK};
-use envelope_audit::{KeyFileSigner, VerifierKey, export, parse_rfc3339, verify_dir};
+use envelope_audit::{KeyFileSigner, VerifierKey, export, verify_dir};
 
 /// Exit code of `audit verify` for a damaged log.
 pub const DAMAGED: u8 = 6;
@@ -66,7 +66,7 @@ pub async fn run(command: AuditCommand) -> CliResult {
             out,
         } => {
             let key = audit_log::verifier_key(&public_key)?;
-            let (from, to) = window(&from, &to)?;
+            let (from, to) = audit_log::window(&from, &to)?;
             let summary =
                 export(&dir, &key, from, to, &out).map_err(|e| CliError::new(e.to_string()))?;
             println!(
@@ -116,32 +116,6 @@ fn verify(args: AuditVerifyArgs) -> CliResult {
         }
     }
     Ok(if report.damage.is_some() { DAMAGED } else { OK })
-}
-
-/// A window from `--from` and `--to` (RFC 3339, or a day: `--to` then covers it whole).
-pub fn window(from: &str, to: &str) -> Result<(u64, u64), CliError> {
-    let parse = |flag: &str, text: &str| {
-        parse_rfc3339(text).ok_or_else(|| {
-            CliError::with_code(
-                crate::exit::USAGE,
-                format!("{flag} {text:?}: give a UTC time as 2026-12-01T05:30:00Z or a day as 2026-12-01"),
-            )
-        })
-    };
-    let from_millis = parse("--from", from)?;
-    let mut to_millis = parse("--to", to)?;
-    if to.len() == "YYYY-MM-DD".len() {
-        // A day: the whole of it.
-        to_millis += 86_400_000 - 1;
-    }
-    let (from, to) = (from_millis, to_millis);
-    if to < from {
-        return Err(CliError::with_code(
-            crate::exit::USAGE,
-            "--to is before --from",
-        ));
-    }
-    Ok((from, to))
 }
 
 /// The key administration a command performs, for the log's `admin` event: its name, what

@@ -155,3 +155,29 @@ pub fn close() -> Result<(), CliError> {
         None => Ok(()),
     }
 }
+
+/// A window from `--from` and `--to` (RFC 3339, or a day: `--to` then covers it whole).
+pub fn window(from: &str, to: &str) -> Result<(u64, u64), CliError> {
+    let parse = |flag: &str, text: &str| {
+        envelope_audit::parse_rfc3339(text).ok_or_else(|| {
+            CliError::with_code(
+                crate::exit::USAGE,
+                format!("{flag} {text:?}: give a UTC time as 2026-12-01T05:30:00Z or a day as 2026-12-01"),
+            )
+        })
+    };
+    let from_millis = parse("--from", from)?;
+    let mut to_millis = parse("--to", to)?;
+    if to.len() == "YYYY-MM-DD".len() {
+        // A day: the whole of it.
+        to_millis += 86_400_000 - 1;
+    }
+    let (from, to) = (from_millis, to_millis);
+    if to < from {
+        return Err(CliError::with_code(
+            crate::exit::USAGE,
+            "--to is before --from",
+        ));
+    }
+    Ok((from, to))
+}

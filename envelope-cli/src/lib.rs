@@ -5,9 +5,10 @@
 //!
 //! | layer | modules |
 //! |---|---|
-//! | commands | [`keys`], [`dek_store_admin`] (`dek-store`), [`crypt`] (encrypt/decrypt/inspect), [`jobs`] (census, rewrap, reencrypt, retire), [`index_admin`] (`index`), [`index_jobs`] (reindex, index census, `retire --index`) |
+//! | commands | [`keys`], [`dek_store_admin`] (`dek-store`), [`crypt`] (encrypt/decrypt/inspect), [`jobs`] (census, rewrap, reencrypt, retire), [`index_admin`] (`index`), [`index_jobs`] (reindex, index census, `retire --index`), [`audit_cmd`] (`audit`), [`evidence`] (`evidence`) |
 //! | stores | [`stores`]: PostgreSQL columns, directories, the DEK store |
 //! | engine | [`engine`]: the store seam and the jobs written once against it |
+//! | key-use log | [`audit_log`]: the process's log, attached to every envelope the commands build |
 //! | values | [`key_description`] (a key's description as JSON and text), [`value`] (stored forms), [`aad`] (AAD templates), [`labels`] (version-label checks) |
 //! | base | [`cli`] (arguments), [`exit`] (errors and exit codes) |
 //!

@@ -35,8 +35,7 @@ use envelope::KeyDescription;
 use envelope_audit::{Report, rfc3339_millis, verify_dir};
 use serde_json::{Value, json};
 
-use crate::audit_cmd::window;
-use crate::audit_log;
+use crate::audit_log::{self, window};
 use crate::cli::{EvidenceArgs, StoreArgs};
 use crate::engine::census::{self, Census};
 use crate::engine::headers::StoreHeaders;
