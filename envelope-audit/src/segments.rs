@@ -113,6 +113,11 @@ impl OpenSegment {
         Ok(())
     }
 
+    /// Whether the file holds no byte at all (not even part of a failed line).
+    pub fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.file.metadata()?.len() == 0)
+    }
+
     /// Asks the OS to put the segment on disk.
     pub fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()

@@ -73,6 +73,13 @@ impl Sink for FileSink {
     }
 
     fn restart(&mut self, seq: u64, now_millis: u64) -> io::Result<()> {
+        // A segment nothing reached (a failed first write on a full disk) is reused: a
+        // writer retrying through a long outage does not leave a file per attempt.
+        if let Some(current) = &self.current
+            && current.is_empty()?
+        {
+            return Ok(());
+        }
         if let Some(mut old) = self.current.take() {
             // Best effort: the old segment's lines were each written in one call already.
             let _ = old.sync();

@@ -123,7 +123,12 @@ pub async fn census(args: CensusArgs) -> CliResult {
         None => None,
     };
     let census = census_of(&args.stores, verifier.as_ref()).await?;
-    let mut stores: Vec<String> = args.stores.dirs.iter().map(|d| d.display().to_string()).collect();
+    let mut stores: Vec<String> = args
+        .stores
+        .dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect();
     if let (Some(table), Some(column)) = (&args.stores.table, &args.stores.column) {
         stores.insert(0, format!("{table}.{column}"));
     }
