@@ -4,6 +4,8 @@
  * with AddressSanitizer and UndefinedBehaviorSanitizer.
  */
 #define _GNU_SOURCE /* memmem */
+#include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -510,6 +512,93 @@ static void test_blind_index(void) {
     envelope_client_free(client);
 }
 
+/* A checkpoint-signing key made once by `envelope audit keygen --name ffi-test` for this
+ * test alone (its verifier key: ffi-test+55a3bce8+AdLKVD+cWB0LHZPSuMFqDK22Rti+L+zGWif+jb5EuC04). */
+static const char TEST_SIGNING_KEY[] =
+    "PRIVATE+KEY+ffi-test+55a3bce8+AcrOnQjGto/eSWSrckyBwyEL6O8D7d2bz6p+DWrp4IJ9\n";
+
+static void write_file(const char *path, const char *text, mode_t mode) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    CHECK(fd >= 0, "create %s", path);
+    if (fd < 0) return;
+    CHECK(write(fd, text, strlen(text)) == (ssize_t)strlen(text), "write %s", path);
+    close(fd);
+}
+
+/* Every segment of a log directory, concatenated (at most `cap` bytes). */
+static size_t read_log(const char *log_dir, char *buf, size_t cap) {
+    size_t len = 0;
+    DIR *d = opendir(log_dir);
+    CHECK(d != NULL, "open %s", log_dir);
+    if (d == NULL) return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "audit-", 6) != 0) continue;
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s", log_dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        if (f == NULL) continue;
+        len += fread(buf + len, 1, cap - len, f);
+        fclose(f);
+    }
+    closedir(d);
+    return len;
+}
+
+/* The key-use log through `audit_json`: two clients share one writer; KMS calls, cache use,
+ * checkpoints and the stop line reach the files when the last client is freed; bad options
+ * are refused with what is wrong. */
+static void test_audit(const char *dir) {
+    char key_path[300], loose_path[300], log_dir[300], json[1200];
+    snprintf(key_path, sizeof key_path, "%s/audit.key", dir);
+    snprintf(loose_path, sizeof loose_path, "%s/loose.key", dir);
+    snprintf(log_dir, sizeof log_dir, "%s/auditlog", dir);
+    write_file(key_path, TEST_SIGNING_KEY, 0600);
+    write_file(loose_path, TEST_SIGNING_KEY, 0644);
+    struct envelope_client_options options;
+    STATUS(envelope_client_options_default(&options), ENVELOPE_OK);
+    CHECK(options.audit_json == NULL && options.audit_json_len == 0, "no key-use log by default");
+
+    snprintf(json, sizeof json,
+             "{\"dir\": \"%s\", \"signer\": \"%s\", \"actor\": \"c-test\", \"label\": \"c.column\"}", log_dir,
+             key_path);
+    options.audit_json = (const uint8_t *)json;
+    options.audit_json_len = strlen(json);
+    envelope_client *writer = new_client(&options);
+    envelope_client *reader = new_client(&options);
+    uint8_t *ct = NULL, *pt = NULL;
+    size_t ct_len = 0, pt_len = 0;
+    for (int i = 0; i < 10; i++) {
+        STATUS(envelope_encrypt(writer, S("4111-1111"), S("c.column#1"), &ct, &ct_len), ENVELOPE_OK);
+        STATUS(envelope_decrypt(reader, ct, ct_len, S("c.column#1"), &pt, &pt_len), ENVELOPE_OK);
+        envelope_bytes_free(ct, ct_len);
+        envelope_bytes_free(pt, pt_len);
+    }
+    envelope_client_free(writer);
+    envelope_client_free(reader);
+    static char log[1 << 16];
+    size_t len = read_log(log_dir, log, sizeof log);
+    CHECK(contains((uint8_t *)log, len, "\"op\":\"generate\""), "the generate call is logged");
+    CHECK(contains((uint8_t *)log, len, "\"op\":\"unwrap\""), "the reader's unwrap is logged");
+    CHECK(contains((uint8_t *)log, len, "\"label\":\"c.column\""), "events carry the label");
+    CHECK(contains((uint8_t *)log, len, "\"actor\":\"c-test\""), "lines carry the actor");
+    CHECK(contains((uint8_t *)log, len, "\"count\":10,"), "cache use counts the 10 encryptions");
+    CHECK(contains((uint8_t *)log, len, "\"type\":\"stop\""), "the last client's free closes the log");
+    CHECK(contains((uint8_t *)log, len, "\"type\":\"checkpoint\""), "a final checkpoint");
+    CHECK(!contains((uint8_t *)log, len, "4111-1111"), "no plaintext in the log");
+
+    snprintf(json, sizeof json, "{\"dir\": \"%s\"}", log_dir);
+    options.audit_json_len = strlen(json);
+    envelope_client *client = NULL;
+    STATUS(envelope_client_new(S(uri), &options, &client), ENVELOPE_INVALID_ARGUMENT);
+    CHECK(strstr(last_error(), "dir and signer") != NULL, "says what is missing: %s", last_error());
+    snprintf(json, sizeof json, "{\"dir\": \"%s\", \"signer\": \"%s\"}", log_dir, loose_path);
+    options.audit_json_len = strlen(json);
+    STATUS(envelope_client_new(S(uri), &options, &client), ENVELOPE_INVALID_ARGUMENT);
+    CHECK(strstr(last_error(), "chmod 600") != NULL, "refuses a readable key: %s", last_error());
+    CHECK(strcmp(envelope_status_message(ENVELOPE_AUDIT_LOG_UNAVAILABLE), "") != 0, "the status has a message");
+}
+
 static envelope_client *shared;
 
 static void *worker(void *arg) {
@@ -558,6 +647,7 @@ int main(void) {
     test_compact();
     snprintf(index_store_uri, sizeof index_store_uri, "sqlite://%s/index.sqlite", dir);
     test_blind_index();
+    test_audit(dir);
 
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
