@@ -172,7 +172,7 @@ pub struct Report {
     /// Verified checkpoints: (line index, checkpoint).
     #[serde(skip)]
     pub checkpoint_lines: Vec<(usize, Checkpoint)>,
-    /// The lines themselves (kept for export).
+    /// The lines themselves, when asked for ([`verify_segments_keeping_lines`]: export).
     #[serde(skip)]
     pub texts: Vec<String>,
 }
@@ -254,6 +254,11 @@ pub fn verify_dir(
     key: &VerifierKey,
     witness: Option<&str>,
 ) -> Result<Report, AuditError> {
+    Ok(verify_segments(&read_all(dir)?, key, witness))
+}
+
+/// Every segment of `dir`, read, in log order (an error when there is none).
+pub fn read_all(dir: &Path) -> Result<Vec<segments::Segment>, AuditError> {
     let paths = segments::list(dir)?;
     if paths.is_empty() {
         return Err(AuditError::Config(format!(
@@ -261,11 +266,7 @@ pub fn verify_dir(
             dir.display()
         )));
     }
-    let segments = paths
-        .iter()
-        .map(|p| segments::read(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(verify_segments(&segments, key, witness))
+    paths.iter().map(|p| segments::read(p)).collect()
 }
 
 struct Entry<'a> {
@@ -280,6 +281,20 @@ pub fn verify_segments(
     segments: &[segments::Segment],
     key: &VerifierKey,
     witness: Option<&str>,
+) -> Report {
+    verify(segments, key, witness, false)
+}
+
+/// [`verify_segments`], keeping every line's text in [`Report::texts`] (for an export).
+pub fn verify_segments_keeping_lines(segments: &[segments::Segment], key: &VerifierKey) -> Report {
+    verify(segments, key, None, true)
+}
+
+fn verify(
+    segments: &[segments::Segment],
+    key: &VerifierKey,
+    witness: Option<&str>,
+    keep_texts: bool,
 ) -> Report {
     let names: Vec<String> = segments
         .iter()
@@ -330,6 +345,7 @@ pub fn verify_segments(
             texts: Vec::new(),
         },
         tree: Frontier::default(),
+        keep_texts,
     };
     v.run(&entries);
     if v.report.damage.is_none()
@@ -344,6 +360,7 @@ struct Verifier<'k> {
     key: &'k VerifierKey,
     report: Report,
     tree: Frontier,
+    keep_texts: bool,
 }
 
 impl Verifier<'_> {
@@ -358,16 +375,18 @@ impl Verifier<'_> {
     }
 
     fn run(&mut self, entries: &[Entry<'_>]) {
-        // Sequence numbers as written, for telling deletions, insertions and reorderings
-        // apart at the first line out of place.
-        let seqs: Vec<Option<u64>> = entries
-            .iter()
-            .map(|e| {
-                serde_json::from_str::<Value>(e.text)
-                    .ok()
-                    .and_then(|v| v.get("seq").and_then(Value::as_u64))
-            })
-            .collect();
+        // Sequence numbers as written, read only once a line is out of place: for telling
+        // deletions, insertions and reorderings apart.
+        let seqs = || -> Vec<Option<u64>> {
+            entries
+                .iter()
+                .map(|e| {
+                    serde_json::from_str::<Value>(e.text)
+                        .ok()
+                        .and_then(|v| v.get("seq").and_then(Value::as_u64))
+                })
+                .collect()
+        };
         let mut prev_hash: Option<Hash> = None;
         let mut base = None;
         let mut last_stop = false;
@@ -417,7 +436,7 @@ impl Verifier<'_> {
             }
             let expected = base.map_or(0, |b| b + i as u64);
             if parsed.seq != expected {
-                let (kind, detail) = classify(&seqs, i, expected, parsed.seq);
+                let (kind, detail) = classify(&seqs(), i, expected, parsed.seq);
                 return self.damage(kind, entry, expected, detail);
             }
             if let Some(prev) = prev_hash
@@ -447,7 +466,9 @@ impl Verifier<'_> {
             let leaf = leaf_hash(entry.text.as_bytes());
             self.tree.push(leaf);
             self.report.leaves.push(leaf);
-            self.report.texts.push(entry.text.to_owned());
+            if self.keep_texts {
+                self.report.texts.push(entry.text.to_owned());
+            }
             prev_hash = Some(line_hash(entry.text.as_bytes()));
             self.report.lines += 1;
             if parsed.kind == "checkpoint" {
