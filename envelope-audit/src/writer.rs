@@ -205,7 +205,7 @@ impl AuditLogBuilder {
         start.insert("signer".into(), json!(self.signer.name()));
         start.insert("resumed".into(), state.resumed_json());
         writer
-            .append_now("start", start)
+            .append_now("start", start, now)
             .map_err(|e| AuditError::Config(format!("cannot write the start line: {e}")))?;
         let thread = std::thread::Builder::new()
             .name("envelope-audit".into())
@@ -579,17 +579,13 @@ impl Writer {
                 self.lost = 0;
                 self.lost_reason.clear();
             } else {
-                self.lose(kind);
+                self.lost += 1;
                 return;
             }
         }
         if !self.write(time, kind, body) {
-            self.lose(kind);
+            self.lost += 1;
         }
-    }
-
-    fn lose(&mut self, _kind: &str) {
-        self.lost += 1;
     }
 
     /// Writes a line, retrying under the block policy until it is written (or the log
@@ -597,8 +593,8 @@ impl Writer {
     fn write(&mut self, time: u64, kind: &str, body: Map<String, Value>) -> bool {
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.append_now(kind, body.clone()).map(|()| time) {
-                Ok(_) => {
+            match self.append_now(kind, body.clone(), time) {
+                Ok(()) => {
                     if self.shared.stalled.swap(false, Ordering::Relaxed) {
                         self.set_reason(String::new());
                     }
@@ -634,7 +630,13 @@ impl Writer {
 
     /// Builds and writes one line now, advancing the chain and the tree only once it is
     /// written; a checkpoint follows when one is due.
-    fn append_now(&mut self, kind: &str, body: Map<String, Value>) -> Result<(), String> {
+    /// `time` is when the event happened (recorded by the caller, not when it was dequeued).
+    fn append_now(
+        &mut self,
+        kind: &str,
+        body: Map<String, Value>,
+        time: u64,
+    ) -> Result<(), String> {
         let now = unix_millis(SystemTime::now());
         if self.needs_restart {
             self.sink
@@ -650,7 +652,7 @@ impl Writer {
                 .restart(self.head.seq, now)
                 .map_err(|e| e.to_string())?;
         }
-        let line = line::build(&self.head, &self.origin, now, kind, body)?;
+        let line = line::build(&self.head, &self.origin, time, kind, body)?;
         if let Err(e) = self.sink.append(&line) {
             self.needs_restart = true;
             return Err(e.to_string());
@@ -697,7 +699,7 @@ impl Writer {
                     .collect(),
             ),
         );
-        self.append_now("checkpoint", body)?;
+        self.append_now("checkpoint", body, unix_millis(SystemTime::now()))?;
         self.since_checkpoint = 0;
         self.last_checkpoint = Instant::now();
         Ok(())

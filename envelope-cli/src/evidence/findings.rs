@@ -1,7 +1,7 @@
 //! The findings: each a check of the facts against the policy, PASS, FAIL or N/A (nothing
 //! to check), with the SOC 2 criteria and HIPAA safeguards it serves.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use envelope::KeyVersionState;
 use serde::Serialize;
@@ -463,10 +463,4 @@ fn keyring_modes(facts: &Facts) -> Outcome {
         "keyring files",
         format!("every keyring file is mode {allowed:o} or tighter"),
     )
-}
-
-/// Seconds since the epoch of a time, for the schema.
-pub fn epoch_seconds(t: Option<SystemTime>) -> Option<u64> {
-    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
 }
