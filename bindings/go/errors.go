@@ -27,6 +27,7 @@ const (
 	StatusUnsupportedSuite         Status = C.ENVELOPE_UNSUPPORTED_SUITE
 	StatusUnsupportedProvider      Status = C.ENVELOPE_UNSUPPORTED_PROVIDER
 	StatusKeyNotOwned              Status = C.ENVELOPE_KEY_NOT_OWNED
+	StatusTruncated                Status = C.ENVELOPE_TRUNCATED
 	StatusKeyNotFound              Status = C.ENVELOPE_KEY_NOT_FOUND
 	StatusKeyVersionNotFound       Status = C.ENVELOPE_KEY_VERSION_NOT_FOUND
 	StatusKeyVersionDestroyed      Status = C.ENVELOPE_KEY_VERSION_DESTROYED
@@ -119,6 +120,9 @@ var (
 	// ErrAuditLogUnavailable: the key-use log cannot record and fails closed (policy
 	// "block"): the operation was refused so that no key use goes unlogged.
 	ErrAuditLogUnavailable = &Error{Status: StatusAuditLogUnavailable}
+	// ErrTruncated: a stream ends before its final segment (cut at a segment boundary);
+	// what was read before is authentic, the rest is missing.
+	ErrTruncated = &Error{Status: StatusTruncated}
 	// ErrClosed is returned by calls on a closed Client.
 	ErrClosed = errors.New("envelope: the client is closed")
 )

@@ -34,7 +34,7 @@ pub enum Error {
     /// non-committing compact form) at an envelope built to refuse it
     /// ([`crate::EnvelopeBuilder::accept_compact_v2`]).
     #[error(
-        "unsupported ciphertext format version {0} (this build reads versions 1, 3 and 2; an envelope can refuse the non-committing version 2)"
+        "unsupported ciphertext format version {0} (this build reads versions 1, 3, 2 and the streaming form 4; an envelope can refuse the non-committing version 2)"
     )]
     UnsupportedFormatVersion(u8),
 
@@ -253,6 +253,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// A stream (format version 4) ends before its final segment: it was cut at a segment
+    /// boundary (its last segment present authenticates as a non-final one), or holds no
+    /// segment at all. Everything before the cut is authentic; the rest is missing.
+    #[error(
+        "truncated stream: it ends after segment {segments} of {segment_size}-byte segments, and that segment is not the final one"
+    )]
+    Truncated {
+        /// How many segments are present (the last of them is not marked final).
+        segments: u64,
+        /// The stream's segment size.
+        segment_size: u32,
+    },
+
     /// The plaintext is larger than one message may be.
     #[error("plaintext of {len} bytes exceeds the per-message limit of {max} bytes")]
     MessageTooLarge {
@@ -314,6 +327,7 @@ impl Error {
             Error::IndexRetired { .. } => ErrorKind::IndexRetired,
             Error::IndexMismatch { .. } => ErrorKind::IndexMismatch,
             Error::AuditLog { .. } => ErrorKind::AuditLog,
+            Error::Truncated { .. } => ErrorKind::Truncated,
         }
     }
 
@@ -400,6 +414,8 @@ pub enum ErrorKind {
     IndexMismatch,
     /// See [`Error::AuditLog`].
     AuditLog,
+    /// See [`Error::Truncated`].
+    Truncated,
 }
 
 impl ErrorKind {
@@ -433,6 +449,7 @@ impl ErrorKind {
             ErrorKind::IndexRetired => "index_retired",
             ErrorKind::IndexMismatch => "index_mismatch",
             ErrorKind::AuditLog => "audit_log",
+            ErrorKind::Truncated => "truncated",
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod local;
 mod per_process;
 mod secret;
 mod stats;
+pub mod stream;
 mod suite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -31,7 +32,7 @@ pub use cache::CachePolicy;
 pub use compact::{DekId, DekState, DekStore};
 pub use crypto::{CryptoProvider, fips_mode};
 pub use endpoint::check_kms_endpoint;
-pub use envelope::{Envelope, EnvelopeBuilder, Rewrapped};
+pub use envelope::{Envelope, EnvelopeBuilder, Rewrapped, SlotWrite, StreamRewrap};
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use format::HeaderInfo;
 pub use kms::{

@@ -26,6 +26,8 @@ pub const TAG_LEN: usize = 16;
 const HKDF_SALT: &[u8] = b"envelope.v1";
 const INFO_AEAD_KEY: &[u8] = b"envelope.v1.aead-key";
 const INFO_COMMITMENT: &[u8] = b"envelope.v1.commitment";
+/// The streaming form's per-DEK root key, from which each stream's segment key is derived.
+const INFO_STREAM_ROOT: &[u8] = b"envelope.v4.stream-root";
 
 /// An AEAD algorithm suite. The id byte is part of the wire format and never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -121,9 +123,13 @@ pub(crate) struct DataKey {
     suite: Suite,
     cipher: Cipher,
     commitment: [u8; COMMITMENT_LEN],
+    /// The root of the streaming form's segment keys (format version 4): a third HKDF
+    /// output of the DEK, independent of the AEAD key and the commitment.
+    stream_root: Zeroizing<[u8; KEY_LEN]>,
     /// The fixed start of every body's associated data under this key: magic, format
     /// version, suite, then the key commitment.
     fixed_ad: [u8; FIXED_AD_LEN],
+    provider: CryptoProvider,
 }
 
 /// Length of the fixed part of the associated data: magic, version, suite, commitment.
@@ -150,12 +156,15 @@ impl DataKey {
             &[INFO_COMMITMENT, &[suite.id()]],
             &mut commitment,
         );
-        let cipher = match suite {
-            Suite::Aes256Gcm => Cipher::Gcm(GcmKey::new(provider, &aead_key)),
-            Suite::XChaCha20Poly1305 => Cipher::XChaCha(Box::new(XChaCha20Poly1305::new(
-                GenericArray::from_slice(aead_key.as_ref()),
-            ))),
-        };
+        let mut stream_root = Zeroizing::new([0u8; KEY_LEN]);
+        crypto::hkdf_sha256(
+            provider,
+            HKDF_SALT,
+            ikm,
+            &[INFO_STREAM_ROOT, &[suite.id()]],
+            stream_root.as_mut(),
+        );
+        let cipher = Cipher::new(provider, suite, &aead_key);
         let mut fixed_ad = [0u8; FIXED_AD_LEN];
         fixed_ad[..4].copy_from_slice(&[b'E', b'V', 1, suite.id()]);
         fixed_ad[4..].copy_from_slice(&commitment);
@@ -163,7 +172,9 @@ impl DataKey {
             suite,
             cipher,
             commitment,
+            stream_root,
             fixed_ad,
+            provider,
         }
     }
 
@@ -226,15 +237,7 @@ impl DataKey {
         ad: &[u8],
         buf: &mut [u8],
     ) -> Result<[u8; TAG_LEN]> {
-        match &self.cipher {
-            Cipher::Gcm(k) => {
-                let nonce: &[u8; GCM_NONCE_LEN] = nonce
-                    .try_into()
-                    .map_err(|_| Error::malformed("nonce", "AES-GCM nonces are 12 bytes"))?;
-                k.seal_in_place_with_nonce(nonce, ad, buf)
-            }
-            Cipher::XChaCha(c) => self.xchacha_seal(c, nonce, ad, buf),
-        }
+        self.cipher.seal_with_nonce(self.suite, nonce, ad, buf)
     }
 
     fn xchacha_seal(
@@ -264,8 +267,34 @@ impl DataKey {
         tag: &[u8],
         out: &mut [u8],
     ) -> Result<()> {
+        self.cipher.open(nonce, ad, ciphertext, tag, out)
+    }
+}
+
+impl Cipher {
+    /// Prepares a 32-byte AEAD key for `suite` on `provider`.
+    fn new(provider: CryptoProvider, suite: Suite, key: &[u8; KEY_LEN]) -> Self {
+        match suite {
+            Suite::Aes256Gcm => Cipher::Gcm(GcmKey::new(provider, key)),
+            Suite::XChaCha20Poly1305 => Cipher::XChaCha(Box::new(XChaCha20Poly1305::new(
+                GenericArray::from_slice(key.as_ref()),
+            ))),
+        }
+    }
+
+    /// Authenticates `ciphertext` + `tag` and writes the plaintext into `out` (exactly as
+    /// long as `ciphertext`). On failure `out` is zeroed and the error is opaque.
+    #[inline]
+    fn open(
+        &self,
+        nonce: &[u8],
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
         let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
-        match &self.cipher {
+        match self {
             Cipher::Gcm(k) => {
                 let nonce: &[u8; GCM_NONCE_LEN] =
                     nonce.try_into().map_err(|_| Error::DecryptionFailed)?;
@@ -285,6 +314,98 @@ impl DataKey {
                 })
             }
         }
+    }
+
+    /// Encrypts `buf` in place under the given nonce (the suite's length) and returns the
+    /// tag. Fails only when `buf` exceeds the suite's per-message limit.
+    #[inline]
+    fn seal_with_nonce(
+        &self,
+        suite: Suite,
+        nonce: &[u8],
+        ad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
+        let len = buf.len() as u64;
+        let too_large = || Error::MessageTooLarge {
+            len,
+            max: suite.max_plaintext_len(),
+        };
+        match self {
+            Cipher::Gcm(k) => {
+                let nonce: &[u8; GCM_NONCE_LEN] = nonce
+                    .try_into()
+                    .map_err(|_| Error::malformed("nonce", "AES-GCM nonces are 12 bytes"))?;
+                k.seal_in_place_with_nonce(nonce, ad, buf)
+            }
+            Cipher::XChaCha(c) => c
+                .encrypt_in_place_detached(GenericArray::from_slice(nonce), ad, buf)
+                .map(Into::into)
+                .map_err(|_| too_large()),
+        }
+    }
+}
+
+/// The info of the streaming form's segment key derivation.
+const INFO_SEGMENT_KEY: &[u8] = b"envelope.v4.segment-key";
+
+/// One stream's segment key (format version 4): derived from a DEK's stream root and the
+/// stream's random salt, so that every stream has its own key and its segments can use
+/// counter nonces (`docs/FORMAT.md`, "Streaming form"). Zeroized on drop like
+/// [`DataKey`]'s cipher.
+pub(crate) struct SegmentKey {
+    suite: Suite,
+    cipher: Cipher,
+}
+
+impl SegmentKey {
+    /// `HKDF-SHA256(salt, stream_root, "envelope.v4.segment-key" || suite)`.
+    pub(crate) fn derive(key: &DataKey, salt: &[u8]) -> Self {
+        let mut segment_key = Zeroizing::new([0u8; KEY_LEN]);
+        crypto::hkdf_sha256(
+            key.provider,
+            salt,
+            key.stream_root.as_ref(),
+            &[INFO_SEGMENT_KEY, &[key.suite.id()]],
+            segment_key.as_mut(),
+        );
+        SegmentKey {
+            suite: key.suite,
+            cipher: Cipher::new(key.provider, key.suite, &segment_key),
+        }
+    }
+
+    /// The suite.
+    pub(crate) fn suite(&self) -> Suite {
+        self.suite
+    }
+
+    /// Seals one segment in place under its nonce; returns the tag.
+    #[inline]
+    pub(crate) fn seal(&self, nonce: &[u8], ad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+        self.cipher.seal_with_nonce(self.suite, nonce, ad, buf)
+    }
+
+    /// Opens one segment into `out` (as long as `ciphertext`); on failure `out` is zeroed.
+    #[inline]
+    pub(crate) fn open(
+        &self,
+        nonce: &[u8],
+        ad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
+        self.cipher.open(nonce, ad, ciphertext, tag, out)
+    }
+}
+
+impl fmt::Debug for SegmentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SegmentKey")
+            .field("suite", &self.suite)
+            .field("key", &"[REDACTED]")
+            .finish()
     }
 }
 

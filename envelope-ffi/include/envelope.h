@@ -57,6 +57,9 @@ enum envelope_status
   ENVELOPE_UNSUPPORTED_PROVIDER = 104,
   // The ciphertext's data key belongs to another KMS.
   ENVELOPE_KEY_NOT_OWNED = 105,
+  // A stream ends before its final segment (it was cut at a segment boundary): what
+  // came before is authentic, the rest is missing.
+  ENVELOPE_TRUNCATED = 106,
   // The KEK does not exist.
   ENVELOPE_KEY_NOT_FOUND = 200,
   // The KEK version does not exist.

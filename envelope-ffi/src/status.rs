@@ -30,6 +30,9 @@ pub enum envelope_status {
     ENVELOPE_UNSUPPORTED_PROVIDER = 104,
     /// The ciphertext's data key belongs to another KMS.
     ENVELOPE_KEY_NOT_OWNED = 105,
+    /// A stream ends before its final segment (it was cut at a segment boundary): what
+    /// came before is authentic, the rest is missing.
+    ENVELOPE_TRUNCATED = 106,
     /// The KEK does not exist.
     ENVELOPE_KEY_NOT_FOUND = 200,
     /// The KEK version does not exist.
@@ -110,6 +113,7 @@ impl envelope_status {
             ErrorKind::IndexRetired => ENVELOPE_INDEX_RETIRED,
             ErrorKind::IndexMismatch => ENVELOPE_INDEX_MISMATCH,
             ErrorKind::AuditLog => ENVELOPE_AUDIT_LOG_UNAVAILABLE,
+            ErrorKind::Truncated => ENVELOPE_TRUNCATED,
             _ => ENVELOPE_UNKNOWN_ERROR,
         }
     }
@@ -131,6 +135,7 @@ impl envelope_status {
             ENVELOPE_UNSUPPORTED_SUITE => b"unsupported algorithm suite\0",
             ENVELOPE_UNSUPPORTED_PROVIDER => b"unsupported KMS provider\0",
             ENVELOPE_KEY_NOT_OWNED => b"the data key belongs to another KMS or key\0",
+            ENVELOPE_TRUNCATED => b"truncated stream: it ends before its final segment\0",
             ENVELOPE_KEY_NOT_FOUND => b"key not found\0",
             ENVELOPE_KEY_VERSION_NOT_FOUND => b"key version not found\0",
             ENVELOPE_KEY_VERSION_DESTROYED => {
@@ -167,7 +172,7 @@ impl envelope_status {
     }
 
     /// Every status.
-    pub(crate) const ALL: [envelope_status; 32] = {
+    pub(crate) const ALL: [envelope_status; 33] = {
         use envelope_status::*;
         [
             ENVELOPE_OK,
@@ -181,6 +186,7 @@ impl envelope_status {
             ENVELOPE_UNSUPPORTED_SUITE,
             ENVELOPE_UNSUPPORTED_PROVIDER,
             ENVELOPE_KEY_NOT_OWNED,
+            ENVELOPE_TRUNCATED,
             ENVELOPE_KEY_NOT_FOUND,
             ENVELOPE_KEY_VERSION_NOT_FOUND,
             ENVELOPE_KEY_VERSION_DESTROYED,

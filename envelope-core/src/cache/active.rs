@@ -54,6 +54,11 @@ impl ActiveDek {
         &self.cached
     }
 
+    /// The cached key, shared.
+    pub(crate) fn cached_arc(&self) -> Arc<CachedKey> {
+        self.cached.clone()
+    }
+
     pub(crate) fn data_key(&self) -> &DataKey {
         &self.cached.key
     }

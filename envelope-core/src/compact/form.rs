@@ -464,6 +464,7 @@ pub fn header_info(ciphertext: &[u8], row: &super::StoredDek) -> Result<crate::H
         dek_fingerprint: crate::format::fingerprint(&row.commitment),
         label: row.wrapped.check_label(),
         dek_id: Some(info.dek_id),
+        segment_size: None,
     })
 }
 

@@ -59,8 +59,8 @@ impl GcmKey {
         }
     }
 
-    /// Seals under the given nonce.
-    #[cfg_attr(feature = "fips", cfg(any(test, feature = "testing")))]
+    /// Seals under the given nonce (the streaming form's per-stream keys with counter
+    /// nonces, SP 800-38D §8.2.1; the test vectors).
     #[inline]
     pub(crate) fn seal_in_place_with_nonce(
         &self,

@@ -272,9 +272,9 @@ impl GcmKey {
         })
     }
 
-    /// Encrypts `buf` in place under the given nonce (deterministic test vectors only: the
-    /// SDK always draws a fresh nonce).
-    #[cfg(any(test, feature = "testing"))]
+    /// Encrypts `buf` in place under the given nonce: the streaming form's segments (a key
+    /// derived per stream, a counter nonce: the deterministic construction of SP 800-38D
+    /// §8.2.1) and the test vectors. Messages of the value forms always draw a fresh nonce.
     pub(crate) fn seal_in_place_with_nonce(
         &self,
         nonce: &[u8; GCM_NONCE_LEN],

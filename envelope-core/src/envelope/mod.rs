@@ -6,17 +6,20 @@
 //! | [`builder`] | [`EnvelopeBuilder`] |
 //! | `values` | the value path: encrypt, decrypt (parse → key → open), inspect |
 //! | `rotation` | rewrap, re-encrypt, the DEK store's rotation, the key's description |
+//! | `streams` | the streaming form's sealer, opener and header-only rewrap |
 //! | `keys` | where data keys come from: the active DEK, unwrapped DEKs, the guard |
 
 mod audited;
 mod builder;
 mod keys;
 mod rotation;
+mod streams;
 mod values;
 
 pub use builder::EnvelopeBuilder;
 use rotation::RewrapOutcome;
 pub use rotation::Rewrapped;
+pub use streams::{SlotWrite, StreamRewrap};
 
 use std::fmt;
 use std::sync::Arc;

@@ -40,6 +40,10 @@ impl Envelope {
     /// under the current version comes back unchanged. One KMS call per distinct DEK (results
     /// are reused for the cache's `max_age`).
     ///
+    /// A stream (format version 4), whole or its header alone, comes back with one header
+    /// slot rewritten ([`Envelope::rewrap_stream`] says which bytes); its segments are not
+    /// read.
+    ///
     /// A compact ciphertext carries no KEK reference: it is refused with
     /// [`Error::InvalidConfig`]; rotate its DEK store instead ([`Envelope::rewrap_wrapped`],
     /// `envelope rewrap --dek-store`).
@@ -49,27 +53,11 @@ impl Envelope {
                 "a compact ciphertext has no KEK reference to rewrap: rotate its DEK store (envelope rewrap --dek-store)".into(),
             ));
         }
+        if crate::stream::is_stream(ciphertext) {
+            return self.rewrap_stream_bytes(ciphertext).await;
+        }
         let parsed = format::parse(ciphertext)?;
-        let inner = &self.inner;
-        let outcome = if inner.policy.is_enabled() {
-            if let Some(hit) = inner.rewraps.get(parsed.kek_ref) {
-                Counters::bump(&inner.counters.rewrap_hits);
-                hit
-            } else {
-                Counters::bump(&inner.counters.rewrap_misses);
-                inner
-                    .rewraps
-                    .get_or_load(
-                        parsed.kek_ref,
-                        || Box::from(parsed.kek_ref),
-                        || inner.rewrap_ref(&parsed),
-                    )
-                    .await?
-            }
-        } else {
-            Counters::bump(&inner.counters.rewrap_misses);
-            inner.rewrap_ref(&parsed).await?
-        };
+        let outcome = self.inner.rewrap_outcome_of(&parsed).await?;
         Ok(match &outcome.new_ref {
             None => Rewrapped {
                 ciphertext: ciphertext.to_vec(),
@@ -114,10 +102,22 @@ impl Envelope {
     }
 
     /// Decrypts and encrypts again under a new DEK (new nonce, new body), for when a DEK may
-    /// have been exposed. `aad` must equal the original encryption's and is kept.
+    /// have been exposed. `aad` must equal the original encryption's and is kept. A stream
+    /// held in memory comes back as a stream with the same segment size (large streams are
+    /// re-encrypted through a reader and a writer, as `envelope reencrypt --dir` does).
     pub async fn reencrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let plaintext = zeroize::Zeroizing::new(self.decrypt(ciphertext, aad).await?);
         // Never re-encrypt under the DEK being replaced: retire it if it is the active one.
+        if crate::stream::is_stream(ciphertext) {
+            let header = crate::stream::StreamHeader::parse(ciphertext)?;
+            let kek_ref = header.current_slot().kek_ref;
+            self.inner
+                .active
+                .retire_if(|active| *active.kek_ref == *kek_ref);
+            return self
+                .encrypt_stream_in_memory(&plaintext, aad, header.segment_size)
+                .await;
+        }
         if compact::is_compact(ciphertext) {
             let id = compact::parse(ciphertext)?.dek_id;
             self.inner
@@ -222,7 +222,51 @@ impl Envelope {
     }
 }
 
+impl Envelope {
+    /// [`Envelope::rewrap`] of a stream (or its header alone): the same bytes with the new
+    /// slot written.
+    async fn rewrap_stream_bytes(&self, bytes: &[u8]) -> Result<Rewrapped> {
+        let rewrap = self.rewrap_stream(bytes).await?;
+        let mut ciphertext = bytes.to_vec();
+        let changed = rewrap.write.is_some();
+        if let Some(write) = rewrap.write {
+            let at = write.offset as usize;
+            ciphertext[at..at + write.bytes.len()].copy_from_slice(&write.bytes);
+        }
+        Ok(Rewrapped {
+            ciphertext,
+            changed,
+            from_version: rewrap.from_version,
+            to_version: rewrap.to_version,
+        })
+    }
+}
+
 impl Inner {
+    /// The rewrap of one KEK reference: from the memo, or one KMS call (single flight).
+    pub(super) async fn rewrap_outcome_of(
+        &self,
+        parsed: &Parsed<'_>,
+    ) -> Result<Arc<RewrapOutcome>> {
+        if self.policy.is_enabled() {
+            if let Some(hit) = self.rewraps.get(parsed.kek_ref) {
+                Counters::bump(&self.counters.rewrap_hits);
+                return Ok(hit);
+            }
+            Counters::bump(&self.counters.rewrap_misses);
+            self.rewraps
+                .get_or_load(
+                    parsed.kek_ref,
+                    || Box::from(parsed.kek_ref),
+                    || self.rewrap_ref(parsed),
+                )
+                .await
+        } else {
+            Counters::bump(&self.counters.rewrap_misses);
+            self.rewrap_ref(parsed).await
+        }
+    }
+
     /// Binds a row written before rows were bound to their ids: unwraps its DEK under the
     /// envelope's context, checks it against the row's commitment, and wraps it under the
     /// current KEK version and the row's binding `context`.
@@ -284,7 +328,12 @@ impl Inner {
         let mut refs = Vec::new();
         let mut wrapped = Vec::new();
         for ciphertext in ciphertexts {
-            let Ok(parsed) = format::parse(ciphertext) else {
+            let parsed = if crate::stream::is_stream(ciphertext) {
+                crate::stream::StreamHeader::parse(ciphertext).and_then(|h| h.key_source())
+            } else {
+                format::parse(ciphertext)
+            };
+            let Ok(parsed) = parsed else {
                 continue;
             };
             if self.rewraps.get(parsed.kek_ref).is_some() || !seen.insert(parsed.kek_ref) {

@@ -67,7 +67,9 @@ impl Envelope {
         Ok(format::to_text(&self.encrypt(plaintext, aad).await?))
     }
 
-    /// Decrypts a binary ciphertext; `aad` must equal the encryption's.
+    /// Decrypts a binary ciphertext; `aad` must equal the encryption's. A stream (format
+    /// version 4) held whole in memory decrypts too; large ones go through
+    /// [`crate::stream::SeekableDecryptingReader`].
     pub async fn decrypt(&self, ciphertext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         self.decrypt_append(ciphertext, aad, &mut out).await?;
@@ -110,6 +112,11 @@ impl Envelope {
         out: &mut Output<'_>,
     ) -> Result<usize> {
         self.inner.admit_log()?;
+        if crate::stream::is_stream(ciphertext) {
+            let plaintext =
+                zeroize::Zeroizing::new(self.decrypt_stream_in_memory(ciphertext, aad).await?);
+            return out.put(&plaintext);
+        }
         if compact::is_compact(ciphertext) {
             let parsed = self.inner.parse_compact(ciphertext)?;
             if let Some(opened) = self.inner.open_compact_cached_to(&parsed, aad, out) {
@@ -182,6 +189,9 @@ impl Envelope {
     ) -> Option<Result<usize>> {
         if let Err(e) = self.inner.admit_log() {
             return Some(Err(e));
+        }
+        if crate::stream::is_stream(ciphertext) {
+            return None;
         }
         if compact::is_compact(ciphertext) {
             return match self.inner.parse_compact(ciphertext) {

@@ -120,19 +120,7 @@ pub(crate) fn parse(input: &[u8]) -> Result<Parsed<'_>> {
     let nonce = r.take(suite.nonce_len(), "nonce")?;
     let commitment = r.take(COMMITMENT_LEN, "commitment")?;
     let stable_end = r.pos;
-    let provider = Provider::from_id(r.u8("provider")?)?;
-    let key_id_len = r.u16("key id length")?;
-    if key_id_len == 0 {
-        return Err(Error::malformed("key id length", "must not be zero"));
-    }
-    let key_id = r.take(key_id_len, "key id")?;
-    let key_version_len = r.u8("key version length")? as usize;
-    let key_version = r.take(key_version_len, "key version")?;
-    let wrapped_len = r.u16("wrapped DEK length")?;
-    if wrapped_len == 0 {
-        return Err(Error::malformed("wrapped DEK length", "must not be zero"));
-    }
-    let wrapped_dek = r.take(wrapped_len, "wrapped DEK")?;
+    let (provider, key_id, key_version, wrapped_dek) = read_kek_ref(&mut r)?;
     let ref_end = r.pos;
     let body = &input[ref_end..];
     if body.len() < TAG_LEN {
@@ -155,6 +143,62 @@ pub(crate) fn parse(input: &[u8]) -> Result<Parsed<'_>> {
         key_version,
         wrapped_dek,
         body,
+    })
+}
+
+/// A KEK reference block's fields: provider, key id, key version, wrapped DEK.
+type KekRefFields<'a> = (Provider, &'a [u8], &'a [u8], &'a [u8]);
+
+/// Reads a KEK reference block.
+#[inline]
+fn read_kek_ref<'a>(r: &mut Reader<'a>) -> Result<KekRefFields<'a>> {
+    let provider = Provider::from_id(r.u8("provider")?)?;
+    let key_id_len = r.u16("key id length")?;
+    if key_id_len == 0 {
+        return Err(Error::malformed("key id length", "must not be zero"));
+    }
+    let key_id = r.take(key_id_len, "key id")?;
+    let key_version_len = r.u8("key version length")? as usize;
+    let key_version = r.take(key_version_len, "key version")?;
+    let wrapped_len = r.u16("wrapped DEK length")?;
+    if wrapped_len == 0 {
+        return Err(Error::malformed("wrapped DEK length", "must not be zero"));
+    }
+    let wrapped_dek = r.take(wrapped_len, "wrapped DEK")?;
+    Ok((provider, key_id, key_version, wrapped_dek))
+}
+
+/// A KEK reference kept apart from a v1 header (a stream's header slot), as the [`Parsed`]
+/// view the key paths take: `stable` and `commitment` are the stream's, `kek_ref` is exactly
+/// the encoded reference (it must be all of `kek_ref`), and there is no nonce or body.
+pub(crate) fn parse_kek_ref<'a>(
+    suite: Suite,
+    stable: &'a [u8],
+    commitment: &'a [u8],
+    kek_ref: &'a [u8],
+) -> Result<Parsed<'a>> {
+    let mut r = Reader {
+        input: kek_ref,
+        pos: 0,
+    };
+    let (provider, key_id, key_version, wrapped_dek) = read_kek_ref(&mut r)?;
+    if r.pos != kek_ref.len() {
+        return Err(Error::malformed(
+            "KEK reference slot",
+            "the recorded length does not match the reference it holds",
+        ));
+    }
+    Ok(Parsed {
+        suite,
+        stable,
+        nonce: &[],
+        commitment,
+        kek_ref,
+        provider,
+        key_id,
+        key_version,
+        wrapped_dek,
+        body: &[],
     })
 }
 

@@ -11,7 +11,9 @@ mod header;
 mod seal;
 mod text;
 
-pub(crate) use header::{Parsed, encode_kek_ref, parse, replace_kek_ref, stable_len};
+pub(crate) use header::{
+    Parsed, encode_kek_ref, parse, parse_kek_ref, replace_kek_ref, stable_len,
+};
 #[cfg(any(test, feature = "testing"))]
 pub(crate) use seal::{MAX_NONCE_LEN, seal};
 pub(crate) use seal::{
@@ -70,6 +72,9 @@ pub struct HeaderInfo {
     /// For the compact form: the DEK store row the KEK facts above were read from
     /// ([`crate::compact::header_info`]); `None` for format version 1.
     pub dek_id: Option<crate::compact::DekId>,
+    /// For the streaming form (format version 4): plaintext bytes per segment; `None` for
+    /// the value forms.
+    pub segment_size: Option<u32>,
 }
 
 /// Length in bytes of [`HeaderInfo::dek_fingerprint`] before hex encoding.
@@ -84,8 +89,12 @@ pub(crate) fn fingerprint(commitment: &[u8]) -> String {
         .collect()
 }
 
-/// Reads the header of a binary ciphertext without any key.
+/// Reads the header of a binary ciphertext without any key: format version 1, or a stream
+/// (version 4; see [`crate::stream::inspect`], whose header alone is enough here).
 pub fn inspect(ciphertext: &[u8]) -> Result<HeaderInfo> {
+    if crate::stream::is_stream(ciphertext) {
+        return crate::stream::inspect(ciphertext, None);
+    }
     let p = parse(ciphertext)?;
     let header_len = p.stable.len() + p.kek_ref.len();
     let wrapped = p.wrapped()?;
@@ -103,11 +112,18 @@ pub fn inspect(ciphertext: &[u8]) -> Result<HeaderInfo> {
         overhead: header_len + TAG_LEN,
         dek_fingerprint,
         dek_id: None,
+        segment_size: None,
     })
 }
 
-/// The wrapped DEK of a binary ciphertext, as its header records it (no key, no KMS call).
+/// The wrapped DEK of a binary ciphertext, as its header records it (no key, no KMS call);
+/// for a stream, its current slot's.
 pub fn wrapped_dek(ciphertext: &[u8]) -> Result<WrappedDek> {
+    if crate::stream::is_stream(ciphertext) {
+        return crate::stream::StreamHeader::parse(ciphertext)?
+            .key_source()?
+            .wrapped();
+    }
     parse(ciphertext)?.wrapped()
 }
 

@@ -218,6 +218,16 @@ impl Output<'_> {
         }
     }
 
+    /// Writes an already opened plaintext (a stream decrypted in memory); returns its
+    /// length.
+    pub(crate) fn put(&mut self, plaintext: &[u8]) -> Result<usize> {
+        match self {
+            Output::Append(vec) => vec.extend_from_slice(plaintext),
+            Output::Slice(buf) => prefix_of(buf, plaintext.len())?.copy_from_slice(plaintext),
+        }
+        Ok(plaintext.len())
+    }
+
     /// Opens one message; returns the plaintext's length. Into a slice, the plaintext is
     /// written straight from the ciphertext (no intermediate copy on aws-lc-rs).
     #[inline]

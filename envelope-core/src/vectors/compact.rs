@@ -399,11 +399,11 @@ pub fn generate() -> Value {
         "first magic byte flipped",
     );
     neg(
-        "unknown format version 4",
-        set(2, 4),
+        "unknown format version 5",
+        set(2, 5),
         AAD,
         "unsupported_format_version",
-        "version byte set to 4",
+        "version byte set to 5",
     );
     neg(
         "unknown suite",
@@ -562,8 +562,8 @@ pub fn generate() -> Value {
             "N in evN: has no leading zero",
         ),
         text(
-            "unknown version 4",
-            format!("ev4:{payload}"),
+            "unknown version 5",
+            format!("ev5:{payload}"),
             "unsupported_format_version",
             "a well-formed prefix of a version this reader does not know",
         ),

@@ -80,8 +80,8 @@ fn text_vectors(base: &str) -> Vec<Value> {
             "the prefix is lower-case ev1:",
         ),
         t(
-            "format version 4",
-            "ev4:RVYE".into(),
+            "format version 5",
+            "ev5:RVYF".into(),
             "unsupported_format_version",
             "evN: names the format version",
         ),
@@ -352,11 +352,11 @@ pub fn generate() -> Value {
         "first magic byte flipped",
     );
     neg(
-        "unknown format version 4",
-        set(2, 4),
+        "unknown format version 5",
+        set(2, 5),
         AAD,
         "unsupported_format_version",
-        "version byte set to 4 (2 and 3 are the compact form: testvectors/compact.json)",
+        "version byte set to 5 (2 and 3 are the compact form: testvectors/compact.json; 4 the streaming form: testvectors/stream.json)",
     );
     neg(
         "unknown format version 0",

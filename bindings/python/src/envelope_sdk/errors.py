@@ -77,6 +77,13 @@ class KeyNotOwned(EnvelopeError):
     status = 105
 
 
+class TruncatedStream(EnvelopeError):
+    """A stream ends before its final segment: it was cut at a segment boundary. What was
+    read before is authentic; the rest is missing (106)."""
+
+    status = 106
+
+
 class KeyNotFound(EnvelopeError):
     """The KEK does not exist (200)."""
 
@@ -228,6 +235,7 @@ _BY_STATUS: Dict[int, Type[EnvelopeError]] = {
         UnsupportedSuite,
         UnsupportedProvider,
         KeyNotOwned,
+        TruncatedStream,
         KeyNotFound,
         KeyVersionNotFound,
         KeyVersionDestroyed,

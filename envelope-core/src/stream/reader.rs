@@ -1,0 +1,440 @@
+//! [`DecryptingReader`]: a `std::io::Read` (and `Seek`, over a seekable source) that
+//! releases only authenticated segments, reading only the segments a read needs.
+
+use std::fmt;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::sync::Arc;
+
+use super::layout::SegmentSpan;
+use super::parallel::{self, SEGMENTS_PER_THREAD};
+use super::segments::StreamOpener;
+use crate::error::Error;
+use crate::suite::TAG_LEN;
+
+/// Why a stream read failed, carried inside the `std::io::Error` a [`DecryptingReader`]
+/// returns (`io::ErrorKind::InvalidData`; [`StreamError::of`] finds it). Every byte the
+/// reader returned before it was authenticated; nothing of the failing segment or after it
+/// was returned.
+#[derive(Debug, Clone)]
+pub struct StreamError {
+    error: Arc<Error>,
+    segment: u64,
+    released: u64,
+}
+
+impl StreamError {
+    /// The SDK error: [`Error::Truncated`], [`Error::DecryptionFailed`],
+    /// [`Error::Malformed`], …
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The segment that failed.
+    pub fn segment(&self) -> u64 {
+        self.segment
+    }
+
+    /// How many plaintext bytes the reader had returned, all authenticated.
+    pub fn plaintext_released(&self) -> u64 {
+        self.released
+    }
+
+    /// The stream error inside an `io::Error` from a [`DecryptingReader`], if it is one.
+    pub fn of(error: &io::Error) -> Option<&StreamError> {
+        error.get_ref()?.downcast_ref::<StreamError>()
+    }
+
+    fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::InvalidData, self)
+    }
+}
+
+impl fmt::Display for StreamError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (at segment {}; the {} bytes returned before it are authentic, nothing after them was returned)",
+            self.error, self.segment, self.released
+        )
+    }
+}
+
+impl std::error::Error for StreamError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.error)
+    }
+}
+
+/// What both readers share: the opener, the plaintext of the segments opened last, the
+/// position and the failure that stops every later read.
+struct Opened {
+    opener: StreamOpener,
+    threads: usize,
+    /// Plaintext of the segments opened last, starting at plaintext offset `plain_start`.
+    plain: Vec<u8>,
+    plain_start: u64,
+    /// Wire bytes of the segments being opened.
+    sealed: Vec<u8>,
+    /// The plaintext position.
+    pos: u64,
+    released: u64,
+    failed: Option<StreamError>,
+}
+
+impl Opened {
+    fn new(opener: StreamOpener, threads: usize) -> Self {
+        Opened {
+            opener,
+            threads: threads.max(1),
+            plain: Vec::new(),
+            plain_start: 0,
+            sealed: Vec::new(),
+            pos: 0,
+            released: 0,
+            failed: None,
+        }
+    }
+
+    fn batch(&self) -> usize {
+        self.threads * SEGMENTS_PER_THREAD
+    }
+
+    fn check(&self) -> io::Result<()> {
+        match &self.failed {
+            Some(failed) => Err(failed.clone().into_io()),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, error: Error, segment: u64) -> io::Error {
+        let failure = StreamError {
+            error: Arc::new(error),
+            segment,
+            released: self.released,
+        };
+        self.failed = Some(failure.clone());
+        failure.into_io()
+    }
+
+    /// Opens `spans` (contiguous, in `self.sealed` from its start) into `self.plain`; on
+    /// failure records it and returns the `io::Error`.
+    fn open_spans(&mut self, spans: &[SegmentSpan]) -> io::Result<()> {
+        let size = u64::from(self.opener.layout().segment_size());
+        let plain_len: usize = spans.iter().map(|s| s.len as usize - TAG_LEN).sum();
+        zeroize::Zeroize::zeroize(&mut self.plain);
+        self.plain.resize(plain_len, 0);
+        let base = spans.first().map_or(0, |s| s.offset);
+        let mut work: Vec<(SegmentSpan, &[u8], &mut [u8])> = Vec::with_capacity(spans.len());
+        let mut rest = &mut self.plain[..];
+        for span in spans {
+            let start = (span.offset - base) as usize;
+            let sealed = &self.sealed[start..start + span.len as usize];
+            let (out, tail) = rest.split_at_mut(span.len as usize - TAG_LEN);
+            rest = tail;
+            work.push((*span, sealed, out));
+        }
+        let opener = &self.opener;
+        let failed_at = std::sync::Mutex::new(None::<u64>);
+        let opened = parallel::for_each(self.threads, &mut work, |(span, sealed, out)| {
+            opener
+                .open_segment(span.index, span.last, sealed, out)
+                .inspect_err(|_| {
+                    let mut at = failed_at.lock().unwrap_or_else(|p| p.into_inner());
+                    *at = Some(at.map_or(span.index, |a| a.min(span.index)));
+                })
+        });
+        drop(work);
+        match opened {
+            Ok(()) => {
+                self.plain_start = spans.first().map_or(0, |s| s.index) * size;
+                Ok(())
+            }
+            Err(e) => {
+                zeroize::Zeroize::zeroize(&mut self.plain);
+                self.plain.clear();
+                let at = failed_at
+                    .into_inner()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .unwrap_or(0);
+                Err(self.fail(e, at))
+            }
+        }
+    }
+
+    /// Copies opened plaintext at the position into `buf`; 0 when the position is outside
+    /// what is opened.
+    fn serve(&mut self, buf: &mut [u8]) -> usize {
+        let end = self.plain_start + self.plain.len() as u64;
+        if self.pos < self.plain_start || self.pos >= end {
+            return 0;
+        }
+        let at = (self.pos - self.plain_start) as usize;
+        let n = buf.len().min(self.plain.len() - at);
+        buf[..n].copy_from_slice(&self.plain[at..at + n]);
+        self.pos += n as u64;
+        self.released += n as u64;
+        n
+    }
+}
+
+impl Drop for Opened {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.plain);
+    }
+}
+
+/// Decrypts a stream read once, in order, from a source positioned just after the header
+/// (a pipe, standard input, an HTTP body), in constant memory: a batch of `threads × 32`
+/// segments at a time, opened in parallel, with one byte of look-ahead to find the final
+/// segment.
+///
+/// Every segment is authenticated before any of its bytes are returned. A failure is an
+/// `io::Error` carrying a [`StreamError`]; every later read fails the same way.
+pub struct DecryptingReader<R: Read> {
+    inner: R,
+    opened: Opened,
+    /// Bytes read but not yet opened.
+    pending: Vec<u8>,
+    eof: bool,
+    /// The next segment's index.
+    next: u64,
+    /// Whether the final segment was opened.
+    done: bool,
+}
+
+impl<R: Read> fmt::Debug for DecryptingReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecryptingReader")
+            .field("opener", &self.opened.opener)
+            .field("threads", &self.opened.threads)
+            .field("position", &self.opened.pos)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read> DecryptingReader<R> {
+    /// A reader over `inner`, positioned just after the stream's header.
+    pub fn new(inner: R, opener: StreamOpener, threads: usize) -> Self {
+        DecryptingReader {
+            inner,
+            opened: Opened::new(opener, threads),
+            pending: Vec::new(),
+            eof: false,
+            next: 0,
+            done: false,
+        }
+    }
+
+    /// The opener (the header's facts, the layout).
+    pub fn opener(&self) -> &StreamOpener {
+        &self.opened.opener
+    }
+
+    /// Reads and opens the next batch. `Ok(false)` after the final segment.
+    fn load(&mut self) -> io::Result<bool> {
+        if self.done {
+            return Ok(false);
+        }
+        let layout = self.opened.opener.layout();
+        let sealed_len = layout.sealed_segment_len() as usize;
+        let batch = self.opened.batch();
+        let want = batch * sealed_len + 1;
+        while !self.eof && self.pending.len() < want {
+            let have = self.pending.len();
+            self.pending.resize(want, 0);
+            let read = self.inner.read(&mut self.pending[have..]);
+            self.pending.truncate(have + *read.as_ref().unwrap_or(&0));
+            match read {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let first = self.next;
+        let (count, last_len) = if self.eof {
+            let n = self.pending.len();
+            if n == 0 {
+                let error = Error::Truncated {
+                    segments: first,
+                    segment_size: layout.segment_size(),
+                };
+                return Err(self.opened.fail(error, first));
+            }
+            let count = n.div_ceil(sealed_len);
+            (count, n - (count - 1) * sealed_len)
+        } else {
+            (batch, sealed_len)
+        };
+        if self.eof && last_len < TAG_LEN {
+            let error = Error::malformed(
+                "segment",
+                format!(
+                    "the final segment is {last_len} bytes, shorter than its {TAG_LEN}-byte tag: \
+                     the stream was cut inside a segment"
+                ),
+            );
+            return Err(self.opened.fail(error, first + count as u64 - 1));
+        }
+        let spans: Vec<SegmentSpan> = (0..count)
+            .map(|k| {
+                let last = self.eof && k + 1 == count;
+                SegmentSpan {
+                    index: first + k as u64,
+                    offset: (k * sealed_len) as u64,
+                    len: if last { last_len } else { sealed_len } as u64,
+                    last,
+                }
+            })
+            .collect();
+        let used = (count - 1) * sealed_len + last_len;
+        self.opened.sealed.clear();
+        self.opened.sealed.extend_from_slice(&self.pending[..used]);
+        self.pending.drain(..used);
+        self.next = first + count as u64;
+        self.done = self.eof;
+        self.opened.open_spans(&spans)?;
+        Ok(true)
+    }
+}
+
+impl<R: Read> Read for DecryptingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.opened.check()?;
+        loop {
+            let n = self.opened.serve(buf);
+            if n > 0 || buf.is_empty() || !self.load()? {
+                return Ok(n);
+            }
+        }
+    }
+}
+
+/// Decrypts a stream from a seekable source holding it from offset 0 (a file, a ranged
+/// object reader): `Read` and `Seek` over the plaintext, reading only the segments a read
+/// covers. After a seek, a read opens just the segments it needs (a 4 KiB read reads at
+/// most two segments); reading on in order, each read of the source opens twice as many
+/// segments as the one before, up to a batch of `threads × 32` opened in parallel. The source's length decides which segment is final.
+///
+/// Every segment is authenticated before any of its bytes are returned. A failure is an
+/// `io::Error` carrying a [`StreamError`]; every later read fails the same way.
+pub struct SeekableDecryptingReader<R: Read + Seek> {
+    inner: R,
+    opened: Opened,
+    total_len: u64,
+    count: u64,
+    plaintext_len: u64,
+    /// Segments the last load opened (0 after a seek): reading on in order, each load
+    /// opens twice as many, up to a batch.
+    window: u64,
+}
+
+impl<R: Read + Seek> fmt::Debug for SeekableDecryptingReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SeekableDecryptingReader")
+            .field("opener", &self.opened.opener)
+            .field("threads", &self.opened.threads)
+            .field("position", &self.opened.pos)
+            .field("plaintext_len", &self.plaintext_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read + Seek> SeekableDecryptingReader<R> {
+    /// A reader over `inner` (its length is the stream's).
+    pub fn new(mut inner: R, opener: StreamOpener, threads: usize) -> io::Result<Self> {
+        let total_len = inner.seek(SeekFrom::End(0))?;
+        let mut opened = Opened::new(opener, threads);
+        let layout = opened.opener.layout();
+        let count = match layout.segment_count(total_len) {
+            Ok(count) => count,
+            Err(e) => return Err(opened.fail(e, 0)),
+        };
+        let plaintext_len = total_len - layout.header_len() - count * TAG_LEN as u64;
+        Ok(SeekableDecryptingReader {
+            inner,
+            opened,
+            total_len,
+            count,
+            plaintext_len,
+            window: 0,
+        })
+    }
+
+    /// The stream's plaintext length.
+    pub fn plaintext_len(&self) -> u64 {
+        self.plaintext_len
+    }
+
+    /// The opener (the header's facts, the layout).
+    pub fn opener(&self) -> &StreamOpener {
+        &self.opened.opener
+    }
+
+    /// The inner source.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    /// Reads and opens the segments from the one holding the position: those `len`
+    /// plaintext bytes need, or a whole batch when reading on in order. `Ok(false)` past
+    /// the end.
+    fn load(&mut self, len: usize) -> io::Result<bool> {
+        let layout = self.opened.opener.layout();
+        let pos = self.opened.pos;
+        let first = layout.segment_of(pos);
+        if pos >= self.plaintext_len && !(pos == 0 && first < self.count) {
+            return Ok(false);
+        }
+        let size = u64::from(layout.segment_size());
+        let batch = self.opened.batch() as u64;
+        let needed = (pos % size + len as u64).div_ceil(size).max(1);
+        let want = (self.window * 2).max(needed).min(batch);
+        self.window = want;
+        let end_index = (first + want).min(self.count);
+        let spans: Vec<SegmentSpan> = (first..end_index)
+            .map(|i| layout.span(i, self.count, self.total_len))
+            .collect();
+        let (Some(head), Some(tail)) = (spans.first(), spans.last()) else {
+            return Ok(false);
+        };
+        let (start, end) = (head.offset, tail.offset + tail.len);
+        self.opened.sealed.resize((end - start) as usize, 0);
+        self.inner.seek(SeekFrom::Start(start))?;
+        self.inner.read_exact(&mut self.opened.sealed)?;
+        self.opened.open_spans(&spans)?;
+        Ok(true)
+    }
+}
+
+impl<R: Read + Seek> Read for SeekableDecryptingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.opened.check()?;
+        let mut n = self.opened.serve(buf);
+        if n == 0 && !buf.is_empty() && self.load(buf.len())? {
+            n = self.opened.serve(buf);
+        }
+        Ok(n)
+    }
+}
+
+impl<R: Read + Seek> Seek for SeekableDecryptingReader<R> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => self.plaintext_len.checked_add_signed(d),
+            SeekFrom::Current(d) => self.opened.pos.checked_add_signed(d),
+        }
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek to a negative or overflowing position",
+            )
+        })?;
+        if target != self.opened.pos {
+            self.opened.pos = target;
+            self.window = 0;
+        }
+        Ok(target)
+    }
+}
