@@ -489,6 +489,34 @@ pub struct CryptArgs {
     /// read version 3 yet).
     #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u8).range(2..=3), requires = "dek_store")]
     pub compact_version: u8,
+    /// What `encrypt` writes: `auto` (the streaming form from 1 MiB of input on, else a
+    /// value form), `stream` (always the streaming form: constant memory, random access,
+    /// header-only rewrap), `value` (one message held in memory: format version 1, or the
+    /// compact form with `--dek-store`). Decryption reads every form.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub form: FormChoice,
+    /// Plaintext bytes per segment of the streaming form (4096 to 16777216).
+    #[arg(long, value_name = "BYTES", default_value_t = envelope::stream::DEFAULT_SEGMENT_SIZE)]
+    pub segment_size: u32,
+    /// Threads sealing or opening segments of the streaming form (default: the CPUs, at
+    /// most 4).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+    /// `decrypt` only plaintext bytes START:END (END excluded; either may be left out). From
+    /// a stream file only the segments holding them are read.
+    #[arg(long, value_name = "START:END")]
+    pub range: Option<crate::streaming::ByteRange>,
+}
+
+/// The form `encrypt` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormChoice {
+    /// The streaming form from 1 MiB of input on, else a value form.
+    Auto,
+    /// Always the streaming form (format version 4).
+    Stream,
+    /// Always a value form (format version 1, or compact with `--dek-store`).
+    Value,
 }
 
 /// `envelope inspect`.

@@ -1,28 +1,17 @@
 //! `envelope encrypt`, `decrypt` and `inspect`.
 
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
 use envelope::{Envelope, compact};
 use zeroize::Zeroizing;
 
-use crate::cli::{CryptArgs, InspectArgs};
+use crate::cli::{CryptArgs, FormChoice, InspectArgs};
+use crate::streaming;
 use crate::exit::{CliError, CliResult, OK};
 use crate::stores::files::replace_atomically;
 use crate::value::Stored;
-
-fn read_input(path: Option<&Path>) -> Result<Vec<u8>, CliError> {
-    match path {
-        Some(p) => {
-            std::fs::read(p).map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display())))
-        }
-        None => {
-            let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf)?;
-            Ok(buf)
-        }
-    }
-}
 
 fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
     match path {
@@ -55,28 +44,148 @@ fn envelope_of(args: &CryptArgs) -> Result<Envelope, CliError> {
     Ok(builder.build()?)
 }
 
-/// Encrypts a file or stdin.
+/// The envelope for streams: `--key` without a DEK store (a stream carries its wrapped
+/// DEK in its header).
+fn stream_envelope_of(args: &CryptArgs, values: Envelope) -> Result<Envelope, CliError> {
+    if args.dek_store.is_none() {
+        return Ok(values);
+    }
+    Ok(crate::audit_log::attach(envelope::builder_from_uri(&args.key)?).build()?)
+}
+
+fn threads_of(args: &CryptArgs) -> usize {
+    args.threads
+        .map_or_else(streaming::default_threads, usize::from)
+}
+
+/// The input: a file or stdin.
+fn open_input(path: Option<&Path>) -> Result<Box<dyn Read>, CliError> {
+    Ok(match path {
+        Some(p) => Box::new(
+            File::open(p).map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display())))?,
+        ),
+        None => Box::new(std::io::stdin().lock()),
+    })
+}
+
+/// Encrypts a file or stdin: a value form, or the streaming form from
+/// [`streaming::STREAM_THRESHOLD`] bytes on (see `--form`).
 pub async fn encrypt(args: CryptArgs) -> CliResult {
+    if args.range.is_some() {
+        return Err(CliError::with_code(
+            crate::exit::USAGE,
+            "--range selects plaintext bytes to decrypt; encrypt takes the whole input",
+        ));
+    }
+    if args.text && args.form == FormChoice::Stream {
+        return Err(CliError::with_code(
+            crate::exit::USAGE,
+            "the streaming form is binary: drop --text, or encrypt a value with --form value",
+        ));
+    }
     let envelope = envelope_of(&args)?;
-    let plaintext = Zeroizing::new(read_input(args.input.as_deref())?);
+    let mut input = open_input(args.input.as_deref())?;
+    // Read up to the threshold: a shorter input is a value, a longer one a stream.
+    let threshold = match args.form {
+        FormChoice::Value => u64::MAX,
+        FormChoice::Auto if args.text => u64::MAX,
+        FormChoice::Auto => streaming::STREAM_THRESHOLD as u64,
+        FormChoice::Stream => 0,
+    };
+    let mut head = Zeroizing::new(Vec::new());
+    (&mut input).take(threshold).read_to_end(&mut head)?;
+    if (head.len() as u64) < threshold {
+        return encrypt_value(&args, &envelope, &head).await;
+    }
+    let envelope = stream_envelope_of(&args, envelope)?;
+    let (aad, threads) = (args.aad.as_bytes(), threads_of(&args));
+    match args.output.as_deref() {
+        Some(path) => {
+            let mut output = streaming::AtomicOutput::create(path)?;
+            streaming::encrypt_to(
+                &envelope,
+                aad,
+                args.segment_size,
+                threads,
+                &head,
+                &mut input,
+                BufWriter::with_capacity(1 << 20, output.file()),
+            )
+            .await?
+            .into_inner()
+            .map_err(|e| CliError::new(format!("cannot write {}: {}", path.display(), e.error())))?;
+            output.commit()?;
+        }
+        None => {
+            let stdout = std::io::stdout().lock();
+            streaming::encrypt_to(
+                &envelope,
+                aad,
+                args.segment_size,
+                threads,
+                &head,
+                &mut input,
+                BufWriter::with_capacity(1 << 20, stdout),
+            )
+            .await?
+            .flush()?;
+        }
+    }
+    Ok(OK)
+}
+
+/// Encrypts a plaintext held in memory into a value form.
+async fn encrypt_value(args: &CryptArgs, envelope: &Envelope, plaintext: &[u8]) -> CliResult {
     let ciphertext = if args.text {
         let mut text = envelope
-            .encrypt_to_text(&plaintext, args.aad.as_bytes())
+            .encrypt_to_text(plaintext, args.aad.as_bytes())
             .await?
             .into_bytes();
         text.push(b'\n');
         text
     } else {
-        envelope.encrypt(&plaintext, args.aad.as_bytes()).await?
+        envelope.encrypt(plaintext, args.aad.as_bytes()).await?
     };
     write_output(args.output.as_deref(), &ciphertext)?;
     Ok(OK)
 }
 
-/// Decrypts a file or stdin (binary or text form).
+/// Decrypts a file or stdin (every form; a stream in constant memory, `--range` reading
+/// only the segments that hold it).
 pub async fn decrypt(args: CryptArgs) -> CliResult {
     let envelope = envelope_of(&args)?;
-    let stored = Stored::from_file_bytes(read_input(args.input.as_deref())?)?;
+    let mut input = open_input(args.input.as_deref())?;
+    let mut head = Vec::new();
+    (&mut input).take(3).read_to_end(&mut head)?;
+    if envelope::stream::is_stream(&head) {
+        drop(input);
+        let envelope = stream_envelope_of(&args, envelope)?;
+        let (aad, threads) = (args.aad.as_bytes(), threads_of(&args));
+        let path = args.input.as_deref();
+        match args.output.as_deref() {
+            Some(out) => {
+                let mut output = streaming::AtomicOutput::create(out)?;
+                let mut sink = BufWriter::with_capacity(1 << 20, output.file());
+                streaming::decrypt_to(&envelope, aad, threads, path, head, args.range, &mut sink)
+                    .await?;
+                sink.flush()?;
+                drop(sink);
+                output.commit()?;
+            }
+            None => {
+                let mut sink = BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+                let written = streaming::decrypt_to(
+                    &envelope, aad, threads, path, head, args.range, &mut sink,
+                )
+                .await;
+                sink.flush()?;
+                written?;
+            }
+        }
+        return Ok(OK);
+    }
+    input.read_to_end(&mut head)?;
+    let stored = Stored::from_file_bytes(head)?;
     if args.dek_store.is_none() && compact::inspect_compact(&stored.binary).is_ok() {
         return Err(CliError::new(
             "the ciphertext is in the compact form: name its DEK store with --dek-store",
@@ -87,7 +196,16 @@ pub async fn decrypt(args: CryptArgs) -> CliResult {
             .decrypt(&stored.binary, args.aad.as_bytes())
             .await?,
     );
-    write_output(args.output.as_deref(), &plaintext)?;
+    let selected = match args.range {
+        None => &plaintext[..],
+        Some(range) => {
+            let len = plaintext.len() as u64;
+            let start = range.start.min(len) as usize;
+            let end = range.end.map_or(len, |e| e.min(len)) as usize;
+            &plaintext[start..end]
+        }
+    };
+    write_output(args.output.as_deref(), selected)?;
     Ok(OK)
 }
 
@@ -130,14 +248,31 @@ fn inspect_compact_alone(info: &compact::CompactInfo, form: &str, json: bool) {
 /// Prints a ciphertext's header (either form; a compact one's KEK facts through
 /// `--dek-store`).
 pub async fn inspect(args: InspectArgs) -> CliResult {
-    let stored = Stored::from_file_bytes(read_input(args.input.as_deref())?)?;
+    let mut input = open_input(args.input.as_deref())?;
+    let mut head = Vec::new();
+    (&mut input).take(3).read_to_end(&mut head)?;
+    if envelope::stream::is_stream(&head) {
+        let info = match args.input.as_deref() {
+            Some(path) => streaming::inspect_file(path)?,
+            None => {
+                let mut source = std::io::Cursor::new(head).chain(input);
+                let header = envelope::stream::read_header(&mut source)?;
+                let rest = std::io::copy(&mut source, &mut std::io::sink())?;
+                envelope::stream::inspect(&header, Some(header.len() as u64 + rest))?
+            }
+        };
+        print_header(&info, "binary", args.json);
+        return Ok(OK);
+    }
+    input.read_to_end(&mut head)?;
+    let stored = Stored::from_file_bytes(head)?;
     let form = if stored.form == crate::value::Form::Text {
         "text"
     } else {
         "binary"
     };
     let compact_info = compact::inspect_compact(&stored.binary).ok();
-    let (info, wrapped) = match (&compact_info, &args.dek_store) {
+    let info = match (&compact_info, &args.dek_store) {
         (Some(c), None) => {
             inspect_compact_alone(c, form, args.json);
             return Ok(OK);
@@ -145,25 +280,26 @@ pub async fn inspect(args: InspectArgs) -> CliResult {
         (_, Some(uri)) => {
             let headers =
                 crate::engine::headers::StoreHeaders::new(crate::stores::dek_store::open(uri)?);
-            (
-                headers.header(&stored.binary).await?,
-                headers.wrapped(&stored.binary).await?,
-            )
+            headers.header(&stored.binary).await?
         }
-        (None, None) => (
-            Envelope::inspect(&stored.binary)?,
-            envelope::format::wrapped_dek(&stored.binary)?,
-        ),
+        (None, None) => Envelope::inspect(&stored.binary)?,
     };
+    print_header(&info, form, args.json);
+    Ok(OK)
+}
+
+/// Prints a header's facts (every form).
+fn print_header(info: &envelope::HeaderInfo, form: &str, json: bool) {
     let label = match &info.label {
         envelope::LabelCheck::Mislabeled { carried } => {
             format!("MISLABELED (the wrapped DEK carries version {carried:?})")
         }
         other => other.as_str().to_owned(),
     };
-    if args.json {
+    if json {
         let json = serde_json::json!({
             "format_version": info.format_version,
+            "segment_size": info.segment_size,
             "committing": info.format_version != compact::CompactVersion::V2.byte(),
             "form": form,
             "dek_id": info.dek_id.map(|id| id.get()),
@@ -173,14 +309,20 @@ pub async fn inspect(args: InspectArgs) -> CliResult {
             "key_version": info.key_version,
             "label": info.label.as_str(),
             "dek_fingerprint": info.dek_fingerprint,
-            "wrapped_dek_len": wrapped.ciphertext.len(),
+            "wrapped_dek_len": info.wrapped_dek_len,
             "header_len": info.header_len,
             "plaintext_len": info.plaintext_len,
             "overhead": info.overhead,
         });
         println!("{json}");
     } else {
-        println!("format version  {}", info.format_version);
+        match info.segment_size {
+            Some(size) => println!(
+                "format version  {} (stream, {size}-byte segments)",
+                info.format_version
+            ),
+            None => println!("format version  {}", info.format_version),
+        }
         if let Some(id) = info.dek_id {
             println!("DEK id          {id} (compact form; the KEK facts below are its row's)");
         }
@@ -197,11 +339,10 @@ pub async fn inspect(args: InspectArgs) -> CliResult {
         );
         println!("version label   {label}");
         println!("DEK fingerprint {}", info.dek_fingerprint);
-        println!("wrapped DEK     {} bytes", wrapped.ciphertext.len());
+        println!("wrapped DEK     {} bytes", info.wrapped_dek_len);
         println!(
             "plaintext       {} bytes (overhead {} bytes)",
             info.plaintext_len, info.overhead
         );
     }
-    Ok(OK)
 }

@@ -43,6 +43,12 @@ impl CliError {
         }
     }
 
+    /// The same error with `detail` added in parentheses.
+    pub fn context(mut self, detail: impl fmt::Display) -> Self {
+        self.message = format!("{} ({detail})", self.message);
+        self
+    }
+
     /// The process exit code.
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.code)

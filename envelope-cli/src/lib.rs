@@ -30,6 +30,7 @@ pub mod key_description;
 pub mod keys;
 pub mod labels;
 pub mod stores;
+pub mod streaming;
 pub mod value;
 
 use std::process::ExitCode;

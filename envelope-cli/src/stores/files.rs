@@ -21,7 +21,7 @@ use crate::exit::CliError;
 use crate::value::Stored;
 
 /// Prefix of the temporary files a replacement writes (skipped by walks).
-const TEMP_PREFIX: &str = ".envelope-tmp-";
+pub const TEMP_PREFIX: &str = ".envelope-tmp-";
 
 /// The regular files under `dir`, recursively, in path order (symlinks are not followed;
 /// leftover temporary files of an interrupted replacement are skipped).

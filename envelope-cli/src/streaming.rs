@@ -1,0 +1,242 @@
+//! Files and pipes in the streaming form (format version 4) for `encrypt`, `decrypt` and
+//! `inspect`: constant memory, segments sealed and opened on `--threads` threads, plaintext
+//! ranges read from the segments that hold them, and outputs that appear under their name
+//! only when complete.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use envelope::Envelope;
+use envelope::stream::{self, DecryptingReader, EncryptingWriter, SeekableDecryptingReader};
+
+use crate::exit::CliError;
+use crate::stores::files::TEMP_PREFIX;
+
+/// Inputs at least this long are encrypted in the streaming form by `--form auto`: below
+/// it a value form costs 140 bytes less and holds the file in memory once (1 MiB).
+pub const STREAM_THRESHOLD: usize = 1 << 20;
+
+/// A plaintext range `A:B` of `decrypt --range` (bytes `A` to `B`, `B` excluded; either may
+/// be omitted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    /// The first byte.
+    pub start: u64,
+    /// The byte after the last (`None`: to the end).
+    pub end: Option<u64>,
+}
+
+impl std::str::FromStr for ByteRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, b) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: a range is START:END (bytes, END excluded)"))?;
+        let num = |t: &str| -> Result<Option<u64>, String> {
+            if t.is_empty() {
+                return Ok(None);
+            }
+            t.parse()
+                .map(Some)
+                .map_err(|_| format!("{t:?} is not a byte offset"))
+        };
+        let start = num(a)?.unwrap_or(0);
+        let end = num(b)?;
+        if end.is_some_and(|e| e < start) {
+            return Err(format!("{s:?}: END is before START"));
+        }
+        Ok(ByteRange { start, end })
+    }
+}
+
+/// An output file written under a temporary name beside it and renamed over it once
+/// complete and fsynced: a crash or a failure leaves no partial file under the name.
+pub struct AtomicOutput {
+    temp: tempfile::NamedTempFile,
+    path: std::path::PathBuf,
+}
+
+impl AtomicOutput {
+    /// A temporary file beside `path`.
+    pub fn create(path: &Path) -> Result<Self, CliError> {
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let temp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(parent)
+            .map_err(|e| {
+                CliError::new(format!(
+                    "cannot create a temporary file beside {}: {e}",
+                    path.display()
+                ))
+            })?;
+        Ok(AtomicOutput {
+            temp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The file to write.
+    pub fn file(&mut self) -> &mut File {
+        self.temp.as_file_mut()
+    }
+
+    /// Fsyncs the file, renames it over the final name and fsyncs the directory.
+    pub fn commit(self) -> Result<(), CliError> {
+        let fail = |what: &str, e: io::Error| {
+            CliError::new(format!("cannot {what} {}: {e}", self.path.display()))
+        };
+        self.temp
+            .as_file()
+            .sync_all()
+            .map_err(|e| fail("fsync the output", e))?;
+        let parent = self.temp.path().parent().map(Path::to_path_buf);
+        self.temp
+            .persist(&self.path)
+            .map_err(|e| CliError::new(format!("cannot rename the output into place: {}", e.error)))?;
+        if let Some(dir) = parent {
+            File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| CliError::new(format!("cannot fsync {}: {e}", dir.display())))?;
+        }
+        Ok(())
+    }
+}
+
+/// Encrypts `source` (after `already`, bytes read from it before the form was decided)
+/// into a stream written to `sink`.
+pub async fn encrypt_to<W: Write>(
+    envelope: &Envelope,
+    aad: &[u8],
+    segment_size: u32,
+    threads: usize,
+    already: &[u8],
+    source: &mut dyn Read,
+    sink: W,
+) -> Result<W, CliError> {
+    let sealer = envelope.stream_sealer(aad, segment_size).await?;
+    let mut writer = EncryptingWriter::new(sink, sealer, threads).map_err(io_error("write"))?;
+    writer.write_all(already).map_err(io_error("write"))?;
+    io::copy(source, &mut writer).map_err(io_error("encrypt"))?;
+    writer.finish().map_err(io_error("write"))
+}
+
+/// Decrypts the stream in `input` (a file: random access) or on stdin (in order) into
+/// `sink`, the plaintext range `range` only.
+pub async fn decrypt_to(
+    envelope: &Envelope,
+    aad: &[u8],
+    threads: usize,
+    input: Option<&Path>,
+    head: Vec<u8>,
+    range: Option<ByteRange>,
+    sink: &mut dyn Write,
+) -> Result<u64, CliError> {
+    let range = range.unwrap_or(ByteRange {
+        start: 0,
+        end: None,
+    });
+    match input {
+        Some(path) => {
+            let mut file = File::open(path)
+                .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+            let header = stream::read_header(&mut file).map_err(io_error("read the header"))?;
+            let opener = envelope.stream_opener(&header, aad).await?;
+            let mut reader = SeekableDecryptingReader::new(file, opener, threads)
+                .map_err(stream_error)?;
+            reader
+                .seek(SeekFrom::Start(range.start))
+                .map_err(stream_error)?;
+            copy_range(&mut reader, range, sink)
+        }
+        None => {
+            let mut stdin = io::stdin().lock();
+            let mut source = io::Cursor::new(head).chain(&mut stdin);
+            let header = stream::read_header(&mut source).map_err(io_error("read the header"))?;
+            let opener = envelope.stream_opener(&header, aad).await?;
+            let mut reader = DecryptingReader::new(BufReader::new(source), opener, threads);
+            io::copy(&mut (&mut reader).take(range.start), &mut io::sink())
+                .map_err(stream_error)?;
+            copy_range(&mut reader, range, sink)
+        }
+    }
+}
+
+/// Copies the range's bytes from a reader positioned at its start.
+fn copy_range(
+    reader: &mut dyn Read,
+    range: ByteRange,
+    sink: &mut dyn Write,
+) -> Result<u64, CliError> {
+    let copied = match range.end {
+        Some(end) => io::copy(&mut reader.take(end - range.start), sink),
+        None => io::copy(reader, sink),
+    };
+    copied.map_err(stream_error)
+}
+
+/// A stream reader's failure as the CLI says it (the SDK error's kind decides the exit
+/// code; the message says how much was authentic).
+pub fn stream_error(e: io::Error) -> CliError {
+    match stream::StreamError::of(&e) {
+        Some(failure) => CliError::from(envelope_error(failure.error()))
+            .context(format!(
+                "at segment {}: the {} bytes written before it are authentic, nothing after them was written",
+                failure.segment(),
+                failure.plaintext_released()
+            )),
+        None => CliError::new(format!("stream: {e}")),
+    }
+}
+
+/// The SDK error again (it is not `Clone`): the kinds a stream reader reports.
+fn envelope_error(e: &envelope::Error) -> envelope::Error {
+    match e {
+        envelope::Error::DecryptionFailed => envelope::Error::DecryptionFailed,
+        envelope::Error::Truncated {
+            segments,
+            segment_size,
+        } => envelope::Error::Truncated {
+            segments: *segments,
+            segment_size: *segment_size,
+        },
+        envelope::Error::Malformed { field, reason } => envelope::Error::Malformed {
+            field,
+            reason: reason.clone(),
+        },
+        other => envelope::Error::Malformed {
+            field: "stream",
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn io_error(what: &'static str) -> impl Fn(io::Error) -> CliError {
+    move |e| match e.get_ref().and_then(|inner| inner.downcast_ref::<envelope::Error>()) {
+        Some(inner) => CliError::from(envelope_error(inner)),
+        None => CliError::new(format!("cannot {what}: {e}")),
+    }
+}
+
+/// The header facts of a stream file, reading its header and its length only.
+pub fn inspect_file(path: &Path) -> Result<envelope::HeaderInfo, CliError> {
+    let mut file =
+        File::open(path).map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+    let header = stream::read_header(&mut file).map_err(io_error("read the header"))?;
+    let len = file
+        .metadata()
+        .map_err(|e| CliError::new(format!("cannot stat {}: {e}", path.display())))?
+        .len();
+    Ok(stream::inspect(&header, Some(len))?)
+}
+
+/// The default `--threads`: the CPUs, at most 4.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(4))
+        .unwrap_or(1)
+}
