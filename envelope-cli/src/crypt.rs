@@ -44,15 +44,6 @@ fn envelope_of(args: &CryptArgs) -> Result<Envelope, CliError> {
     Ok(builder.build()?)
 }
 
-/// The envelope for streams: `--key` without a DEK store (a stream carries its wrapped
-/// DEK in its header).
-fn stream_envelope_of(args: &CryptArgs, values: Envelope) -> Result<Envelope, CliError> {
-    if args.dek_store.is_none() {
-        return Ok(values);
-    }
-    Ok(crate::audit_log::attach(envelope::builder_from_uri(&args.key)?).build()?)
-}
-
 fn threads_of(args: &CryptArgs) -> usize {
     args.threads
         .map_or_else(streaming::default_threads, usize::from)
@@ -97,37 +88,33 @@ pub async fn encrypt(args: CryptArgs) -> CliResult {
     if (head.len() as u64) < threshold {
         return encrypt_value(&args, &envelope, &head).await;
     }
-    let envelope = stream_envelope_of(&args, envelope)?;
-    let (aad, threads) = (args.aad.as_bytes(), threads_of(&args));
+    let sealer = envelope
+        .stream_sealer(args.aad.as_bytes(), args.segment_size)
+        .await?;
+    let threads = threads_of(&args);
     match args.output.as_deref() {
         Some(path) => {
             let mut output = streaming::AtomicOutput::create(path)?;
-            streaming::encrypt_to(
-                &envelope,
-                aad,
-                args.segment_size,
+            streaming::encrypt_with(
+                sealer,
                 threads,
                 &head,
                 &mut input,
                 BufWriter::with_capacity(1 << 20, output.file()),
-            )
-            .await?
+            )?
             .into_inner()
             .map_err(|e| CliError::new(format!("cannot write {}: {}", path.display(), e.error())))?;
             output.commit()?;
         }
         None => {
             let stdout = std::io::stdout().lock();
-            streaming::encrypt_to(
-                &envelope,
-                aad,
-                args.segment_size,
+            streaming::encrypt_with(
+                sealer,
                 threads,
                 &head,
                 &mut input,
                 BufWriter::with_capacity(1 << 20, stdout),
-            )
-            .await?
+            )?
             .flush()?;
         }
     }
@@ -159,7 +146,6 @@ pub async fn decrypt(args: CryptArgs) -> CliResult {
     (&mut input).take(3).read_to_end(&mut head)?;
     if envelope::stream::is_stream(&head) {
         drop(input);
-        let envelope = stream_envelope_of(&args, envelope)?;
         let (aad, threads) = (args.aad.as_bytes(), threads_of(&args));
         let path = args.input.as_deref();
         match args.output.as_deref() {

@@ -95,7 +95,7 @@ async fn census_of(
     let headers = dek_store.clone().map(StoreHeaders::new);
     let mut values = Census::default();
     let mut database_connection = None;
-    for store in stores::open_values(args, None).await? {
+    for store in stores::open_values(args, None, None).await? {
         if database_connection.is_none() {
             database_connection = store.info().connection;
         }
@@ -261,7 +261,10 @@ async fn run_job_with(
         queue.push(Arc::new(DekStoreRows::new(store.clone())));
     }
     match index_column {
-        None => queue.extend(stores::open_values(&args.stores, template.as_ref()).await?),
+        None => {
+            let streams = matches!(kind, JobKind::Reencrypt(_)).then_some(&envelope);
+            queue.extend(stores::open_values(&args.stores, template.as_ref(), streams).await?)
+        }
         Some(column) => {
             queue.push(stores::open_indexed(&args.stores, template.as_ref(), column).await?)
         }

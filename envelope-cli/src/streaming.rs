@@ -108,17 +108,14 @@ impl AtomicOutput {
 }
 
 /// Encrypts `source` (after `already`, bytes read from it before the form was decided)
-/// into a stream written to `sink`.
-pub async fn encrypt_to<W: Write>(
-    envelope: &Envelope,
-    aad: &[u8],
-    segment_size: u32,
+/// into a stream written to `sink`, with a sealer from [`envelope::Envelope::stream_sealer`].
+pub fn encrypt_with<W: Write>(
+    sealer: stream::StreamSealer,
     threads: usize,
     already: &[u8],
     source: &mut dyn Read,
     sink: W,
 ) -> Result<W, CliError> {
-    let sealer = envelope.stream_sealer(aad, segment_size).await?;
     let mut writer = EncryptingWriter::new(sink, sealer, threads).map_err(io_error("write"))?;
     writer.write_all(already).map_err(io_error("write"))?;
     io::copy(source, &mut writer).map_err(io_error("encrypt"))?;

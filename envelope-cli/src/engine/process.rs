@@ -303,6 +303,11 @@ impl Processor {
             let Some(aad) = aad_of(records[i], &mut outcomes[i]) else {
                 continue;
             };
+            if is_stream_header(&stored.binary) {
+                // The store re-encrypts the stream from its file, in constant memory.
+                outcomes[i] = Decision::changed(Change::ReencryptStream { aad: aad.to_vec() });
+                continue;
+            }
             outcomes[i] = match self.envelope.reencrypt(&stored.binary, aad).await {
                 Ok(new) => Decision::changed(Change::Ciphertext(Stored::encode(stored.form, &new))),
                 Err(e) => Decision::of(self.failure(&stored.binary, e).await?),
@@ -345,4 +350,10 @@ impl Processor {
         }
         Ok(Outcome::Failed(kind.as_str()))
     }
+}
+
+/// Whether a stored value is a stream's header alone (a store read no further).
+fn is_stream_header(binary: &[u8]) -> bool {
+    envelope::stream::is_stream(binary)
+        && envelope::stream::header_len(binary).is_ok_and(|len| len == binary.len())
 }

@@ -122,6 +122,13 @@ pub enum Change {
     Ciphertext(Vec<u8>),
     /// A DEK store row's new wrapped DEK.
     Wrapped(WrappedDek),
+    /// Re-encrypt the stream (format version 4) whose header the record holds, bound to
+    /// this AAD: the store reads the stream and writes its replacement itself, in constant
+    /// memory (only stores that hand out stream headers get it).
+    ReencryptStream {
+        /// The stream's AAD, kept.
+        aad: Vec<u8>,
+    },
     /// A new value for the record's blind-index column (the ciphertext stays), encoded by
     /// the store in its column's form; written only where the ciphertext and the index
     /// column still hold what was read.
@@ -143,6 +150,14 @@ impl Write<'_> {
         match self.change {
             Change::Ciphertext(new) => Ok(new),
             _ => Err(self.wrong_change("a ciphertext")),
+        }
+    }
+
+    /// The AAD of a stream to re-encrypt in place, or `None` for any other change.
+    pub fn reencrypt_stream(&self) -> Option<&[u8]> {
+        match self.change {
+            Change::ReencryptStream { aad } => Some(aad),
+            _ => None,
         }
     }
 

@@ -356,7 +356,7 @@ async fn store_facts(args: &EvidenceArgs) -> Result<Vec<StoreFact>, CliError> {
     }
     let mut out = Vec::new();
     for spec in &specs {
-        for store in stores::open_values(spec, None).await? {
+        for store in stores::open_values(spec, None, None).await? {
             let info = store.info();
             let census = census::of_store(&*store, None, headers.as_ref()).await?;
             out.push(StoreFact {

@@ -7,17 +7,21 @@ pub mod postgres;
 
 use std::sync::Arc;
 
+use envelope::Envelope;
+
 use crate::aad::AadTemplate;
 use crate::cli::StoreArgs;
 use crate::engine::store::Store;
 use crate::exit::CliError;
 
 /// Opens the stores of values the arguments name (the column, then each directory), with
-/// the AAD template re-encryption renders for each value. A new store is registered here:
-/// one line that opens it from its arguments.
+/// the AAD template re-encryption renders for each value and, for re-encryption, the
+/// envelope that re-encrypts streams in place. A new store is registered here: one line
+/// that opens it from its arguments.
 pub async fn open_values(
     args: &StoreArgs,
     template: Option<&AadTemplate>,
+    streams: Option<&Envelope>,
 ) -> Result<Vec<Arc<dyn Store>>, CliError> {
     let mut stores: Vec<Arc<dyn Store>> = Vec::new();
     if let (Some(db), Some(table), Some(column)) = (&args.db, &args.table, &args.column) {
@@ -26,7 +30,11 @@ pub async fn open_values(
         ));
     }
     for dir in &args.dirs {
-        stores.push(Arc::new(files::Directory::open(dir, template.cloned())?));
+        let mut directory = files::Directory::open(dir, template.cloned())?;
+        if let Some(envelope) = streams {
+            directory = directory.reencrypting_streams(envelope.clone());
+        }
+        stores.push(Arc::new(directory));
     }
     Ok(stores)
 }

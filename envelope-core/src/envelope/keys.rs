@@ -45,21 +45,7 @@ impl Inner {
                 (generated, key, Some(id))
             }
             None => {
-                let (generated, key) = self
-                    .kms(
-                        KmsOp::Generate,
-                        KeyOperation::Generate,
-                        &self.key_id,
-                        Subject::default(),
-                        async {
-                            let generated =
-                                self.kms.generate_dek(&self.key_id, &self.context).await?;
-                            let key = DataKey::new(self.provider, self.suite, &generated.dek);
-                            Ok((generated, key))
-                        },
-                    )
-                    .await?;
-                self.kms.check_owned(&generated.wrapped)?;
+                let (generated, key) = self.new_kms_dek().await?;
                 (generated, key, None)
             }
         };
@@ -84,6 +70,25 @@ impl Inner {
             generated.wrapped.key_version,
             self.policy.max_age(),
         ))
+    }
+
+    /// A fresh DEK generated and wrapped by the KMS (one call), prepared.
+    pub(super) async fn new_kms_dek(&self) -> Result<(GeneratedDek, DataKey)> {
+        let (generated, key) = self
+            .kms(
+                KmsOp::Generate,
+                KeyOperation::Generate,
+                &self.key_id,
+                Subject::default(),
+                async {
+                    let generated = self.kms.generate_dek(&self.key_id, &self.context).await?;
+                    let key = DataKey::new(self.provider, self.suite, &generated.dek);
+                    Ok((generated, key))
+                },
+            )
+            .await?;
+        self.kms.check_owned(&generated.wrapped)?;
+        Ok((generated, key))
     }
 
     /// A fresh DEK for the compact form: an id reserved in the store, the DEK drawn from the
