@@ -8,9 +8,9 @@ use envelope::{Envelope, compact};
 use zeroize::Zeroizing;
 
 use crate::cli::{CryptArgs, FormChoice, InspectArgs};
-use crate::streaming;
 use crate::exit::{CliError, CliResult, OK};
 use crate::stores::files::replace_atomically;
+use crate::streaming;
 use crate::value::Stored;
 
 fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
@@ -53,7 +53,8 @@ fn threads_of(args: &CryptArgs) -> usize {
 fn open_input(path: Option<&Path>) -> Result<Box<dyn Read>, CliError> {
     Ok(match path {
         Some(p) => Box::new(
-            File::open(p).map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display())))?,
+            File::open(p)
+                .map_err(|e| CliError::new(format!("cannot read {}: {e}", p.display())))?,
         ),
         None => Box::new(std::io::stdin().lock()),
     })
@@ -103,7 +104,9 @@ pub async fn encrypt(args: CryptArgs) -> CliResult {
                 BufWriter::with_capacity(1 << 20, output.file()),
             )?
             .into_inner()
-            .map_err(|e| CliError::new(format!("cannot write {}: {}", path.display(), e.error())))?;
+            .map_err(|e| {
+                CliError::new(format!("cannot write {}: {}", path.display(), e.error()))
+            })?;
             output.commit()?;
         }
         None => {

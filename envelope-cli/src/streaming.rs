@@ -95,9 +95,9 @@ impl AtomicOutput {
             .sync_all()
             .map_err(|e| fail("fsync the output", e))?;
         let parent = self.temp.path().parent().map(Path::to_path_buf);
-        self.temp
-            .persist(&self.path)
-            .map_err(|e| CliError::new(format!("cannot rename the output into place: {}", e.error)))?;
+        self.temp.persist(&self.path).map_err(|e| {
+            CliError::new(format!("cannot rename the output into place: {}", e.error))
+        })?;
         if let Some(dir) = parent {
             File::open(&dir)
                 .and_then(|d| d.sync_all())
@@ -143,8 +143,8 @@ pub async fn decrypt_to(
                 .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
             let header = stream::read_header(&mut file).map_err(io_error("read the header"))?;
             let opener = envelope.stream_opener(&header, aad).await?;
-            let mut reader = SeekableDecryptingReader::new(file, opener, threads)
-                .map_err(stream_error)?;
+            let mut reader =
+                SeekableDecryptingReader::new(file, opener, threads).map_err(stream_error)?;
             reader
                 .seek(SeekFrom::Start(range.start))
                 .map_err(stream_error)?;
@@ -213,7 +213,10 @@ fn envelope_error(e: &envelope::Error) -> envelope::Error {
 }
 
 fn io_error(what: &'static str) -> impl Fn(io::Error) -> CliError {
-    move |e| match e.get_ref().and_then(|inner| inner.downcast_ref::<envelope::Error>()) {
+    move |e| match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<envelope::Error>())
+    {
         Some(inner) => CliError::from(envelope_error(inner)),
         None => CliError::new(format!("cannot {what}: {e}")),
     }
@@ -221,8 +224,8 @@ fn io_error(what: &'static str) -> impl Fn(io::Error) -> CliError {
 
 /// The header facts of a stream file, reading its header and its length only.
 pub fn inspect_file(path: &Path) -> Result<envelope::HeaderInfo, CliError> {
-    let mut file =
-        File::open(path).map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
+    let mut file = File::open(path)
+        .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
     let header = stream::read_header(&mut file).map_err(io_error("read the header"))?;
     let len = file
         .metadata()

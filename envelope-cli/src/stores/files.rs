@@ -133,7 +133,9 @@ fn write_stream_header(path: &Path, read: &[u8], new: &[u8]) -> Result<(), CliEr
     let Some(first) = (0..read.len()).find(|&i| read[i] != new[i]) else {
         return Ok(());
     };
-    let last = (0..read.len()).rfind(|&i| read[i] != new[i]).unwrap_or(first);
+    let last = (0..read.len())
+        .rfind(|&i| read[i] != new[i])
+        .unwrap_or(first);
     let file = fs::OpenOptions::new()
         .write(true)
         .open(path)
@@ -227,7 +229,9 @@ impl Directory {
         let segment_size = opener.layout().segment_size();
         let mut reader = stream::SeekableDecryptingReader::new(file, opener, threads)
             .map_err(crate::streaming::stream_error)?;
-        let permissions = fs::metadata(path).map_err(|e| fail("stat", e))?.permissions();
+        let permissions = fs::metadata(path)
+            .map_err(|e| fail("stat", e))?
+            .permissions();
         let sealer = envelope.stream_sealer(aad, segment_size).await?;
         let mut output = crate::streaming::AtomicOutput::create(path)?;
         {

@@ -52,10 +52,7 @@ impl Envelope {
         let active = if inner.store.is_some() {
             inner.stream_only_dek().await?
         } else {
-            match inner
-                .active
-                .with_reserved(&inner.policy, 0, clone_active)
-            {
+            match inner.active.with_reserved(&inner.policy, 0, clone_active) {
                 Some(active) if inner.policy.is_enabled() => active,
                 _ => clone_active(&*inner.refresh_active(0).await?),
             }
@@ -218,7 +215,8 @@ impl Inner {
         drop(generated.dek);
         let kek_ref: Arc<[u8]> = crate::format::encode_kek_ref(&generated.wrapped)?.into();
         if self.policy.is_enabled() {
-            self.unwrapped.insert(Box::from(&kek_ref[..]), cached.clone());
+            self.unwrapped
+                .insert(Box::from(&kek_ref[..]), cached.clone());
         }
         Ok(ActiveParts { cached, kek_ref })
     }

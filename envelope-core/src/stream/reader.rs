@@ -121,7 +121,8 @@ impl Opened {
     fn open_spans(&mut self, spans: &[SegmentSpan]) -> io::Result<()> {
         let size = u64::from(self.opener.layout().segment_size());
         let plain_len: usize = spans.iter().map(|s| s.len as usize - TAG_LEN).sum();
-        zeroize::Zeroize::zeroize(&mut self.plain);
+        // Every byte is overwritten by an opened segment (or zeroed when one fails); the
+        // buffer is wiped when the reader is dropped.
         self.plain.resize(plain_len, 0);
         let base = spans.first().map_or(0, |s| s.offset);
         let mut work: Vec<(SegmentSpan, &[u8], &mut [u8])> = Vec::with_capacity(spans.len());
@@ -193,8 +194,9 @@ impl Drop for Opened {
 pub struct DecryptingReader<R: Read> {
     inner: R,
     opened: Opened,
-    /// Bytes read but not yet opened.
+    /// Bytes read but not yet opened: the first `filled` bytes.
     pending: Vec<u8>,
+    filled: usize,
     eof: bool,
     /// The next segment's index.
     next: u64,
@@ -219,6 +221,7 @@ impl<R: Read> DecryptingReader<R> {
             inner,
             opened: Opened::new(opener, threads),
             pending: Vec::new(),
+            filled: 0,
             eof: false,
             next: 0,
             done: false,
@@ -239,21 +242,20 @@ impl<R: Read> DecryptingReader<R> {
         let sealed_len = layout.sealed_segment_len() as usize;
         let batch = self.opened.batch();
         let want = batch * sealed_len + 1;
-        while !self.eof && self.pending.len() < want {
-            let have = self.pending.len();
+        if self.pending.len() < want {
             self.pending.resize(want, 0);
-            let read = self.inner.read(&mut self.pending[have..]);
-            self.pending.truncate(have + *read.as_ref().unwrap_or(&0));
-            match read {
+        }
+        while !self.eof && self.filled < want {
+            match self.inner.read(&mut self.pending[self.filled..want]) {
                 Ok(0) => self.eof = true,
-                Ok(_) => {}
+                Ok(n) => self.filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         let first = self.next;
         let (count, last_len) = if self.eof {
-            let n = self.pending.len();
+            let n = self.filled;
             if n == 0 {
                 let error = Error::Truncated {
                     segments: first,
@@ -290,7 +292,8 @@ impl<R: Read> DecryptingReader<R> {
         let used = (count - 1) * sealed_len + last_len;
         self.opened.sealed.clear();
         self.opened.sealed.extend_from_slice(&self.pending[..used]);
-        self.pending.drain(..used);
+        self.pending.copy_within(used..self.filled, 0);
+        self.filled -= used;
         self.next = first + count as u64;
         self.done = self.eof;
         self.opened.open_spans(&spans)?;

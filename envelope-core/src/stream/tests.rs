@@ -208,7 +208,7 @@ fn every_cut_is_refused_and_only_authentic_bytes_come_out() {
             continue;
         }
         let cut_stream = &stream[..cut];
-        let boundary = (cut - h) % sealed == 0;
+        let boundary = (cut - h).is_multiple_of(sealed);
         for (name, (out, err)) in [
             (
                 "seekable",
