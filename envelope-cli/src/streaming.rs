@@ -11,7 +11,10 @@ use envelope::Envelope;
 use envelope::stream::{self, DecryptingReader, EncryptingWriter, SeekableDecryptingReader};
 
 use crate::exit::CliError;
-use crate::stores::files::TEMP_PREFIX;
+
+/// Prefix of the temporary files an output or a replacement is written to before it is
+/// renamed into place (skipped by the file jobs' walks).
+pub const TEMP_PREFIX: &str = ".envelope-tmp-";
 
 /// Inputs at least this long are encrypted in the streaming form by `--form auto`: below
 /// it a value form costs 140 bytes less and holds the file in memory once (1 MiB).

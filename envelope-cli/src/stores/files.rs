@@ -1,7 +1,7 @@
 //! A directory of ciphertext files (one ciphertext per file, binary or text form) as a
 //! store of the engine: positions are paths relative to the directory, in order. A stream
 //! (format version 4) is read up to the end of its header only, and its rewrap writes one
-//! header slot in place (see [`write_stream_header`]). Every other
+//! header slot in place (the slot that is not current). Every other
 //! replaced file is written to a temporary file in the same directory, fsynced, renamed
 //! over the original and the directory fsynced: a crash leaves either the old or the new
 //! ciphertext, never a truncated one. The compare before the rename is not atomic against
@@ -23,8 +23,7 @@ use crate::engine::store::{
 use crate::exit::CliError;
 use crate::value::Stored;
 
-/// Prefix of the temporary files a replacement writes (skipped by walks).
-pub const TEMP_PREFIX: &str = ".envelope-tmp-";
+use crate::streaming::TEMP_PREFIX;
 
 /// The regular files under `dir`, recursively, in path order (symlinks are not followed;
 /// leftover temporary files of an interrupted replacement are skipped).
@@ -197,7 +196,7 @@ impl Directory {
     }
 
     /// Re-encrypts streams in place with `envelope` when a job asks
-    /// ([`Change::ReencryptStream`]).
+    /// ([`crate::engine::store::Change::ReencryptStream`]).
     pub fn reencrypting_streams(mut self, envelope: envelope::Envelope) -> Self {
         self.streams = Some(envelope);
         self
