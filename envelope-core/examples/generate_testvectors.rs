@@ -1,4 +1,5 @@
-//! Writes `testvectors/v1.json`, `testvectors/compact.json` and `testvectors/index.json`
+//! Writes `testvectors/v1.json`, `testvectors/compact.json`, `testvectors/index.json` and
+//! `testvectors/stream.json`
 //! (deterministic: the same
 //! bytes on every run).
 //!
@@ -13,6 +14,10 @@ fn main() -> std::io::Result<()> {
             envelope_core::vectors::compact::generate_file(),
         ),
         ("index.json", envelope_core::vectors::index::generate_file()),
+        (
+            "stream.json",
+            envelope_core::vectors::stream::generate_file(),
+        ),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, text)?;

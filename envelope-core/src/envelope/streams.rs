@@ -10,9 +10,7 @@ use crate::cache::CachedKey;
 use crate::clock;
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::stream::{
-    self, STABLE_LEN, SeekableDecryptingReader, StreamHeader, StreamOpener, StreamSealer,
-};
+use crate::stream::{self, SeekableDecryptingReader, StreamHeader, StreamOpener, StreamSealer};
 use crate::suite::SegmentKey;
 
 /// What a rewrap of a stream's header does: write `slot` at `offset` (the slot that is not
@@ -58,17 +56,10 @@ impl Envelope {
             }
         };
         let salt = crypto::random_key(inner.provider);
-        let key = active.data_key();
-        let header = stream::encode_header(
-            key.suite(),
-            segment_size,
-            &salt,
-            key.commitment(),
-            &active.kek_ref,
-        )?;
-        let segment_key = SegmentKey::derive(key, salt.as_ref());
+        let sealer =
+            stream::sealer_for(active.data_key(), &salt, &active.kek_ref, segment_size, aad)?;
         active.cached.count(Encrypt);
-        Ok(StreamSealer::new(segment_key, header, STABLE_LEN, aad))
+        Ok(sealer)
     }
 
     /// An opener for the stream whose header starts `header` (at least

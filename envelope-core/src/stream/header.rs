@@ -162,10 +162,7 @@ impl<'a> StreamHeader<'a> {
             let start = STABLE_LEN + i * prefix.slot_len;
             &input[start..start + prefix.slot_len]
         };
-        let slots = [
-            read_slot(stable, slot_bytes(0))?,
-            read_slot(stable, slot_bytes(1))?,
-        ];
+        let slots = [read_slot(slot_bytes(0))?, read_slot(slot_bytes(1))?];
         let current = match slots {
             [Some(a), Some(b)] if a.generation == b.generation => {
                 return Err(Error::malformed(
@@ -234,16 +231,16 @@ impl<'a> StreamHeader<'a> {
                 Error::malformed("KEK reference slots", "the generation counter is exhausted")
             })?;
         let target = 1 - self.current;
-        let bytes = encode_slot(self.stable, self.slot_len, generation, new_ref)?;
+        let bytes = encode_slot(self.slot_len, generation, new_ref)?;
         Ok(((STABLE_LEN + target * self.slot_len) as u64, bytes))
     }
 }
 
 /// Reads one slot: `None` when its check does not verify or it is empty.
-fn read_slot<'a>(stable: &[u8], slot: &'a [u8]) -> Result<Option<Slot<'a>>> {
+fn read_slot(slot: &[u8]) -> Result<Option<Slot<'_>>> {
     let (body, check) = slot.split_at(slot.len() - SLOT_CHECK_LEN);
     let generation = u32::from_be_bytes(be(&body[..4]));
-    if generation == 0 || slot_check(stable, body)[..] != *check {
+    if generation == 0 || slot_check(body)[..] != *check {
         return Ok(None);
     }
     let len = u16::from_be_bytes(be(&body[4..6])) as usize;
@@ -262,12 +259,12 @@ fn read_slot<'a>(stable: &[u8], slot: &'a [u8]) -> Result<Option<Slot<'a>>> {
     }))
 }
 
-/// The first 16 bytes of SHA-256("envelope.v4.slot" || stable part || slot without check):
-/// detects a torn or partial slot write (not an authenticator: see `docs/FORMAT.md`).
-fn slot_check(stable: &[u8], body: &[u8]) -> [u8; SLOT_CHECK_LEN] {
+/// The first 16 bytes of SHA-256("envelope.v4.slot" || slot without check): detects a torn
+/// or partial slot write (not an authenticator: the key commitment is, see
+/// `docs/FORMAT.md`).
+fn slot_check(body: &[u8]) -> [u8; SLOT_CHECK_LEN] {
     let mut hash = Sha256::new();
     hash.update(SLOT_CHECK_LABEL);
-    hash.update(stable);
     hash.update(body);
     let digest = hash.finalize();
     let mut out = [0u8; SLOT_CHECK_LEN];
@@ -276,7 +273,7 @@ fn slot_check(stable: &[u8], body: &[u8]) -> [u8; SLOT_CHECK_LEN] {
 }
 
 /// A slot holding `kek_ref` at `generation`.
-fn encode_slot(stable: &[u8], slot_len: usize, generation: u32, kek_ref: &[u8]) -> Result<Vec<u8>> {
+fn encode_slot(slot_len: usize, generation: u32, kek_ref: &[u8]) -> Result<Vec<u8>> {
     if kek_ref.len() + SLOT_FIXED_LEN > slot_len {
         return Err(Error::InvalidConfig(format!(
             "the new KEK reference ({} bytes) does not fit this stream's {slot_len}-byte slot; \
@@ -289,7 +286,7 @@ fn encode_slot(stable: &[u8], slot_len: usize, generation: u32, kek_ref: &[u8]) 
     slot[4..6].copy_from_slice(&(kek_ref.len() as u16).to_be_bytes());
     slot[6..6 + kek_ref.len()].copy_from_slice(kek_ref);
     let check_at = slot_len - SLOT_CHECK_LEN;
-    let check = slot_check(stable, &slot[..check_at]);
+    let check = slot_check(&slot[..check_at]);
     slot[check_at..].copy_from_slice(&check);
     Ok(slot)
 }
@@ -329,7 +326,7 @@ pub(crate) fn encode(
     out.extend_from_slice(&(slot_len as u16).to_be_bytes());
     out.extend_from_slice(salt);
     out.extend_from_slice(commitment);
-    let first = encode_slot(&out[..STABLE_LEN], slot_len, 1, kek_ref)?;
+    let first = encode_slot(slot_len, 1, kek_ref)?;
     out.extend_from_slice(&first);
     out.resize(STABLE_LEN + 2 * slot_len, 0);
     Ok(out)

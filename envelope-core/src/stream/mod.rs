@@ -42,11 +42,11 @@ mod reader;
 mod segments;
 mod writer;
 
+pub(crate) use header::StreamHeader;
 pub use header::{
     DEFAULT_SEGMENT_SIZE, DEFAULT_SLOT_LEN, MAX_SEGMENT_SIZE, MAX_SLOT_LEN, MIN_SEGMENT_SIZE,
     MIN_SLOT_LEN, PREFIX_LEN, SALT_LEN, STABLE_LEN, STREAM_FORMAT_VERSION, header_len,
 };
-pub(crate) use header::{StreamHeader, encode as encode_header};
 pub use layout::{MAX_SEGMENTS, SegmentSpan, StreamLayout};
 pub use reader::{DecryptingReader, SeekableDecryptingReader, StreamError};
 pub use segments::{StreamOpener, StreamSealer};
@@ -57,6 +57,20 @@ use std::io::{self, Read};
 use crate::error::Result;
 use crate::format::{self, HeaderInfo};
 use crate::suite::TAG_LEN;
+
+/// The sealer of a new stream under a prepared DEK: `salt` (32 random bytes; fixed only in
+/// the test vectors), the DEK's KEK reference for slot 0, the segment size and the AAD.
+pub(crate) fn sealer_for(
+    key: &crate::suite::DataKey,
+    salt: &[u8; SALT_LEN],
+    kek_ref: &[u8],
+    segment_size: u32,
+    aad: &[u8],
+) -> Result<StreamSealer> {
+    let header = header::encode(key.suite(), segment_size, salt, key.commitment(), kek_ref)?;
+    let segment_key = crate::suite::SegmentKey::derive(key, salt);
+    Ok(StreamSealer::new(segment_key, header, STABLE_LEN, aad))
+}
 
 /// Whether `bytes` start like a stream (magic and version 4); says nothing of the rest.
 pub fn is_stream(bytes: &[u8]) -> bool {

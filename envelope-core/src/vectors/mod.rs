@@ -1,5 +1,5 @@
-//! Deterministic generation of the format test vectors in `testvectors/v1.json` and
-//! `testvectors/compact.json` ([`compact`]).
+//! Deterministic generation of the format test vectors in `testvectors/v1.json`,
+//! `testvectors/compact.json` ([`compact`]) and `testvectors/stream.json` ([`stream`]).
 //!
 //! Every key, DEK and nonce is derived from a label with SHA-256, so regenerating gives the
 //! same file byte for byte; a test checks that the committed file is current. Regenerate
@@ -7,6 +7,7 @@
 
 pub mod compact;
 pub mod index;
+pub mod stream;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
