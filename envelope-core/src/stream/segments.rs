@@ -122,6 +122,60 @@ impl StreamSealer {
     }
 }
 
+impl StreamSealer {
+    /// Seals `count` consecutive segments from segment `first`, laid out in `buf` as on the
+    /// wire: segment k's plaintext at `k × (size + 16)` (full segments), its tag slot after
+    /// it. With `final_len`, the last of them is the stream's final segment holding that
+    /// many bytes (its tag right after them). Runs on up to `threads` threads; returns the
+    /// wire length of the run. On error the run's plaintext is zeroized.
+    ///
+    /// This is what [`crate::stream::EncryptingWriter`] does per batch, and what a
+    /// multipart upload does per part (parts aligned to segments, sealed in parallel).
+    pub fn seal_run(
+        &self,
+        first: u64,
+        buf: &mut [u8],
+        count: usize,
+        final_len: Option<usize>,
+        threads: usize,
+    ) -> Result<usize> {
+        let size = self.keyed.layout.segment_size() as usize;
+        let sealed_len = size + TAG_LEN;
+        let end = match final_len {
+            Some(len) if count > 0 => (count - 1) * sealed_len + len + TAG_LEN,
+            _ => count * sealed_len,
+        };
+        if buf.len() < end || final_len.is_some_and(|len| len > size) {
+            return Err(Error::InvalidConfig(format!(
+                "a run of {count} segments needs {end} bytes laid out as on the wire, got {}",
+                buf.len()
+            )));
+        }
+        let mut work: Vec<(u64, bool, &mut [u8])> = buf[..end]
+            .chunks_mut(sealed_len)
+            .enumerate()
+            .map(|(k, chunk)| {
+                let last = final_len.is_some() && k + 1 == count;
+                let len = if last { final_len.unwrap_or(size) } else { size };
+                (first + k as u64, last, &mut chunk[..len + TAG_LEN])
+            })
+            .collect();
+        let sealed = super::parallel::for_each(threads, &mut work, |(index, last, chunk)| {
+            let (plaintext, tag) = chunk.split_at_mut(chunk.len() - TAG_LEN);
+            let mut t = [0u8; TAG_LEN];
+            self.seal_segment(*index, *last, plaintext, &mut t)?;
+            tag.copy_from_slice(&t);
+            Ok(())
+        });
+        drop(work);
+        if let Err(e) = sealed {
+            zeroize::Zeroize::zeroize(&mut buf[..end]);
+            return Err(e);
+        }
+        Ok(end)
+    }
+}
+
 /// The segment size recorded in a header written by [`super::header::encode`].
 fn segment_size_of(header: &[u8]) -> u32 {
     u32::from_be_bytes([header[4], header[5], header[6], header[7]])

@@ -3,9 +3,8 @@
 
 use std::io::{self, Write};
 
-use super::parallel::{self, SEGMENTS_PER_THREAD};
+use super::parallel::SEGMENTS_PER_THREAD;
 use super::segments::StreamSealer;
-use crate::suite::TAG_LEN;
 
 /// Encrypts everything written to it into `inner` as one stream: the header first, then
 /// each segment as soon as the next byte shows it is not the final one.
@@ -75,36 +74,19 @@ impl<W: Write> EncryptingWriter<W> {
     /// Seals `buf`'s first `count` segments (all full; the last of them the final segment
     /// holding `final_len` bytes when `final_len` is `Some`) and writes them out.
     fn seal_and_write(&mut self, count: usize, final_len: Option<usize>) -> io::Result<()> {
-        let (size, sealed_len, first) = (self.size(), self.sealed_len(), self.first_index);
-        let mut work: Vec<(u64, bool, &mut [u8])> = self.buf[..count * sealed_len]
-            .chunks_mut(sealed_len)
-            .enumerate()
-            .map(|(k, chunk)| {
-                let last = final_len.is_some() && k + 1 == count;
-                let len = if last {
-                    final_len.unwrap_or(size)
-                } else {
-                    size
-                };
-                (first + k as u64, last, &mut chunk[..len + TAG_LEN])
-            })
-            .collect();
-        let sealer = &self.sealer;
-        let sealed = parallel::for_each(self.threads, &mut work, |(index, last, chunk)| {
-            let (plaintext, tag) = chunk.split_at_mut(chunk.len() - TAG_LEN);
-            let mut t = [0u8; TAG_LEN];
-            sealer.seal_segment(*index, *last, plaintext, &mut t)?;
-            tag.copy_from_slice(&t);
-            Ok(())
-        });
-        drop(work);
-        if let Err(e) = sealed {
-            self.poisoned = true;
-            return Err(io::Error::other(e));
-        }
-        let end = match final_len {
-            Some(len) => (count - 1) * sealed_len + len + TAG_LEN,
-            None => count * sealed_len,
+        let sealed = self.sealer.seal_run(
+            self.first_index,
+            &mut self.buf,
+            count,
+            final_len,
+            self.threads,
+        );
+        let end = match sealed {
+            Ok(end) => end,
+            Err(e) => {
+                self.poisoned = true;
+                return Err(io::Error::other(e));
+            }
         };
         let inner = self.inner.as_mut().ok_or_else(finished)?;
         if let Err(e) = inner.write_all(&self.buf[..end]) {
