@@ -468,10 +468,11 @@ pub struct CryptArgs {
     /// Associated data the ciphertext is bound to (UTF-8; the same on both sides).
     #[arg(long, default_value = "")]
     pub aad: String,
-    /// Input file (default: stdin).
+    /// Input file (default: stdin); `decrypt` also reads `s3://BUCKET/KEY`.
     #[arg(short, long)]
     pub input: Option<PathBuf>,
-    /// Output file, written atomically (default: stdout).
+    /// Output file, written atomically (default: stdout); `encrypt` also writes
+    /// `s3://BUCKET/KEY` (a multipart upload of segment-aligned parts, or one PUT).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
     /// Encrypt to the text form (`ev1:` + base64url; `ev3:` with `--dek-store`) instead of
@@ -503,9 +504,13 @@ pub struct CryptArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
     /// `decrypt` only plaintext bytes START:END (END excluded; either may be left out). From
-    /// a stream file only the segments holding them are read.
+    /// a stream file or object only the segments holding them are read.
     #[arg(long, value_name = "START:END")]
     pub range: Option<crate::streaming::ByteRange>,
+    /// The S3 endpoint for `s3://` inputs and outputs (MinIO, LocalStack, moto; path-style
+    /// addressing). Credentials and region come from the standard AWS chain.
+    #[arg(long, env = "ENVELOPE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
 }
 
 /// The form `encrypt` writes.
@@ -522,7 +527,7 @@ pub enum FormChoice {
 /// `envelope inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The ciphertext file (default: stdin); binary or text form.
+    /// The ciphertext file (default: stdin) or `s3://BUCKET/KEY`; binary or text form.
     pub input: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
@@ -531,6 +536,9 @@ pub struct InspectArgs {
     /// (without it a compact header shows its DEK id only).
     #[arg(long, env = "ENVELOPE_DEK_STORE", value_name = "URI")]
     pub dek_store: Option<String>,
+    /// The S3 endpoint for an `s3://` input (see `encrypt --help`).
+    #[arg(long, env = "ENVELOPE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
 }
 
 /// Where ciphertexts are stored: one PostgreSQL column and/or directories of files.

@@ -10,8 +10,8 @@ use zeroize::Zeroizing;
 use crate::cli::{CryptArgs, FormChoice, InspectArgs};
 use crate::exit::{CliError, CliResult, OK};
 use crate::stores::files::replace_atomically;
-use crate::streaming;
 use crate::value::Stored;
+use crate::{crypt_s3, streaming};
 
 fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
     match path {
@@ -75,6 +75,13 @@ pub async fn encrypt(args: CryptArgs) -> CliResult {
             "the streaming form is binary: drop --text, or encrypt a value with --form value",
         ));
     }
+    if crypt_s3::location(args.input.as_deref()).is_some() {
+        return Err(CliError::with_code(
+            crate::exit::USAGE,
+            "encrypt reads plaintext from a file or stdin; -o may name s3://BUCKET/KEY",
+        ));
+    }
+    let s3_output = crypt_s3::location(args.output.as_deref()).transpose()?;
     let envelope = envelope_of(&args)?;
     let mut input = open_input(args.input.as_deref())?;
     // Read up to the threshold: a shorter input is a value, a longer one a stream.
@@ -87,12 +94,17 @@ pub async fn encrypt(args: CryptArgs) -> CliResult {
     let mut head = Zeroizing::new(Vec::new());
     (&mut input).take(threshold).read_to_end(&mut head)?;
     if (head.len() as u64) < threshold {
-        return encrypt_value(&args, &envelope, &head).await;
+        return encrypt_value(&args, &envelope, &head, s3_output.as_ref()).await;
     }
     let sealer = envelope
         .stream_sealer(args.aad.as_bytes(), args.segment_size)
         .await?;
     let threads = threads_of(&args);
+    if let Some(url) = &s3_output {
+        let endpoint = args.s3_endpoint.as_deref();
+        crypt_s3::put_stream(endpoint, url, sealer, threads, &head, input).await?;
+        return Ok(OK);
+    }
     match args.output.as_deref() {
         Some(path) => {
             let mut output = streaming::AtomicOutput::create(path)?;
@@ -125,7 +137,12 @@ pub async fn encrypt(args: CryptArgs) -> CliResult {
 }
 
 /// Encrypts a plaintext held in memory into a value form.
-async fn encrypt_value(args: &CryptArgs, envelope: &Envelope, plaintext: &[u8]) -> CliResult {
+async fn encrypt_value(
+    args: &CryptArgs,
+    envelope: &Envelope,
+    plaintext: &[u8],
+    s3_output: Option<&crate::s3::S3Url>,
+) -> CliResult {
     let ciphertext = if args.text {
         let mut text = envelope
             .encrypt_to_text(plaintext, args.aad.as_bytes())
@@ -136,14 +153,36 @@ async fn encrypt_value(args: &CryptArgs, envelope: &Envelope, plaintext: &[u8]) 
     } else {
         envelope.encrypt(plaintext, args.aad.as_bytes()).await?
     };
-    write_output(args.output.as_deref(), &ciphertext)?;
+    match s3_output {
+        Some(url) => crypt_s3::put_value(args.s3_endpoint.as_deref(), url, ciphertext).await?,
+        None => write_output(args.output.as_deref(), &ciphertext)?,
+    }
     Ok(OK)
 }
 
 /// Decrypts a file or stdin (every form; a stream in constant memory, `--range` reading
 /// only the segments that hold it).
 pub async fn decrypt(args: CryptArgs) -> CliResult {
+    if crypt_s3::location(args.output.as_deref()).is_some() {
+        return Err(CliError::with_code(
+            crate::exit::USAGE,
+            "decrypt writes plaintext to a file or stdout; -i may name s3://BUCKET/KEY",
+        ));
+    }
     let envelope = envelope_of(&args)?;
+    if let Some(url) = crypt_s3::location(args.input.as_deref()).transpose()? {
+        crypt_s3::decrypt(
+            &envelope,
+            args.s3_endpoint.as_deref(),
+            &url,
+            args.aad.as_bytes(),
+            threads_of(&args),
+            args.range,
+            args.output.as_deref(),
+        )
+        .await?;
+        return Ok(OK);
+    }
     let mut input = open_input(args.input.as_deref())?;
     let mut head = Vec::new();
     (&mut input).take(3).read_to_end(&mut head)?;
@@ -237,6 +276,11 @@ fn inspect_compact_alone(info: &compact::CompactInfo, form: &str, json: bool) {
 /// Prints a ciphertext's header (either form; a compact one's KEK facts through
 /// `--dek-store`).
 pub async fn inspect(args: InspectArgs) -> CliResult {
+    if let Some(url) = crypt_s3::location(args.input.as_deref()).transpose()? {
+        let (info, text) = crypt_s3::inspect(args.s3_endpoint.as_deref(), &url).await?;
+        print_header(&info, if text { "text" } else { "binary" }, args.json);
+        return Ok(OK);
+    }
     let mut input = open_input(args.input.as_deref())?;
     let mut head = Vec::new();
     (&mut input).take(3).read_to_end(&mut head)?;

@@ -167,7 +167,7 @@ pub async fn decrypt_to(
 }
 
 /// Copies the range's bytes from a reader positioned at its start.
-fn copy_range(
+pub fn copy_range(
     reader: &mut dyn Read,
     range: ByteRange,
     sink: &mut dyn Write,

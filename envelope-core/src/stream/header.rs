@@ -236,6 +236,36 @@ impl<'a> StreamHeader<'a> {
     }
 }
 
+/// Puts a slot kept apart from the stream (an object's metadata, where a rewrap of an
+/// immutable object writes it: see `docs/FORMAT.md`) into `header`, in the position of the
+/// slot that is not current, when it is valid and newer than the current slot. `Ok(true)`
+/// when it was applied; `Ok(false)` for an older slot (the object was rewritten since).
+pub fn apply_slot(header: &mut [u8], slot: &[u8]) -> Result<bool> {
+    let parsed = StreamHeader::parse(header)?;
+    if slot.len() != parsed.slot_len {
+        return Err(Error::malformed(
+            "KEK reference slot",
+            format!(
+                "a {}-byte slot for a header with {}-byte slots",
+                slot.len(),
+                parsed.slot_len
+            ),
+        ));
+    }
+    let Some(candidate) = read_slot(slot)? else {
+        return Err(Error::malformed(
+            "KEK reference slot",
+            "the slot kept apart from the stream fails its check",
+        ));
+    };
+    if candidate.generation <= parsed.current_slot().generation {
+        return Ok(false);
+    }
+    let at = STABLE_LEN + (1 - parsed.current) * parsed.slot_len;
+    header[at..at + slot.len()].copy_from_slice(slot);
+    Ok(true)
+}
+
 /// Reads one slot: `None` when its check does not verify or it is empty.
 fn read_slot(slot: &[u8]) -> Result<Option<Slot<'_>>> {
     let (body, check) = slot.split_at(slot.len() - SLOT_CHECK_LEN);

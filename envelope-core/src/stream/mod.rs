@@ -45,7 +45,7 @@ mod writer;
 pub(crate) use header::StreamHeader;
 pub use header::{
     DEFAULT_SEGMENT_SIZE, DEFAULT_SLOT_LEN, MAX_SEGMENT_SIZE, MAX_SLOT_LEN, MIN_SEGMENT_SIZE,
-    MIN_SLOT_LEN, PREFIX_LEN, SALT_LEN, STABLE_LEN, STREAM_FORMAT_VERSION, header_len,
+    MIN_SLOT_LEN, PREFIX_LEN, SALT_LEN, STABLE_LEN, STREAM_FORMAT_VERSION, apply_slot, header_len,
 };
 pub use layout::{MAX_SEGMENTS, SegmentSpan, StreamLayout};
 pub use reader::{DecryptingReader, SeekableDecryptingReader, StreamError};

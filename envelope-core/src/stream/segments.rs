@@ -156,7 +156,11 @@ impl StreamSealer {
             .enumerate()
             .map(|(k, chunk)| {
                 let last = final_len.is_some() && k + 1 == count;
-                let len = if last { final_len.unwrap_or(size) } else { size };
+                let len = if last {
+                    final_len.unwrap_or(size)
+                } else {
+                    size
+                };
                 (first + k as u64, last, &mut chunk[..len + TAG_LEN])
             })
             .collect();

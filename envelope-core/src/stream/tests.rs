@@ -556,3 +556,32 @@ fn segment_sizes_outside_the_range_are_refused() {
         .unwrap();
     assert_eq!(sealer.layout().segment_size(), MAX_SEGMENT_SIZE);
 }
+
+#[test]
+fn a_slot_kept_apart_applies_when_newer() {
+    let rt = runtime();
+    let (dir, keyring, env) = envelope(Suite::Aes256Gcm, CryptoProvider::default());
+    let _ = dir;
+    let data = plaintext(20_000);
+    let stream = encrypt(&rt, &env, &data, b"", 1);
+    keyring.rotate("default").unwrap();
+    env.refresh_kek();
+    let write = rt
+        .block_on(env.rewrap_stream(&stream))
+        .unwrap()
+        .write
+        .unwrap();
+    // The body unchanged, the slot kept apart (as in object metadata).
+    let mut header = stream[..inspect(&stream, None).unwrap().header_len].to_vec();
+    assert!(apply_slot(&mut header, &write.bytes).unwrap());
+    assert_eq!(inspect(&header, None).unwrap().key_version, "2");
+    // Applying it again changes nothing; a torn one is refused.
+    assert!(!apply_slot(&mut header, &write.bytes).unwrap());
+    let mut torn = write.bytes.clone();
+    torn[3] ^= 1;
+    assert!(apply_slot(&mut header.clone(), &torn).is_err());
+    let mut whole = header.clone();
+    whole.extend_from_slice(&stream[header.len()..]);
+    let (out, err) = read_all(opener(&rt, &env, &whole, b""), &whole, 1);
+    assert!(err.is_none() && out == data);
+}
