@@ -201,6 +201,15 @@ pub struct EvidenceArgs {
     /// A directory of ciphertext files to take a census of (repeat).
     #[arg(long = "dir")]
     pub dirs: Vec<PathBuf>,
+    /// The objects under an S3 prefix (`s3://BUCKET/PREFIX`), one ciphertext per object: a
+    /// stream's census and rewrap read and write its header only (the rewrap is a
+    /// server-side copy with the new header slot in the object's metadata). Repeatable.
+    #[arg(long = "s3", value_name = "S3_URL")]
+    pub s3: Vec<String>,
+    /// The S3 endpoint (MinIO, LocalStack, moto; path-style addressing). Credentials and
+    /// region come from the standard AWS chain.
+    #[arg(long, env = "ENVELOPE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
     /// The DEK store of compact values (its rows are counted too).
     #[arg(long, env = "ENVELOPE_DEK_STORE", value_name = "URI")]
     pub dek_store: Option<String>,
@@ -541,7 +550,7 @@ pub struct InspectArgs {
     pub s3_endpoint: Option<String>,
 }
 
-/// Where ciphertexts are stored: one PostgreSQL column and/or directories of files.
+/// Where ciphertexts are stored: one PostgreSQL column, directories of files, S3 prefixes.
 #[derive(Debug, Args, Clone, Default)]
 pub struct StoreArgs {
     /// PostgreSQL connection string (`postgres://user@host:port/db`,
@@ -562,6 +571,15 @@ pub struct StoreArgs {
     /// walked recursively. Repeatable.
     #[arg(long = "dir")]
     pub dirs: Vec<PathBuf>,
+    /// The objects under an S3 prefix (`s3://BUCKET/PREFIX`), one ciphertext per object: a
+    /// stream's census and rewrap read and write its header only (the rewrap is a
+    /// server-side copy with the new header slot in the object's metadata). Repeatable.
+    #[arg(long = "s3", value_name = "S3_URL")]
+    pub s3: Vec<String>,
+    /// The S3 endpoint (MinIO, LocalStack, moto; path-style addressing). Credentials and
+    /// region come from the standard AWS chain.
+    #[arg(long, env = "ENVELOPE_S3_ENDPOINT", value_name = "URL")]
+    pub s3_endpoint: Option<String>,
     /// The DEK store of compact ciphertexts (`sqlite:///path/deks.sqlite`,
     /// `postgres://…?table=NAME`): compact values in the column or files are read through
     /// it; `census` also counts its rows by KEK version, `rewrap` rotates its rows (the
@@ -574,7 +592,7 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// Whether no store was named.
     pub fn is_empty(&self) -> bool {
-        self.db.is_none() && self.dirs.is_empty() && self.dek_store.is_none()
+        self.db.is_none() && self.dirs.is_empty() && self.s3.is_empty() && self.dek_store.is_none()
     }
 }
 

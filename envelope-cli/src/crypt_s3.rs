@@ -73,7 +73,7 @@ pub async fn decrypt(
 ) -> Result<(), CliError> {
     let s3 = S3::connect(endpoint).await;
     let head = s3.head(url).await?;
-    let first = s3.get_range(url, 0, 3.min(head.len)).await?;
+    let first = s3::first_bytes(&s3, url, &head).await?;
     if !stream::is_stream(&first) {
         let bytes = s3.get(url).await?;
         let stored = crate::value::Stored::from_file_bytes(bytes)?;
@@ -93,7 +93,7 @@ pub async fn decrypt(
         drop(sink);
         return atomic.map_or(Ok(()), streaming::AtomicOutput::commit);
     }
-    let header = s3::read_stream_header(&s3, url, &head).await?;
+    let header = s3::read_stream_header(&s3, url, &head, Some(first)).await?;
     let opener = envelope.stream_opener(&header, aad).await?;
     let range = range.unwrap_or(ByteRange {
         start: 0,
@@ -127,9 +127,9 @@ pub async fn inspect(
 ) -> Result<(envelope::HeaderInfo, bool), CliError> {
     let s3 = S3::connect(endpoint).await;
     let head = s3.head(url).await?;
-    let first = s3.get_range(url, 0, 3.min(head.len)).await?;
+    let first = s3::first_bytes(&s3, url, &head).await?;
     if stream::is_stream(&first) {
-        let header = s3::read_stream_header(&s3, url, &head).await?;
+        let header = s3::read_stream_header(&s3, url, &head, Some(first)).await?;
         return Ok((stream::inspect(&header, Some(head.len))?, false));
     }
     let stored = crate::value::Stored::from_file_bytes(s3.get(url).await?)?;

@@ -25,7 +25,7 @@ fn require_store(stores: &StoreArgs) -> Result<(), CliError> {
     if stores.is_empty() {
         return Err(CliError::with_code(
             crate::exit::USAGE,
-            "name a store: --db URL --table T --column C, and/or --dir D, and/or --dek-store URI",
+            "name a store: --db URL --table T --column C, and/or --dir D, and/or --s3 s3://BUCKET/PREFIX, and/or --dek-store URI",
         ));
     }
     Ok(())
@@ -183,11 +183,14 @@ pub async fn reencrypt(args: ReencryptArgs) -> CliResult {
         ));
     }
     let template = AadTemplate::parse(&args.aad)?;
-    if args.job.stores.db.is_none() && args.job.stores.dirs.is_empty() {
+    if args.job.stores.db.is_none()
+        && args.job.stores.dirs.is_empty()
+        && args.job.stores.s3.is_empty()
+    {
         return Err(CliError::with_code(
             crate::exit::USAGE,
-            "reencrypt rewrites values: name them with --db/--table/--column and/or --dir \
-             (--dek-store is where the new DEKs of compact values go)",
+            "reencrypt rewrites values: name them with --db/--table/--column, --dir and/or \
+             --s3 (--dek-store is where the new DEKs of compact values go)",
         ));
     }
     let filter = Filter {
@@ -348,6 +351,12 @@ async fn run_job_with(
     } else {
         for s in &summaries {
             print!("{}", s.render());
+        }
+        if !args.stores.s3.is_empty() {
+            let (down, up) = crate::s3::TRAFFIC.totals();
+            println!(
+                "s3 traffic: {down} bytes downloaded, {up} bytes uploaded (object bodies: stream headers only, except reencrypt and value objects)"
+            );
         }
     }
     if let Some((e, job_id)) = stopped {

@@ -260,8 +260,8 @@ pub enum WriteGuarantee {
     /// Each value is replaced only where it is still the one read, one at a time; the
     /// checkpoint commits with the page's writes; a concurrent newer write wins.
     PerValueNewerWins,
-    /// Each file is compared, then renamed over: a writer between the compare and the
-    /// rename loses its write (not atomic); no checkpoint (a rerun skips what is done).
+    /// Each file or object is compared, then replaced: a writer between the compare and the
+    /// replacement loses its write (not atomic); no checkpoint (a rerun skips what is done).
     CompareThenReplace,
 }
 

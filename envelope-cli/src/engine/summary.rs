@@ -78,8 +78,8 @@ impl Summary {
         }
         if self.writes == WriteGuarantee::CompareThenReplace {
             out.push_str(
-                "  note: each file is compared, then renamed over; a writer between the two \
-                 loses its write\n",
+                "  note: each file or object is compared, then replaced; a writer between the \
+                 two loses its write\n",
             );
         }
         if !self.job_id.is_empty() {

@@ -341,8 +341,8 @@ async fn store_facts(args: &EvidenceArgs) -> Result<Vec<StoreFact>, CliError> {
             db: args.db.clone(),
             table: Some(table.to_owned()),
             column: Some(column.to_owned()),
-            dirs: Vec::new(),
             dek_store: None,
+            ..StoreArgs::default()
         });
     }
     for dir in &args.dirs {
@@ -351,7 +351,7 @@ async fn store_facts(args: &EvidenceArgs) -> Result<Vec<StoreFact>, CliError> {
             table: None,
             column: None,
             dirs: vec![dir.clone()],
-            dek_store: None,
+            ..StoreArgs::default()
         });
     }
     let mut out = Vec::new();

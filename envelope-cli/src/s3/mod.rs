@@ -87,7 +87,14 @@ pub struct ObjectHead {
     pub slot: Option<Vec<u8>>,
 }
 
-/// Byte counts of the S3 traffic of one process, for the summaries and the benchmarks.
+/// Byte counts of the S3 traffic of this process (every client), for the job summaries and
+/// the benchmarks.
+pub static TRAFFIC: Traffic = Traffic {
+    downloaded: std::sync::atomic::AtomicU64::new(0),
+    uploaded: std::sync::atomic::AtomicU64::new(0),
+};
+
+/// Byte counts of S3 object bodies moved.
 #[derive(Debug, Default)]
 pub struct Traffic {
     /// Body bytes downloaded.
@@ -100,7 +107,6 @@ pub struct Traffic {
 #[derive(Debug, Clone)]
 pub struct S3 {
     client: Client,
-    traffic: std::sync::Arc<Traffic>,
 }
 
 fn failed(what: &str, url: &S3Url, e: impl std::fmt::Display) -> CliError {
@@ -114,6 +120,14 @@ fn sdk_message<E: std::fmt::Display + std::error::Error + 'static>(
     match e {
         aws_sdk_s3::error::SdkError::ServiceError(s) => s.err().to_string(),
         other => aws_sdk_s3::error::DisplayErrorContext(other).to_string(),
+    }
+}
+
+impl Traffic {
+    /// Bytes downloaded and uploaded so far.
+    pub fn totals(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.downloaded.load(Relaxed), self.uploaded.load(Relaxed))
     }
 }
 
@@ -136,13 +150,7 @@ impl S3 {
         }
         S3 {
             client: Client::from_conf(config.build()),
-            traffic: Default::default(),
         }
-    }
-
-    /// This process's traffic so far.
-    pub fn traffic(&self) -> &Traffic {
-        &self.traffic
     }
 
     /// The SDK client.
@@ -151,13 +159,13 @@ impl S3 {
     }
 
     fn count_down(&self, n: u64) {
-        self.traffic
+        TRAFFIC
             .downloaded
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn count_up(&self, n: u64) {
-        self.traffic
+        TRAFFIC
             .uploaded
             .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
@@ -415,16 +423,21 @@ pub fn effective_header(
     Ok(header)
 }
 
-/// Reads a stream object's header (two ranged GETs: its fixed fields, then the rest) and
-/// applies the metadata slot.
+/// Reads a stream object's header (two ranged GETs: its fixed fields, then the rest; the
+/// first is skipped when the caller already read them) and applies the metadata slot.
 pub async fn read_stream_header(
     s3: &S3,
     url: &S3Url,
     head: &ObjectHead,
+    prefix: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, CliError> {
-    let prefix = s3
-        .get_range(url, 0, envelope::stream::PREFIX_LEN as u64)
-        .await?;
+    let prefix = match prefix {
+        Some(prefix) => prefix,
+        None => {
+            s3.get_range(url, 0, envelope::stream::PREFIX_LEN as u64)
+                .await?
+        }
+    };
     let len = envelope::stream::header_len(&prefix)? as u64;
     let mut header = prefix;
     header.extend(
@@ -432,4 +445,11 @@ pub async fn read_stream_header(
             .await?,
     );
     effective_header(url, header, head)
+}
+
+/// The first bytes of an object: enough to tell a stream (and its header's length) from a
+/// value.
+pub async fn first_bytes(s3: &S3, url: &S3Url, head: &ObjectHead) -> Result<Vec<u8>, CliError> {
+    s3.get_range(url, 0, (envelope::stream::PREFIX_LEN as u64).min(head.len))
+        .await
 }

@@ -4,6 +4,7 @@
 pub mod dek_store;
 pub mod files;
 pub mod postgres;
+pub mod s3;
 
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ use crate::cli::StoreArgs;
 use crate::engine::store::Store;
 use crate::exit::CliError;
 
-/// Opens the stores of values the arguments name (the column, then each directory), with
+/// Opens the stores of values the arguments name (the column, each directory, each S3
+/// prefix), with
 /// the AAD template re-encryption renders for each value and, for re-encryption, the
 /// envelope that re-encrypts streams in place. A new store is registered here: one line
 /// that opens it from its arguments.
@@ -35,6 +37,20 @@ pub async fn open_values(
             directory = directory.reencrypting_streams(envelope.clone());
         }
         stores.push(Arc::new(directory));
+    }
+    for url in &args.s3 {
+        let Some(url) = crate::s3::S3Url::parse(url) else {
+            return Err(CliError::with_code(
+                crate::exit::USAGE,
+                format!("--s3 {url}: an S3 prefix is s3://BUCKET/PREFIX"),
+            ));
+        };
+        let mut prefix =
+            s3::Prefix::open(url?, args.s3_endpoint.as_deref(), template.cloned()).await?;
+        if let Some(envelope) = streams {
+            prefix = prefix.reencrypting_streams(envelope.clone());
+        }
+        stores.push(Arc::new(prefix));
     }
     Ok(stores)
 }
