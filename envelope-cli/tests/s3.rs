@@ -240,12 +240,9 @@ fn streams_in_s3_upload_in_parts_read_ranges_and_rewrap_without_moving_bodies() 
         down <= 21 * 2 * header,
         "{down} bytes downloaded: headers only"
     );
-    for i in 0..20 {
+    for (i, before) in bodies_before.iter().enumerate() {
         let (body, _, slot) = get(&bucket, &format!("backups/s{i:02}.ev"));
-        assert_eq!(
-            body, bodies_before[i],
-            "object {i}: the body did not change"
-        );
+        assert_eq!(&body, before, "object {i}: the body did not change");
         assert!(
             slot.is_some(),
             "object {i}: the new slot is in the metadata"
