@@ -121,7 +121,17 @@ pub fn encrypt_with<W: Write>(
 ) -> Result<W, CliError> {
     let mut writer = EncryptingWriter::new(sink, sealer, threads).map_err(io_error("write"))?;
     writer.write_all(already).map_err(io_error("write"))?;
-    io::copy(source, &mut writer).map_err(io_error("encrypt"))?;
+    // Reads of two batches: the writer's threads copy whole batches straight from them.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; threads.max(1) * (4 << 20)]);
+    loop {
+        let n = match source.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(CliError::new(format!("cannot read the input: {e}"))),
+        };
+        writer.write_all(&buf[..n]).map_err(io_error("encrypt"))?;
+    }
     writer.finish().map_err(io_error("write"))
 }
 
@@ -172,11 +182,24 @@ pub fn copy_range(
     range: ByteRange,
     sink: &mut dyn Write,
 ) -> Result<u64, CliError> {
-    let copied = match range.end {
-        Some(end) => io::copy(&mut reader.take(end - range.start), sink),
-        None => io::copy(reader, sink),
-    };
-    copied.map_err(stream_error)
+    // Reads of whole batches: a seekable reader opens segments straight into them.
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; 4 << 20]);
+    let mut left = range.end.map(|end| end - range.start);
+    let mut copied = 0u64;
+    while left != Some(0) {
+        let want = left.map_or(buf.len(), |l| l.min(buf.len() as u64) as usize);
+        let n = match reader.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(stream_error(e)),
+        };
+        sink.write_all(&buf[..n])
+            .map_err(|e| CliError::new(format!("cannot write the output: {e}")))?;
+        copied += n as u64;
+        left = left.map(|l| l - n as u64);
+    }
+    Ok(copied)
 }
 
 /// A stream reader's failure as the CLI says it (the SDK error's kind decides the exit

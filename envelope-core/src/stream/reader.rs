@@ -123,16 +123,35 @@ impl Opened {
         let plain_len: usize = spans.iter().map(|s| s.len as usize - TAG_LEN).sum();
         // Every byte is overwritten by an opened segment (or zeroed when one fails); the
         // buffer is wiped when the reader is dropped.
-        self.plain.resize(plain_len, 0);
+        let mut plain = std::mem::take(&mut self.plain);
+        plain.resize(plain_len, 0);
+        let opened = self.open_into(spans, &mut plain);
+        self.plain = plain;
+        match opened {
+            Ok(()) => {
+                self.plain_start = spans.first().map_or(0, |s| s.index) * size;
+                Ok(())
+            }
+            Err(e) => {
+                self.plain.clear();
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens `spans` (contiguous, in `self.sealed` from its start) into `out` (exactly
+    /// their plaintext length), in parallel; on failure `out` is zeroed and the failure
+    /// recorded.
+    fn open_into(&mut self, spans: &[SegmentSpan], out: &mut [u8]) -> io::Result<()> {
         let base = spans.first().map_or(0, |s| s.offset);
         let mut work: Vec<(SegmentSpan, &[u8], &mut [u8])> = Vec::with_capacity(spans.len());
-        let mut rest = &mut self.plain[..];
+        let mut rest = &mut out[..];
         for span in spans {
             let start = (span.offset - base) as usize;
             let sealed = &self.sealed[start..start + span.len as usize];
-            let (out, tail) = rest.split_at_mut(span.len as usize - TAG_LEN);
+            let (segment, tail) = rest.split_at_mut(span.len as usize - TAG_LEN);
             rest = tail;
-            work.push((*span, sealed, out));
+            work.push((*span, sealed, segment));
         }
         let opener = &self.opener;
         let failed_at = std::sync::Mutex::new(None::<u64>);
@@ -145,21 +164,14 @@ impl Opened {
                 })
         });
         drop(work);
-        match opened {
-            Ok(()) => {
-                self.plain_start = spans.first().map_or(0, |s| s.index) * size;
-                Ok(())
-            }
-            Err(e) => {
-                zeroize::Zeroize::zeroize(&mut self.plain);
-                self.plain.clear();
-                let at = failed_at
-                    .into_inner()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .unwrap_or(0);
-                Err(self.fail(e, at))
-            }
-        }
+        opened.map_err(|e| {
+            zeroize::Zeroize::zeroize(out);
+            let at = failed_at
+                .into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or(0);
+            self.fail(e, at)
+        })
     }
 
     /// Copies opened plaintext at the position into `buf`; 0 when the position is outside
@@ -410,10 +422,48 @@ impl<R: Read + Seek> SeekableDecryptingReader<R> {
     }
 }
 
+impl<R: Read + Seek> SeekableDecryptingReader<R> {
+    /// Opens whole segments at a segment boundary straight into the caller's buffer (no
+    /// copy through the reader's own): `None` when the read does not start a segment or
+    /// holds less than one.
+    fn read_direct(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        let layout = self.opened.opener.layout();
+        let size = u64::from(layout.segment_size());
+        let pos = self.opened.pos;
+        if pos % size != 0 || (buf.len() as u64) < size || pos >= self.plaintext_len {
+            return Ok(None);
+        }
+        let first = pos / size;
+        let batch = self.opened.batch() as u64;
+        let want = (buf.len() as u64 / size).min(batch).min(self.count - first);
+        let spans: Vec<SegmentSpan> = (first..first + want)
+            .map(|i| layout.span(i, self.count, self.total_len))
+            .collect();
+        let (Some(head), Some(tail)) = (spans.first(), spans.last()) else {
+            return Ok(None);
+        };
+        let (start, end) = (head.offset, tail.offset + tail.len);
+        self.opened.sealed.resize((end - start) as usize, 0);
+        self.inner.seek(SeekFrom::Start(start))?;
+        self.inner.read_exact(&mut self.opened.sealed)?;
+        let plain_len: usize = spans.iter().map(|s| s.len as usize - TAG_LEN).sum();
+        self.opened.open_into(&spans, &mut buf[..plain_len])?;
+        self.opened.pos += plain_len as u64;
+        self.opened.released += plain_len as u64;
+        self.window = want;
+        Ok(Some(plain_len))
+    }
+}
+
 impl<R: Read + Seek> Read for SeekableDecryptingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.opened.check()?;
         let mut n = self.opened.serve(buf);
+        if n == 0
+            && let Some(direct) = self.read_direct(buf)?
+        {
+            return Ok(direct);
+        }
         if n == 0 && !buf.is_empty() && self.load(buf.len())? {
             n = self.opened.serve(buf);
         }

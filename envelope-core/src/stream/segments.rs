@@ -139,6 +139,21 @@ impl StreamSealer {
         final_len: Option<usize>,
         threads: usize,
     ) -> Result<usize> {
+        self.seal_run_from(first, buf, count, final_len, threads, None)
+    }
+
+    /// [`StreamSealer::seal_run`] where the plaintext of segments `k..` of the run is still
+    /// in `source` (`Some((k, source))`, full segments): each thread copies its segments
+    /// into place right before sealing them, while they are in its cache.
+    pub(crate) fn seal_run_from(
+        &self,
+        first: u64,
+        buf: &mut [u8],
+        count: usize,
+        final_len: Option<usize>,
+        threads: usize,
+        source: Option<(usize, &[u8])>,
+    ) -> Result<usize> {
         let size = self.keyed.layout.segment_size() as usize;
         let sealed_len = size + TAG_LEN;
         let end = match final_len {
@@ -165,6 +180,13 @@ impl StreamSealer {
             })
             .collect();
         let sealed = super::parallel::for_each(threads, &mut work, |(index, last, chunk)| {
+            if let Some((from, source)) = source {
+                let k = (*index - first) as usize;
+                if k >= from {
+                    let at = (k - from) * size;
+                    chunk[..size].copy_from_slice(&source[at..at + size]);
+                }
+            }
             let (plaintext, tag) = chunk.split_at_mut(chunk.len() - TAG_LEN);
             let mut t = [0u8; TAG_LEN];
             self.seal_segment(*index, *last, plaintext, &mut t)?;

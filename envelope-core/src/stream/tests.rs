@@ -54,6 +54,16 @@ fn opener(rt: &tokio::runtime::Runtime, env: &Envelope, stream: &[u8], aad: &[u8
 /// Reads the whole stream with the seekable reader; the plaintext returned before an error
 /// and the error.
 fn read_all(opener: StreamOpener, stream: &[u8], threads: usize) -> (Vec<u8>, Option<StreamError>) {
+    read_all_with(opener, stream, threads, 3000)
+}
+
+/// [`read_all`] with reads of `chunk` bytes (a large chunk opens segments straight into it).
+fn read_all_with(
+    opener: StreamOpener,
+    stream: &[u8],
+    threads: usize,
+    chunk: usize,
+) -> (Vec<u8>, Option<StreamError>) {
     let mut out = Vec::new();
     let mut reader =
         match SeekableDecryptingReader::new(Cursor::new(stream.to_vec()), opener, threads) {
@@ -65,11 +75,12 @@ fn read_all(opener: StreamOpener, stream: &[u8], threads: usize) -> (Vec<u8>, Op
                 );
             }
         };
-    let mut buf = [0u8; 3000];
+    let mut buf = vec![0u8; chunk];
     loop {
         match reader.read(&mut buf) {
             Ok(0) => return (out, None),
             Ok(n) => out.extend_from_slice(&buf[..n]),
+
             Err(e) => {
                 return (
                     out,
@@ -272,8 +283,8 @@ fn swapped_duplicated_flipped_and_appended_segments_are_refused() {
     let h = inspect(&stream, None).unwrap().header_len;
     let seg = |i: usize| h + i * sealed..(h + (i + 1) * sealed).min(stream.len());
     let check = |bad: &[u8], first_bad: u64, want: &str| {
-        for threads in [1, 2] {
-            let (out, err) = read_all(opener(&rt, &env, bad, b""), bad, threads);
+        for (threads, chunk) in [(1, 3000), (2, 3000), (1, 3 * size), (2, 8 * size)] {
+            let (out, err) = read_all_with(opener(&rt, &env, bad, b""), bad, threads, chunk);
             let err = err.expect("refused");
             assert_eq!(err.segment(), first_bad, "{want}");
             assert_eq!(out, data[..out.len()], "{want}");
@@ -584,4 +595,28 @@ fn a_slot_kept_apart_applies_when_newer() {
     whole.extend_from_slice(&stream[header.len()..]);
     let (out, err) = read_all(opener(&rt, &env, &whole, b""), &whole, 1);
     assert!(err.is_none() && out == data);
+}
+
+#[test]
+fn a_failed_read_into_the_callers_buffer_leaves_no_plaintext_there() {
+    let rt = runtime();
+    let (_dir, _k, env) = envelope(Suite::Aes256Gcm, CryptoProvider::default());
+    let size = SEGMENT as usize;
+    let data = plaintext(4 * size);
+    let mut stream = encrypt(&rt, &env, &data, b"", 1);
+    let h = inspect(&stream, None).unwrap().header_len;
+    stream[h + 2 * (size + 16) + 5] ^= 0x40;
+    for threads in [1, 2] {
+        let mut reader = SeekableDecryptingReader::new(
+            Cursor::new(stream.clone()),
+            opener(&rt, &env, &stream, b""),
+            threads,
+        )
+        .unwrap();
+        let mut buf = vec![0u8; 4 * size];
+        let err = reader.read(&mut buf).unwrap_err();
+        let failure = StreamError::of(&err).unwrap();
+        assert_eq!((failure.segment(), failure.plaintext_released()), (2, 0));
+        assert!(buf.iter().all(|&b| b == 0), "segments 0 and 1 were not released");
+    }
 }

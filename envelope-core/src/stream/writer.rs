@@ -74,12 +74,23 @@ impl<W: Write> EncryptingWriter<W> {
     /// Seals `buf`'s first `count` segments (all full; the last of them the final segment
     /// holding `final_len` bytes when `final_len` is `Some`) and writes them out.
     fn seal_and_write(&mut self, count: usize, final_len: Option<usize>) -> io::Result<()> {
-        let sealed = self.sealer.seal_run(
+        self.seal_and_write_from(count, final_len, None)
+    }
+
+    /// [`Self::seal_and_write`] with segments `k..count` still in `source`.
+    fn seal_and_write_from(
+        &mut self,
+        count: usize,
+        final_len: Option<usize>,
+        source: Option<(usize, &[u8])>,
+    ) -> io::Result<()> {
+        let sealed = self.sealer.seal_run_from(
             self.first_index,
             &mut self.buf,
             count,
             final_len,
             self.threads,
+            source,
         );
         let end = match sealed {
             Ok(end) => end,
@@ -142,6 +153,17 @@ impl<W: Write> Write for EncryptingWriter<W> {
                     self.seal_and_write(count, None)?;
                     self.complete = 0;
                 }
+            }
+            let room = self.batch_len() - self.complete;
+            if self.partial == 0 && rest.len() > room * size {
+                // The batch fills up from `rest` with data after it: its segments are
+                // copied by the sealing threads, each right before sealing it.
+                let (direct, tail) = rest.split_at(room * size);
+                let (count, from) = (self.batch_len(), self.complete);
+                self.seal_and_write_from(count, None, Some((from, direct)))?;
+                self.complete = 0;
+                rest = tail;
+                continue;
             }
             let n = (size - self.partial).min(rest.len());
             let at = self.complete * sealed_len + self.partial;

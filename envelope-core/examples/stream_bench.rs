@@ -1,0 +1,142 @@
+//! One measurement per process, for `scripts/bench-streams.sh` (which runs each several
+//! times, interleaved, and takes medians): the raw AEAD floors and the streaming form's
+//! writer and reader over memory (no I/O), in MB/s.
+//!
+//! ```text
+//! cargo run --release -p envelope-core --example stream_bench -- MODE THREADS MIB
+//! MODE: floor-aws-lc-gcm | floor-rustcrypto-gcm | floor-xchacha | writer | reader
+//! ```
+
+use std::io::{Cursor, Read, Write};
+use std::time::Instant;
+
+use envelope_core::stream::{DEFAULT_SEGMENT_SIZE, EncryptingWriter, SeekableDecryptingReader};
+use envelope_core::{Envelope, LocalKeyring, LocalKms};
+
+const CHUNK: usize = DEFAULT_SEGMENT_SIZE as usize;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (mode, threads, mib) = match args.as_slice() {
+        [_, mode, threads, mib] => (
+            mode.as_str(),
+            threads.parse::<usize>().expect("threads"),
+            mib.parse::<usize>().expect("MiB"),
+        ),
+        _ => {
+            eprintln!("usage: stream_bench MODE THREADS MIB");
+            std::process::exit(2);
+        }
+    };
+    let len = mib << 20;
+    let mut data = vec![0x5au8; len];
+    let seconds = match mode {
+        "floor-aws-lc-gcm" => floor_aws_lc(&mut data),
+        "floor-rustcrypto-gcm" => floor_rustcrypto(&mut data),
+        "floor-xchacha" => floor_xchacha(&mut data),
+        "writer" | "reader" => streams(mode, &data, threads),
+        other => {
+            eprintln!("unknown mode {other}");
+            std::process::exit(2);
+        }
+    };
+    println!("{mode} {threads} {:.1}", len as f64 / seconds / 1e6);
+}
+
+/// aws-lc-rs AES-256-GCM over 64 KiB messages, in place: the fastest AEAD here.
+fn floor_aws_lc(data: &mut [u8]) -> f64 {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7; 32]).expect("key"));
+    let start = Instant::now();
+    for (i, chunk) in data.chunks_mut(CHUNK).enumerate() {
+        let mut nonce = [0u8; 12];
+        nonce[4..].copy_from_slice(&(i as u64).to_be_bytes());
+        let tag = key
+            .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), chunk)
+            .expect("seal");
+        let _ = std::hint::black_box(tag);
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// RustCrypto `aes-gcm` over 64 KiB messages.
+fn floor_rustcrypto(data: &mut [u8]) -> f64 {
+    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    let key = aes_gcm::Aes256Gcm::new_from_slice(&[7; 32]).expect("key");
+    let start = Instant::now();
+    for (i, chunk) in data.chunks_mut(CHUNK).enumerate() {
+        let mut nonce = [0u8; 12];
+        nonce[4..].copy_from_slice(&(i as u64).to_be_bytes());
+        let tag = key
+            .encrypt_in_place_detached(&nonce.into(), b"", chunk)
+            .expect("seal");
+        let _ = std::hint::black_box(tag);
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// RustCrypto XChaCha20-Poly1305 over 64 KiB messages.
+fn floor_xchacha(data: &mut [u8]) -> f64 {
+    use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+    let key = chacha20poly1305::XChaCha20Poly1305::new_from_slice(&[7; 32]).expect("key");
+    let start = Instant::now();
+    for (i, chunk) in data.chunks_mut(CHUNK).enumerate() {
+        let mut nonce = [0u8; 24];
+        nonce[16..].copy_from_slice(&(i as u64).to_be_bytes());
+        let tag = key
+            .encrypt_in_place_detached(&nonce.into(), b"", chunk)
+            .expect("seal");
+        let _ = std::hint::black_box(tag);
+    }
+    start.elapsed().as_secs_f64()
+}
+
+/// The streaming form through the library: `EncryptingWriter` from memory into a sink,
+/// or `SeekableDecryptingReader` from memory into a sink; the KMS call happens before
+/// the clock starts.
+fn streams(mode: &str, data: &[u8], threads: usize) -> f64 {
+    let dir = std::env::temp_dir().join(format!("stream-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let keyring = LocalKeyring::create(dir.join("keyring.json"), "bench").expect("keyring");
+    let envelope = Envelope::builder(LocalKms::new(keyring), "bench")
+        .build()
+        .expect("envelope");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let sealer = rt
+        .block_on(envelope.stream_sealer(b"", DEFAULT_SEGMENT_SIZE))
+        .expect("sealer");
+    let seconds = if mode == "writer" {
+        let mut writer = EncryptingWriter::new(std::io::sink(), sealer, threads).expect("writer");
+        let start = Instant::now();
+        for chunk in data.chunks(8 << 20) {
+            writer.write_all(chunk).expect("write");
+        }
+        writer.finish().expect("finish");
+        start.elapsed().as_secs_f64()
+    } else {
+        let mut writer = EncryptingWriter::new(Vec::new(), sealer, threads).expect("writer");
+        writer.write_all(data).expect("write");
+        let sealed = writer.finish().expect("finish");
+        let opener = rt
+            .block_on(envelope.stream_opener(&sealed, b""))
+            .expect("opener");
+        let start = Instant::now();
+        let mut reader =
+            SeekableDecryptingReader::new(Cursor::new(&sealed), opener, threads).expect("reader");
+        let mut buf = vec![0u8; 8 << 20];
+        let mut total = 0;
+        loop {
+            let n = reader.read(&mut buf).expect("read");
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        assert_eq!(total, data.len());
+        start.elapsed().as_secs_f64()
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    seconds
+}
