@@ -430,7 +430,7 @@ impl<R: Read + Seek> SeekableDecryptingReader<R> {
         let layout = self.opened.opener.layout();
         let size = u64::from(layout.segment_size());
         let pos = self.opened.pos;
-        if pos % size != 0 || (buf.len() as u64) < size || pos >= self.plaintext_len {
+        if !pos.is_multiple_of(size) || (buf.len() as u64) < size || pos >= self.plaintext_len {
             return Ok(None);
         }
         let first = pos / size;
