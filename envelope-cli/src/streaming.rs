@@ -136,7 +136,8 @@ pub fn encrypt_with<W: Write>(
 }
 
 /// Decrypts the stream in `input` (a file: random access) or on stdin (in order) into
-/// `sink`, the plaintext range `range` only.
+/// `sink`, the plaintext range `range` only. `head` holds the stream's first bytes, already
+/// read to tell its form.
 pub async fn decrypt_to(
     envelope: &Envelope,
     aad: &[u8],
@@ -154,7 +155,10 @@ pub async fn decrypt_to(
         Some(path) => {
             let mut file = File::open(path)
                 .map_err(|e| CliError::new(format!("cannot read {}: {e}", path.display())))?;
-            let header = stream::read_header(&mut file).map_err(io_error("read the header"))?;
+            // The header's first bytes were read already (to tell the form): read the rest.
+            file.seek(SeekFrom::Start(head.len() as u64))?;
+            let header = stream::read_header(&mut io::Cursor::new(&head).chain(&mut file))
+                .map_err(io_error("read the header"))?;
             let opener = envelope.stream_opener(&header, aad).await?;
             let mut reader =
                 SeekableDecryptingReader::new(file, opener, threads).map_err(stream_error)?;

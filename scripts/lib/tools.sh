@@ -63,18 +63,25 @@ sys.exit(f"{url} did not answer within {sys.argv[2]} s")
 PY
 }
 
-# ensure_chromium: Debian's chromium (/usr/bin/chromium), for the evidence page's browser test.
-ensure_chromium() {
-    if [ -x /usr/bin/chromium ]; then
+# ensure_apt_package PACKAGE FILE: installs Debian's PACKAGE with apt-get when FILE is
+# missing (FILE: what the package provides, e.g. /usr/bin/age).
+ensure_apt_package() {
+    local package=$1 file=$2
+    if [ -e "$file" ]; then
         return 0
     fi
-    echo "installing Debian's chromium" >&2
+    echo "installing Debian's $package" >&2
     local sudo=
     [ "$(id -u)" -eq 0 ] || sudo=sudo
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null ||
         { $sudo apt-get update -q >/dev/null &&
-            $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
-    [ -x /usr/bin/chromium ] || { echo "the chromium package did not install /usr/bin/chromium" >&2; return 1; }
+            $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$package" >/dev/null; }
+    [ -e "$file" ] || { echo "the $package package did not install $file" >&2; return 1; }
+}
+
+# ensure_chromium: Debian's chromium (/usr/bin/chromium), for the evidence page's browser test.
+ensure_chromium() {
+    ensure_apt_package chromium /usr/bin/chromium
 }
 
 # ensure_playwright: playwright-core (the driver only: it uses Debian's chromium, never

@@ -617,6 +617,9 @@ fn a_failed_read_into_the_callers_buffer_leaves_no_plaintext_there() {
         let err = reader.read(&mut buf).unwrap_err();
         let failure = StreamError::of(&err).unwrap();
         assert_eq!((failure.segment(), failure.plaintext_released()), (2, 0));
-        assert!(buf.iter().all(|&b| b == 0), "segments 0 and 1 were not released");
+        assert!(
+            buf.iter().all(|&b| b == 0),
+            "segments 0 and 1 were not released"
+        );
     }
 }
