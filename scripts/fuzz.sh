@@ -70,6 +70,14 @@ for i, v in enumerate(compact["vectors"]):
 for i, t in enumerate(compact["text_vectors"]):
     put("text", f"ct{i}", t["text"].encode())
 put("compact", "rows", bytes([2]) + json.dumps(compact["dek_store"]).encode())
+# The streaming form's vectors share the v1 keyring: valid streams for parse and decrypt.
+streams = json.loads(pathlib.Path("testvectors/stream.json").read_text())
+for i, v in enumerate(streams["vectors"]):
+    s, aad = bytes.fromhex(v["stream"]), bytes.fromhex(v["aad"])
+    if len(s) > 20000:
+        continue
+    put("parse", f"s{i}", s)
+    put("decrypt", f"s{i}", bytes([len(aad)]) + aad + s)
 put("keyring", "empty", b'{"envelope_keyring": 1, "keys": {}}')
 PY
 }

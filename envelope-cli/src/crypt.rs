@@ -15,6 +15,15 @@ use crate::{crypt_s3, streaming};
 
 fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
     match path {
+        // A device or FIFO (`/dev/null`, a pipe) is written, never replaced.
+        Some(p) if streaming::is_special(p) => {
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .open(p)
+                .map_err(|e| CliError::new(format!("cannot open {}: {e}", p.display())))?;
+            out.write_all(bytes)?;
+            Ok(())
+        }
         Some(p) => {
             if !p.exists() {
                 std::fs::write(p, b"")

@@ -55,15 +55,37 @@ impl std::str::FromStr for ByteRange {
 }
 
 /// An output file written under a temporary name beside it and renamed over it once
-/// complete and fsynced: a crash or a failure leaves no partial file under the name.
+/// complete and fsynced: a crash or a failure leaves no partial file under the name. An
+/// output that exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is
+/// written directly: it is never replaced.
 pub struct AtomicOutput {
-    temp: tempfile::NamedTempFile,
+    target: Target,
     path: std::path::PathBuf,
 }
 
+enum Target {
+    Temporary(tempfile::NamedTempFile),
+    Special(File),
+}
+
+/// Whether `path` names something other than a regular file (a device, a FIFO, a socket).
+pub fn is_special(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file() && !m.is_dir())
+}
+
 impl AtomicOutput {
-    /// A temporary file beside `path`.
+    /// A temporary file beside `path` (or `path` itself when it is a device or a FIFO).
     pub fn create(path: &Path) -> Result<Self, CliError> {
+        if is_special(path) {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
+            return Ok(AtomicOutput {
+                target: Target::Special(file),
+                path: path.to_path_buf(),
+            });
+        }
         let parent = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -78,27 +100,33 @@ impl AtomicOutput {
                 ))
             })?;
         Ok(AtomicOutput {
-            temp,
+            target: Target::Temporary(temp),
             path: path.to_path_buf(),
         })
     }
 
     /// The file to write.
     pub fn file(&mut self) -> &mut File {
-        self.temp.as_file_mut()
+        match &mut self.target {
+            Target::Temporary(temp) => temp.as_file_mut(),
+            Target::Special(file) => file,
+        }
     }
 
-    /// Fsyncs the file, renames it over the final name and fsyncs the directory.
+    /// Fsyncs the file, renames it over the final name and fsyncs the directory (a device
+    /// or FIFO: nothing more to do).
     pub fn commit(self) -> Result<(), CliError> {
+        let Target::Temporary(temp) = self.target else {
+            return Ok(());
+        };
         let fail = |what: &str, e: io::Error| {
             CliError::new(format!("cannot {what} {}: {e}", self.path.display()))
         };
-        self.temp
-            .as_file()
+        temp.as_file()
             .sync_all()
             .map_err(|e| fail("fsync the output", e))?;
-        let parent = self.temp.path().parent().map(Path::to_path_buf);
-        self.temp.persist(&self.path).map_err(|e| {
+        let parent = temp.path().parent().map(Path::to_path_buf);
+        temp.persist(&self.path).map_err(|e| {
             CliError::new(format!("cannot rename the output into place: {}", e.error))
         })?;
         if let Some(dir) = parent {

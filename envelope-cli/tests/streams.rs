@@ -467,3 +467,48 @@ fn two_gib_round_trip_under_a_256_mib_address_space_limit() {
         String::from_utf8_lossy(&want.stdout)
     );
 }
+
+#[test]
+fn a_fifo_output_is_written_never_replaced() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let uri = key(dir.path());
+    let plain = data(2 << 20, 5);
+    let p = dir.path().join("p");
+    std::fs::write(&p, &plain).unwrap();
+    let fifo = dir.path().join("fifo");
+    for (form, args) in [
+        ("stream", vec!["encrypt", "--form", "stream"]),
+        ("value", vec!["encrypt", "--form", "value"]),
+    ] {
+        assert!(
+            Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let mut all = args.clone();
+        all.extend([
+            "--key",
+            &uri,
+            "-i",
+            p.to_str().unwrap(),
+            "-o",
+            fifo.to_str().unwrap(),
+        ]);
+        ok(&envelope(&all));
+        let sealed = reader.join().unwrap();
+        assert!(
+            std::fs::metadata(&fifo).unwrap().file_type().is_fifo(),
+            "{form}: the FIFO is still a FIFO"
+        );
+        let opened = piped(&["decrypt", "--key", &uri], &sealed);
+        assert_eq!(ok(&opened).stdout, plain, "{form}");
+        std::fs::remove_file(&fifo).unwrap();
+    }
+}
