@@ -91,17 +91,20 @@ for i in $(seq 20); do
     offset=$(python3 -c "import random; print(random.randrange(0, ($BIG_MIB << 20) - 4096))")
     trace=$TMPFS/range.trace
     start=$(date +%s.%N)
-    strace -f -qq -e trace=openat,read,pread64 -o "$trace" "$BIN" decrypt -i "$DISK/big.ev" --range "$offset:$((offset + 4096))" >/dev/null
+    strace -f -qq -e trace=openat,close,read,pread64 -o "$trace" "$BIN" decrypt -i "$DISK/big.ev" --range "$offset:$((offset + 4096))" >/dev/null
     end=$(date +%s.%N)
     bytes=$(python3 - "$trace" "$DISK/big.ev" <<'EOF'
 import re, sys
-fd, total = None, 0
+open_fds, total = {}, 0
 for line in open(sys.argv[1]):
     m = re.search(r'openat\(AT_FDCWD, "([^"]+)".*\) = (\d+)', line)
-    if m and m.group(1) == sys.argv[2]:
-        fd = m.group(2)
+    if m:
+        open_fds[m.group(2)] = m.group(1)
+    m = re.search(r'close\((\d+)\)', line)
+    if m:
+        open_fds.pop(m.group(1), None)
     m = re.search(r'(?:read|pread64)\((\d+),.*\) = (\d+)', line)
-    if m and fd is not None and m.group(1) == fd:
+    if m and open_fds.get(m.group(1)) == sys.argv[2]:
         total += int(m.group(2))
 print(total)
 EOF
