@@ -195,6 +195,25 @@ impl BlockingEnvelope {
     pub fn inspect(ciphertext: &[u8]) -> Result<HeaderInfo> {
         Envelope::inspect(ciphertext)
     }
+
+    /// See [`Envelope::stream_sealer`].
+    pub fn stream_sealer(
+        &self,
+        aad: &[u8],
+        segment_size: u32,
+    ) -> Result<crate::stream::StreamSealer> {
+        self.block_on(self.envelope.stream_sealer(aad, segment_size))
+    }
+
+    /// See [`Envelope::stream_opener`].
+    pub fn stream_opener(&self, header: &[u8], aad: &[u8]) -> Result<crate::stream::StreamOpener> {
+        self.block_on(self.envelope.stream_opener(header, aad))
+    }
+
+    /// See [`Envelope::rewrap_stream`].
+    pub fn rewrap_stream(&self, header: &[u8]) -> Result<crate::StreamRewrap> {
+        self.block_on(self.envelope.rewrap_stream(header))
+    }
 }
 
 impl Drop for BlockingEnvelope {

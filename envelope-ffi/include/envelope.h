@@ -118,6 +118,12 @@ typedef uint32_t envelope_status;
 // An envelope client: a key URI, its KMS, its DEK cache and its runtime. Opaque.
 typedef struct envelope_client envelope_client;
 
+// A stream being decrypted. Opaque; free with `envelope_stream_decryptor_free`.
+typedef struct envelope_stream_decryptor envelope_stream_decryptor;
+
+// A stream being encrypted. Opaque; free with `envelope_stream_encryptor_free`.
+typedef struct envelope_stream_encryptor envelope_stream_encryptor;
+
 // Client options. Start from `envelope_client_options_default` and change fields.
 typedef struct envelope_client_options {
   // `ENVELOPE_SUITE_AES_256_GCM` (default) or `ENVELOPE_SUITE_XCHACHA20_POLY1305`.
@@ -459,6 +465,142 @@ const char *envelope_status_message(uint32_t status);
 // `buf` must be valid for `buf_len` bytes of writes (or NULL with `buf_len` 0); `out_len`
 // must be valid for a write or NULL.
 envelope_status envelope_last_error_message(uint8_t *buf, size_t buf_len, size_t *out_len);
+
+// Starts encrypting a stream bound to `aad`: one KMS call when the client's DEK is not
+// cached. `segment_size` is the plaintext bytes per segment (0: 65536; else 4096 to
+// 16777216); `threads` seal segments in parallel (0 or 1: the caller's thread only).
+// The stream's header is the start of the first update's output.
+//
+// # Safety
+// `client` live for the encryptor's life; `aad` valid for `aad_len`; `out` writable.
+envelope_status envelope_stream_encryptor_new(const struct envelope_client *client,
+                                              const uint8_t *aad,
+                                              size_t aad_len,
+                                              uint32_t segment_size,
+                                              uint32_t threads,
+                                              struct envelope_stream_encryptor **out);
+
+// Encrypts the next `data_len` bytes of plaintext. `*out`/`*out_len` receive the stream
+// bytes ready so far (library-owned; free with `envelope_bytes_free`; possibly empty: a
+// segment is released once the next byte shows it is not the final one, a batch of
+// `threads × 32` segments at a time).
+//
+// # Safety
+// `encryptor` live; `data` valid for `data_len`; `out`/`out_len` writable.
+envelope_status envelope_stream_encrypt_update(struct envelope_stream_encryptor *encryptor,
+                                               const uint8_t *data,
+                                               size_t data_len,
+                                               uint8_t **out,
+                                               size_t *out_len);
+
+// Seals the final segment: `*out`/`*out_len` receive the rest of the stream. The
+// encryptor takes no more input (free it). A stream whose encryptor is freed without
+// `finish` has no final segment: every reader refuses it as truncated.
+//
+// # Safety
+// `encryptor` live; `out`/`out_len` writable.
+envelope_status envelope_stream_encrypt_finish(struct envelope_stream_encryptor *encryptor,
+                                               uint8_t **out,
+                                               size_t *out_len);
+
+// Releases an encryptor (NULL is a no-op); buffered plaintext is zeroized.
+//
+// # Safety
+// `encryptor` from `envelope_stream_encryptor_new`, not freed before.
+void envelope_stream_encryptor_free(struct envelope_stream_encryptor *encryptor);
+
+// The length of a stream's header from its first 10 bytes (`ENVELOPE_MALFORMED` when they
+// are not a stream's, `ENVELOPE_UNSUPPORTED_FORMAT_VERSION` for another form).
+//
+// # Safety
+// `prefix` valid for `prefix_len`; `out_len` writable.
+envelope_status envelope_stream_header_len(const uint8_t *prefix,
+                                           size_t prefix_len,
+                                           size_t *out_len);
+
+// Starts decrypting the stream whose header is at the start of `header` (at least
+// `envelope_stream_header_len` bytes; more are ignored), bound to `aad`: one KMS unwrap
+// when the DEK is not cached, and the key commitment checked. Feed the stream from its
+// header's end on to `envelope_stream_decrypt_update`, or read segments at random with
+// `envelope_stream_decrypt_segment`. `threads` open segments in parallel.
+//
+// # Safety
+// `client` live; inputs valid for their lengths; `out` writable.
+envelope_status envelope_stream_decryptor_new(const struct envelope_client *client,
+                                              const uint8_t *header,
+                                              size_t header_len,
+                                              const uint8_t *aad,
+                                              size_t aad_len,
+                                              uint32_t threads,
+                                              struct envelope_stream_decryptor **out);
+
+// The stream's segment size and header length.
+//
+// # Safety
+// `decryptor` live; the outputs writable.
+envelope_status envelope_stream_decryptor_layout(struct envelope_stream_decryptor *decryptor,
+                                                 uint32_t *segment_size,
+                                                 size_t *header_len);
+
+// The number of segments of the stream when it is `total_len` bytes long (header
+// included), for random access: `ENVELOPE_TRUNCATED` for a stream with no segment,
+// `ENVELOPE_MALFORMED` for a length no complete stream has.
+//
+// # Safety
+// `decryptor` live; `count` writable.
+envelope_status envelope_stream_segment_count(struct envelope_stream_decryptor *decryptor,
+                                              uint64_t total_len,
+                                              uint64_t *count);
+
+// Opens segment `index` (its bytes on the wire: `sealed`, tag included; `is_last` when it
+// is the stream's final segment) into the caller's buffer; `*out_len` receives its
+// plaintext length (`sealed_len - 16`; `ENVELOPE_BUFFER_TOO_SMALL` with the length
+// needed when `out_cap` is less). A segment that fails leaves nothing in `out_buf`:
+// `ENVELOPE_TRUNCATED` (a final segment sealed as non-final: the stream was cut),
+// `ENVELOPE_MALFORMED` (a non-final segment sealed as final: data was appended),
+// `ENVELOPE_DECRYPTION_FAILED` (anything else).
+//
+// # Safety
+// `decryptor` live; `sealed` valid for `sealed_len`; `out_buf` writable for `out_cap`
+// bytes; `out_len` writable.
+envelope_status envelope_stream_decrypt_segment(struct envelope_stream_decryptor *decryptor,
+                                                uint64_t index,
+                                                bool is_last,
+                                                const uint8_t *sealed,
+                                                size_t sealed_len,
+                                                uint8_t *out_buf,
+                                                size_t out_cap,
+                                                size_t *out_len);
+
+// Decrypts the next `data_len` bytes of the stream (from the end of its header on).
+// `*out`/`*out_len` receive the plaintext of every segment that authenticated (library-
+// owned, zeroized by `envelope_bytes_free`; possibly empty: the last segment received is
+// held back until more bytes or `finish` show whether it is the final one). After a
+// failure the decryptor takes no more input; the plaintext returned before was authentic.
+//
+// # Safety
+// `decryptor` live; `data` valid for `data_len`; `out`/`out_len` writable.
+envelope_status envelope_stream_decrypt_update(struct envelope_stream_decryptor *decryptor,
+                                               const uint8_t *data,
+                                               size_t data_len,
+                                               uint8_t **out,
+                                               size_t *out_len);
+
+// Opens what remains as the stream's final segment: `*out`/`*out_len` receive its
+// plaintext, or the call fails with `ENVELOPE_TRUNCATED` (the stream ended before its
+// final segment), `ENVELOPE_MALFORMED` or `ENVELOPE_DECRYPTION_FAILED`.
+//
+// # Safety
+// `decryptor` live; `out`/`out_len` writable.
+envelope_status envelope_stream_decrypt_finish(struct envelope_stream_decryptor *decryptor,
+                                               uint8_t **out,
+                                               size_t *out_len);
+
+// Releases a decryptor (NULL is a no-op).
+//
+// # Safety
+// `decryptor` from `envelope_stream_decryptor_new`, not freed before.
+void envelope_stream_decryptor_free(struct envelope_stream_decryptor *decryptor);
 
 // Encrypts into the caller's buffer `out_buf` of `out_cap` bytes (the fast path for
 // bindings: no library-owned allocation to free). `*out_len` receives the ciphertext's

@@ -42,6 +42,7 @@ pub mod dekstore;
 pub mod inspect;
 pub mod keyring;
 pub mod library;
+pub mod stream;
 pub mod values;
 
 pub use batch::{envelope_decrypt_batch, envelope_encrypt_batch};
@@ -68,6 +69,14 @@ pub use library::{
     envelope_status_message, envelope_version,
 };
 pub use status::envelope_status;
+pub use stream::{
+    envelope_stream_decrypt_finish, envelope_stream_decrypt_segment,
+    envelope_stream_decrypt_update, envelope_stream_decryptor, envelope_stream_decryptor_free,
+    envelope_stream_decryptor_layout, envelope_stream_decryptor_new,
+    envelope_stream_encrypt_finish, envelope_stream_encrypt_update, envelope_stream_encryptor,
+    envelope_stream_encryptor_free, envelope_stream_encryptor_new, envelope_stream_header_len,
+    envelope_stream_segment_count,
+};
 pub use values::{
     envelope_decrypt, envelope_decrypt_into, envelope_decrypt_text, envelope_encrypt,
     envelope_encrypt_into, envelope_encrypt_text, envelope_reencrypt, envelope_rewrap,

@@ -202,6 +202,58 @@ impl StreamSealer {
     }
 }
 
+impl StreamOpener {
+    /// Opens a run of consecutive segments from segment `first`, as they are on the wire in
+    /// `sealed` (every one full but the last, which is the stream's final segment when
+    /// `ends_stream`), into `out` (at least their plaintext length), on up to `threads`
+    /// threads; returns the plaintext length. On error `out` holds no plaintext, and the
+    /// error is that of the lowest failing segment (see [`StreamOpener::open_segment`]).
+    /// What a push-style decryptor (the C ABI's) does with the bytes it has.
+    pub fn open_run(
+        &self,
+        first: u64,
+        sealed: &[u8],
+        ends_stream: bool,
+        out: &mut [u8],
+        threads: usize,
+    ) -> Result<usize> {
+        let sealed_len = self.keyed.layout.sealed_segment_len() as usize;
+        let count = sealed.len().div_ceil(sealed_len);
+        let last_len = sealed.len() - count.saturating_sub(1) * sealed_len;
+        if count == 0 || last_len < TAG_LEN || (!ends_stream && last_len != sealed_len) {
+            return Err(Error::malformed(
+                "segment",
+                format!("a run of {} bytes is not whole segments", sealed.len()),
+            ));
+        }
+        let plain_len = sealed.len() - count * TAG_LEN;
+        if out.len() < plain_len {
+            return Err(Error::BufferTooSmall {
+                needed: plain_len,
+                capacity: out.len(),
+            });
+        }
+        let mut work: Vec<(u64, bool, &[u8], &mut [u8])> = Vec::with_capacity(count);
+        let mut rest = &mut out[..plain_len];
+        for (k, segment) in sealed.chunks(sealed_len).enumerate() {
+            let (o, tail) = rest.split_at_mut(segment.len() - TAG_LEN);
+            rest = tail;
+            work.push((first + k as u64, ends_stream && k + 1 == count, segment, o));
+        }
+        let opened = super::parallel::for_each(threads, &mut work, |(index, last, segment, o)| {
+            self.open_segment(*index, *last, segment, o)
+        });
+        drop(work);
+        match opened {
+            Ok(()) => Ok(plain_len),
+            Err(e) => {
+                zeroize::Zeroize::zeroize(&mut out[..plain_len]);
+                Err(e)
+            }
+        }
+    }
+}
+
 /// The segment size recorded in a header written by [`super::header::encode`].
 fn segment_size_of(header: &[u8]) -> u32 {
     u32::from_be_bytes([header[4], header[5], header[6], header[7]])

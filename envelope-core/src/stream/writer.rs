@@ -124,6 +124,11 @@ impl<W: Write> EncryptingWriter<W> {
         self.inner.as_ref()
     }
 
+    /// The inner writer, mutably (to take what was written so far, e.g. from a `Vec`).
+    pub fn get_mut(&mut self) -> Option<&mut W> {
+        self.inner.as_mut()
+    }
+
     fn check(&self) -> io::Result<()> {
         if self.poisoned {
             return Err(io::Error::other(

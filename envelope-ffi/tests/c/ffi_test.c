@@ -630,6 +630,100 @@ static void test_threads(void) {
     envelope_client_free(shared);
 }
 
+
+/* Appends a library-owned buffer to `all` and frees it. */
+static void append(uint8_t **all, size_t *all_len, uint8_t *part, size_t part_len) {
+    *all = realloc(*all, *all_len + part_len + 1);
+    if (part_len) memcpy(*all + *all_len, part, part_len);
+    *all_len += part_len;
+    envelope_bytes_free(part, part_len);
+}
+
+static void test_stream(void) {
+    envelope_client *client = new_client(NULL);
+    size_t len = 3 * 4096 * 5 + 1234;
+    uint8_t *plain = malloc(len);
+    for (size_t i = 0; i < len; i++) plain[i] = (uint8_t)(i * 7 + i / 4096);
+
+    /* Encrypt in uneven pieces with two threads. */
+    envelope_stream_encryptor *enc = NULL;
+    STATUS(envelope_stream_encryptor_new(client, S("stream-aad"), 4096, 2, &enc), ENVELOPE_OK);
+    uint8_t *stream = NULL, *part = NULL;
+    size_t stream_len = 0, part_len = 0;
+    for (size_t at = 0; at < len; at += 3001) {
+        size_t n = len - at < 3001 ? len - at : 3001;
+        STATUS(envelope_stream_encrypt_update(enc, plain + at, n, &part, &part_len), ENVELOPE_OK);
+        append(&stream, &stream_len, part, part_len);
+    }
+    STATUS(envelope_stream_encrypt_finish(enc, &part, &part_len), ENVELOPE_OK);
+    append(&stream, &stream_len, part, part_len);
+    STATUS(envelope_stream_encrypt_finish(enc, &part, &part_len), ENVELOPE_INVALID_ARGUMENT);
+    envelope_stream_encryptor_free(enc);
+    CHECK(stream_len > len && stream[2] == 4, "a version 4 stream of %zu bytes", stream_len);
+
+    size_t header_len = 0;
+    STATUS(envelope_stream_header_len(stream, 10, &header_len), ENVELOPE_OK);
+    STATUS(envelope_stream_header_len(stream, 5, &header_len), ENVELOPE_MALFORMED);
+    STATUS(envelope_stream_header_len(stream, 10, &header_len), ENVELOPE_OK);
+
+    /* Decrypt in pieces: exactly the plaintext. */
+    envelope_stream_decryptor *dec = NULL;
+    STATUS(envelope_stream_decryptor_new(client, stream, header_len, S("stream-aad"), 2, &dec), ENVELOPE_OK);
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    for (size_t at = header_len; at < stream_len; at += 5000) {
+        size_t n = stream_len - at < 5000 ? stream_len - at : 5000;
+        STATUS(envelope_stream_decrypt_update(dec, stream + at, n, &part, &part_len), ENVELOPE_OK);
+        append(&out, &out_len, part, part_len);
+    }
+    STATUS(envelope_stream_decrypt_finish(dec, &part, &part_len), ENVELOPE_OK);
+    append(&out, &out_len, part, part_len);
+    CHECK(out_len == len && memcmp(out, plain, len) == 0, "stream round trip (%zu bytes)", out_len);
+    free(out);
+
+    /* Random access: segment 3 alone, then the layout. */
+    uint32_t segment_size = 0;
+    size_t header2 = 0;
+    uint64_t count = 0;
+    STATUS(envelope_stream_decryptor_layout(dec, &segment_size, &header2), ENVELOPE_OK);
+    STATUS(envelope_stream_segment_count(dec, stream_len, &count), ENVELOPE_OK);
+    CHECK(segment_size == 4096 && header2 == header_len && count == 16, "layout %u %zu %llu",
+          segment_size, header2, (unsigned long long)count);
+    uint8_t seg[4096];
+    size_t seg_len = 0;
+    const uint8_t *third = stream + header_len + 3 * (4096 + 16);
+    STATUS(envelope_stream_decrypt_segment(dec, 3, false, third, 4096 + 16, seg, sizeof seg, &seg_len), ENVELOPE_OK);
+    CHECK(seg_len == 4096 && memcmp(seg, plain + 3 * 4096, 4096) == 0, "segment 3");
+    STATUS(envelope_stream_decrypt_segment(dec, 4, false, third, 4096 + 16, seg, sizeof seg, &seg_len), ENVELOPE_DECRYPTION_FAILED);
+    STATUS(envelope_stream_decrypt_segment(dec, 3, false, third, 4096 + 16, seg, 100, &seg_len), ENVELOPE_BUFFER_TOO_SMALL);
+    CHECK(seg_len == 4096, "needed %zu", seg_len);
+    STATUS(envelope_stream_segment_count(dec, header_len, &count), ENVELOPE_TRUNCATED);
+    envelope_stream_decryptor_free(dec);
+
+    /* Cut at a segment boundary: truncated, after the authentic segments. */
+    STATUS(envelope_stream_decryptor_new(client, stream, stream_len, S("stream-aad"), 1, &dec), ENVELOPE_OK);
+    size_t cut = header_len + 5 * (4096 + 16);
+    STATUS(envelope_stream_decrypt_update(dec, stream + header_len, cut - header_len, &part, &part_len), ENVELOPE_OK);
+    CHECK(part_len == 4 * 4096, "4 segments released before the end is known (%zu)", part_len);
+    envelope_bytes_free(part, part_len);
+    STATUS(envelope_stream_decrypt_finish(dec, &part, &part_len), ENVELOPE_TRUNCATED);
+    CHECK(contains((const uint8_t *)last_error(), strlen(last_error()), "truncated"), "message");
+    envelope_stream_decryptor_free(dec);
+
+    /* Wrong AAD: nothing authenticates. */
+    STATUS(envelope_stream_decryptor_new(client, stream, stream_len, S("other"), 1, &dec), ENVELOPE_OK);
+    STATUS(envelope_stream_decrypt_update(dec, stream + header_len, stream_len - header_len, &part, &part_len),
+           ENVELOPE_DECRYPTION_FAILED);
+    STATUS(envelope_stream_decrypt_finish(dec, &part, &part_len), ENVELOPE_INVALID_ARGUMENT);
+    envelope_stream_decryptor_free(dec);
+    envelope_stream_encryptor_free(NULL);
+    envelope_stream_decryptor_free(NULL);
+
+    free(stream);
+    free(plain);
+    envelope_client_free(client);
+}
+
 int main(void) {
     char dir[] = "/tmp/envelope-ffi-test-XXXXXX";
     if (mkdtemp(dir) == NULL) return 2;
@@ -643,6 +737,7 @@ int main(void) {
     test_threads();
     test_batches();
     test_rotation();
+    test_stream();
     snprintf(store_uri, sizeof store_uri, "sqlite://%s/deks.sqlite", dir);
     test_compact();
     snprintf(index_store_uri, sizeof index_store_uri, "sqlite://%s/index.sqlite", dir);
