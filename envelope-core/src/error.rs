@@ -257,7 +257,7 @@ pub enum Error {
     /// boundary (its last segment present authenticates as a non-final one), or holds no
     /// segment at all. Everything before the cut is authentic; the rest is missing.
     #[error(
-        "truncated stream: it ends after segment {segments} of {segment_size}-byte segments, and that segment is not the final one"
+        "truncated stream: it ends after {segments} segment(s) of {segment_size} bytes without its final segment"
     )]
     Truncated {
         /// How many segments are present (the last of them is not marked final).

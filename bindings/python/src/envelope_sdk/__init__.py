@@ -57,6 +57,8 @@ from .errors import (
     UnsupportedSuite,
 )
 
+from .stream import StreamReader, StreamWriter
+
 try:
     __version__ = _version("envelope-sdk")
 except PackageNotFoundError:  # imported from a source tree that was never installed
@@ -72,5 +74,5 @@ __all__ = [
     "UnsupportedFormatVersion", "UnsupportedProvider", "UnsupportedSuite",
     "create_local_keyring", "crypto_provider", "destroy_local_key_version", "fips_mode",
     "from_text", "import_dek_store_rows", "native_version", "normalize",
-    "rotate_local_key", "to_text",
+    "rotate_local_key", "to_text", "StreamReader", "StreamWriter",
 ]

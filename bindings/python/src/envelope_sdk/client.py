@@ -256,6 +256,24 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self.key_uri!r})"
 
+    # -- streams ---------------------------------------------------------------------
+
+    def open(self, file, mode: str = "rb", *, aad: BytesLike = b"", segment_size: Optional[int] = None, threads: Optional[int] = None):
+        """Opens a stream (format version 4: large files and objects, in constant memory)
+        as a file object: ``"wb"`` encrypts what is written (``close`` seals the final
+        segment), ``"rb"`` decrypts (``seek``/``tell`` over a seekable file, each read
+        opening only the segments it covers). ``file`` is a path or a binary file object.
+        ``segment_size``: plaintext bytes per segment (default 65536); ``threads``: threads
+        sealing or opening segments (default: the CPUs, at most 4). Use it as a context
+        manager::
+
+            with client.open("dump.ev", "wb", aad=b"nightly") as out:
+                shutil.copyfileobj(source, out)
+        """
+        from .stream import open_stream
+
+        return open_stream(self, file, mode, aad, segment_size, threads)
+
     # -- single values ---------------------------------------------------------------
 
     def encrypt(self, plaintext: BytesLike, aad: BytesLike = b"") -> bytes:
