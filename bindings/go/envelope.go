@@ -124,6 +124,8 @@ type HeaderInfo struct {
 	HeaderLen     int    `json:"header_len"`
 	PlaintextLen  int    `json:"plaintext_len"`
 	Overhead      int    `json:"overhead"`
+	// SegmentSize is a stream's plaintext bytes per segment (format version 4), else 0.
+	SegmentSize uint32 `json:"segment_size"`
 }
 
 func ptrOf(b []byte) *C.uint8_t {

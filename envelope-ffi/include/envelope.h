@@ -406,7 +406,8 @@ envelope_status envelope_dek_store_import_json(const uint8_t *store_uri,
 // key or store: v1 gives `{"format_version": 1, "suite", "provider", "key_id",
 // "key_version", "wrapped_dek_len", "header_len", "plaintext_len", "overhead"}`; the
 // compact form `{"format_version": 2, "suite", "dek_id", "header_len", "plaintext_len",
-// "overhead"}` (its KEK is in the DEK store's row).
+// "overhead"}` (its KEK is in the DEK store's row); a stream (format version 4, whole or
+// its header alone) the v1 fields and `"segment_size"`.
 //
 // # Safety
 // `ciphertext` valid for its length; `out`/`out_len` valid for writes.

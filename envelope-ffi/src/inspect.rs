@@ -10,7 +10,8 @@ use crate::status::envelope_status;
 /// key or store: v1 gives `{"format_version": 1, "suite", "provider", "key_id",
 /// "key_version", "wrapped_dek_len", "header_len", "plaintext_len", "overhead"}`; the
 /// compact form `{"format_version": 2, "suite", "dek_id", "header_len", "plaintext_len",
-/// "overhead"}` (its KEK is in the DEK store's row).
+/// "overhead"}` (its KEK is in the DEK store's row); a stream (format version 4, whole or
+/// its header alone) the v1 fields and `"segment_size"`.
 ///
 /// # Safety
 /// `ciphertext` valid for its length; `out`/`out_len` valid for writes.
@@ -49,7 +50,7 @@ pub unsafe extern "C" fn envelope_inspect_json(
             return Ok(());
         }
         let info = Envelope::inspect(&binary)?;
-        let json = serde_json::json!({
+        let mut json = serde_json::json!({
             "format_version": info.format_version,
             "suite": info.suite.name(),
             "provider": info.provider.scheme(),
@@ -60,6 +61,9 @@ pub unsafe extern "C" fn envelope_inspect_json(
             "plaintext_len": info.plaintext_len,
             "overhead": info.overhead,
         });
+        if let Some(size) = info.segment_size {
+            json["segment_size"] = size.into();
+        }
         // SAFETY: checked non-null above.
         unsafe { give(out, out_len, json.to_string().into_bytes()) };
         Ok(())

@@ -94,6 +94,7 @@ class HeaderInfo:
     ``wrapped_dek_len``; ``dek_id`` is None). The compact form (format version 3, or the
     non-committing version 2) names its DEK store row instead (``dek_id``; the KEK fields are
     None: they live in the row); ``committing`` says whether it carries its key commitment.
+    A stream (format version 4) has the KEK fields and ``segment_size``.
     """
 
     format_version: int
@@ -107,6 +108,7 @@ class HeaderInfo:
     wrapped_dek_len: Optional[int] = None
     dek_id: Optional[int] = None
     committing: Optional[bool] = None
+    segment_size: Optional[int] = None
 
 
 class Client:
