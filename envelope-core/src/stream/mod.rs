@@ -8,6 +8,7 @@
 //! | `layout` | where each segment is ([`StreamLayout`]), from lengths alone |
 //! | `segments` | [`StreamSealer`] and [`StreamOpener`]: the segment key, nonces, failure kinds |
 //! | `writer` | [`EncryptingWriter`] (`std::io::Write`) |
+//! | `asynch` | [`AsyncEncryptingWriter`] (`tokio::io::AsyncWrite`), [`AsyncDecryptingReader`] (`AsyncRead`) |
 //! | `reader` | [`DecryptingReader`] (a pipe) and [`SeekableDecryptingReader`] (`Read + Seek`) |
 //! | `parallel` | sealing and opening a batch of segments on several threads |
 //!
@@ -35,6 +36,7 @@
 //! # Ok(()) }
 //! ```
 
+mod asynch;
 mod header;
 mod layout;
 mod parallel;
@@ -42,6 +44,7 @@ mod reader;
 mod segments;
 mod writer;
 
+pub use asynch::{AsyncDecryptingReader, AsyncEncryptingWriter};
 pub(crate) use header::StreamHeader;
 pub use header::{
     DEFAULT_SEGMENT_SIZE, DEFAULT_SLOT_LEN, MAX_SEGMENT_SIZE, MAX_SLOT_LEN, MIN_SEGMENT_SIZE,

@@ -44,7 +44,15 @@ impl StreamError {
         error.get_ref()?.downcast_ref::<StreamError>()
     }
 
-    fn into_io(self) -> io::Error {
+    pub(crate) fn new(error: Error, segment: u64, released: u64) -> Self {
+        StreamError {
+            error: Arc::new(error),
+            segment,
+            released,
+        }
+    }
+
+    pub(crate) fn into_io(self) -> io::Error {
         io::Error::new(io::ErrorKind::InvalidData, self)
     }
 }

@@ -623,3 +623,48 @@ fn a_failed_read_into_the_callers_buffer_leaves_no_plaintext_there() {
         );
     }
 }
+
+#[test]
+fn the_tokio_adapters_round_trip_and_refuse_a_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = runtime();
+    let (_dir, _k, env) = envelope(Suite::Aes256Gcm, CryptoProvider::default());
+    for len in [0usize, 1, 4096, 4097, 300_000] {
+        let data = plaintext(len);
+        let sealer = rt.block_on(env.stream_sealer(b"async", SEGMENT)).unwrap();
+        let stream = rt.block_on(async {
+            let mut writer = AsyncEncryptingWriter::new(Vec::new(), sealer, 2).unwrap();
+            for chunk in data.chunks(7000) {
+                writer.write_all(chunk).await.unwrap();
+            }
+            writer.shutdown().await.unwrap();
+            writer.into_inner()
+        });
+        // The same bytes the synchronous reader reads.
+        let (out, err) = read_all(opener(&rt, &env, &stream, b"async"), &stream, 1);
+        assert!(err.is_none() && out == data, "{len}");
+        let h = inspect(&stream, None).unwrap().header_len;
+        let opener = opener(&rt, &env, &stream, b"async");
+        let got = rt.block_on(async {
+            let mut reader = AsyncDecryptingReader::new(&stream[h..], opener, 2);
+            let mut out = Vec::new();
+            reader.read_to_end(&mut out).await.map(|_| out)
+        });
+        assert_eq!(got.unwrap(), data, "{len}");
+    }
+    // A stream cut at a segment boundary: the authentic part, then `truncated`.
+    let data = plaintext(5 * SEGMENT as usize);
+    let stream = encrypt(&rt, &env, &data, b"", 1);
+    let h = inspect(&stream, None).unwrap().header_len;
+    let cut = &stream[..h + 3 * (SEGMENT as usize + 16)];
+    let opener = opener(&rt, &env, cut, b"");
+    let (got, err) = rt.block_on(async {
+        let mut reader = AsyncDecryptingReader::new(&cut[h..], opener, 1);
+        let mut out = Vec::new();
+        let err = reader.read_to_end(&mut out).await.unwrap_err();
+        (out, err)
+    });
+    let failure = StreamError::of(&err).unwrap();
+    assert_eq!(failure.error().kind().as_str(), "truncated");
+    assert!(data.starts_with(&got) && got.len() as u64 == failure.plaintext_released());
+}
