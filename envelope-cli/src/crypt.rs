@@ -9,28 +9,13 @@ use zeroize::Zeroizing;
 
 use crate::cli::{CryptArgs, FormChoice, InspectArgs};
 use crate::exit::{CliError, CliResult, OK};
-use crate::stores::files::replace_atomically;
+use crate::output::AtomicOutput;
 use crate::value::Stored;
 use crate::{crypt_s3, streaming};
 
 fn write_output(path: Option<&Path>, bytes: &[u8]) -> Result<(), CliError> {
     match path {
-        // A device or FIFO (`/dev/null`, a pipe) is written, never replaced.
-        Some(p) if streaming::is_special(p) => {
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .open(p)
-                .map_err(|e| CliError::new(format!("cannot open {}: {e}", p.display())))?;
-            out.write_all(bytes)?;
-            Ok(())
-        }
-        Some(p) => {
-            if !p.exists() {
-                std::fs::write(p, b"")
-                    .map_err(|e| CliError::new(format!("cannot create {}: {e}", p.display())))?;
-            }
-            replace_atomically(p, bytes)
-        }
+        Some(p) => AtomicOutput::write(p, bytes),
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(bytes)?;
@@ -116,7 +101,7 @@ pub async fn encrypt(args: CryptArgs) -> CliResult {
     }
     match args.output.as_deref() {
         Some(path) => {
-            let mut output = streaming::AtomicOutput::create(path)?;
+            let mut output = AtomicOutput::create(path)?;
             streaming::encrypt_with(
                 sealer,
                 threads,
@@ -201,7 +186,7 @@ pub async fn decrypt(args: CryptArgs) -> CliResult {
         let path = args.input.as_deref();
         match args.output.as_deref() {
             Some(out) => {
-                let mut output = streaming::AtomicOutput::create(out)?;
+                let mut output = AtomicOutput::create(out)?;
                 let mut sink = BufWriter::with_capacity(1 << 20, output.file());
                 streaming::decrypt_to(&envelope, aad, threads, path, head, args.range, &mut sink)
                     .await?;

@@ -44,10 +44,10 @@ pub async fn put_stream<R: Read>(
 /// Where `decrypt` writes: a file (renamed into place when complete) or stdout.
 fn sink_for(
     output: Option<&Path>,
-) -> Result<(Box<dyn Write>, Option<streaming::AtomicOutput>), CliError> {
+) -> Result<(Box<dyn Write>, Option<crate::output::AtomicOutput>), CliError> {
     match output {
         Some(path) => {
-            let mut atomic = streaming::AtomicOutput::create(path)?;
+            let mut atomic = crate::output::AtomicOutput::create(path)?;
             let file = atomic.file().try_clone()?;
             Ok((
                 Box::new(BufWriter::with_capacity(1 << 20, file)),
@@ -91,7 +91,7 @@ pub async fn decrypt(
         sink.write_all(&plaintext[start..end])?;
         sink.flush()?;
         drop(sink);
-        return atomic.map_or(Ok(()), streaming::AtomicOutput::commit);
+        return atomic.map_or(Ok(()), crate::output::AtomicOutput::commit);
     }
     let header = s3::read_stream_header(&s3, url, &head, Some(first)).await?;
     let opener = envelope.stream_opener(&header, aad).await?;
@@ -113,7 +113,7 @@ pub async fn decrypt(
         sink.flush()?;
         drop(sink);
         copied?;
-        atomic.map_or(Ok(()), streaming::AtomicOutput::commit)
+        atomic.map_or(Ok(()), crate::output::AtomicOutput::commit)
     })
     .await
     .map_err(|e| CliError::new(format!("the decryption task failed: {e}")))?

@@ -30,6 +30,7 @@ pub mod jobs;
 pub mod key_description;
 pub mod keys;
 pub mod labels;
+pub mod output;
 pub mod s3;
 pub mod stores;
 pub mod streaming;

@@ -12,10 +12,6 @@ use envelope::stream::{self, DecryptingReader, EncryptingWriter, SeekableDecrypt
 
 use crate::exit::CliError;
 
-/// Prefix of the temporary files an output or a replacement is written to before it is
-/// renamed into place (skipped by the file jobs' walks).
-pub const TEMP_PREFIX: &str = ".envelope-tmp-";
-
 /// Inputs at least this long are encrypted in the streaming form by `--form auto`: below
 /// it a value form costs 140 bytes less and holds the file in memory once (1 MiB).
 pub const STREAM_THRESHOLD: usize = 1 << 20;
@@ -51,90 +47,6 @@ impl std::str::FromStr for ByteRange {
             return Err(format!("{s:?}: END is before START"));
         }
         Ok(ByteRange { start, end })
-    }
-}
-
-/// An output file written under a temporary name beside it and renamed over it once
-/// complete and fsynced: a crash or a failure leaves no partial file under the name. An
-/// output that exists and is not a regular file (`/dev/null`, a FIFO, a terminal) is
-/// written directly: it is never replaced.
-pub struct AtomicOutput {
-    target: Target,
-    path: std::path::PathBuf,
-}
-
-enum Target {
-    Temporary(tempfile::NamedTempFile),
-    Special(File),
-}
-
-/// Whether `path` names something other than a regular file (a device, a FIFO, a socket).
-pub fn is_special(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|m| !m.file_type().is_file() && !m.is_dir())
-}
-
-impl AtomicOutput {
-    /// A temporary file beside `path` (or `path` itself when it is a device or a FIFO).
-    pub fn create(path: &Path) -> Result<Self, CliError> {
-        if is_special(path) {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(|e| CliError::new(format!("cannot open {}: {e}", path.display())))?;
-            return Ok(AtomicOutput {
-                target: Target::Special(file),
-                path: path.to_path_buf(),
-            });
-        }
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let temp = tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
-            .tempfile_in(parent)
-            .map_err(|e| {
-                CliError::new(format!(
-                    "cannot create a temporary file beside {}: {e}",
-                    path.display()
-                ))
-            })?;
-        Ok(AtomicOutput {
-            target: Target::Temporary(temp),
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// The file to write.
-    pub fn file(&mut self) -> &mut File {
-        match &mut self.target {
-            Target::Temporary(temp) => temp.as_file_mut(),
-            Target::Special(file) => file,
-        }
-    }
-
-    /// Fsyncs the file, renames it over the final name and fsyncs the directory (a device
-    /// or FIFO: nothing more to do).
-    pub fn commit(self) -> Result<(), CliError> {
-        let Target::Temporary(temp) = self.target else {
-            return Ok(());
-        };
-        let fail = |what: &str, e: io::Error| {
-            CliError::new(format!("cannot {what} {}: {e}", self.path.display()))
-        };
-        temp.as_file()
-            .sync_all()
-            .map_err(|e| fail("fsync the output", e))?;
-        let parent = temp.path().parent().map(Path::to_path_buf);
-        temp.persist(&self.path).map_err(|e| {
-            CliError::new(format!("cannot rename the output into place: {}", e.error))
-        })?;
-        if let Some(dir) = parent {
-            File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| CliError::new(format!("cannot fsync {}: {e}", dir.display())))?;
-        }
-        Ok(())
     }
 }
 
@@ -238,7 +150,7 @@ pub fn copy_range(
 /// code; the message says how much was authentic).
 pub fn stream_error(e: io::Error) -> CliError {
     match stream::StreamError::of(&e) {
-        Some(failure) => CliError::from(envelope_error(failure.error()))
+        Some(failure) => CliError::new(failure.error().to_string())
             .context(format!(
                 "at segment {}: the {} bytes written before it are authentic, nothing after them was written",
                 failure.segment(),
@@ -248,34 +160,12 @@ pub fn stream_error(e: io::Error) -> CliError {
     }
 }
 
-/// The SDK error again (it is not `Clone`): the kinds a stream reader reports.
-fn envelope_error(e: &envelope::Error) -> envelope::Error {
-    match e {
-        envelope::Error::DecryptionFailed => envelope::Error::DecryptionFailed,
-        envelope::Error::Truncated {
-            segments,
-            segment_size,
-        } => envelope::Error::Truncated {
-            segments: *segments,
-            segment_size: *segment_size,
-        },
-        envelope::Error::Malformed { field, reason } => envelope::Error::Malformed {
-            field,
-            reason: reason.clone(),
-        },
-        other => envelope::Error::Malformed {
-            field: "stream",
-            reason: other.to_string(),
-        },
-    }
-}
-
 fn io_error(what: &'static str) -> impl Fn(io::Error) -> CliError {
     move |e| match e
         .get_ref()
         .and_then(|inner| inner.downcast_ref::<envelope::Error>())
     {
-        Some(inner) => CliError::from(envelope_error(inner)),
+        Some(inner) => CliError::new(inner.to_string()),
         None => CliError::new(format!("cannot {what}: {e}")),
     }
 }

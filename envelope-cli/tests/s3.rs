@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Output;
 
 use common::*;
@@ -72,35 +71,6 @@ fn run(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn key(dir: &Path) -> String {
-    let uri = format!("local://{}#default", dir.join("keyring.json").display());
-    ok(run(&["keys", "create", &uri]));
-    uri
-}
-
-fn data(len: usize, seed: u32) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(2_654_435_761) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 fn inspect(url: &str) -> serde_json::Value {
     serde_json::from_slice(&ok(run(&["inspect", "--json", url])).stdout).unwrap()
 }
@@ -119,7 +89,7 @@ fn traffic(out: &Output) -> (u64, u64) {
 #[test]
 fn streams_in_s3_upload_in_parts_read_ranges_and_rewrap_without_moving_bodies() {
     let dir = tempfile::tempdir().unwrap();
-    let uri = key(dir.path());
+    let uri = local_key(dir.path());
     let bucket = unique("envelope-s3").replace('_', "-");
     runtime().block_on(async {
         client()
@@ -131,7 +101,7 @@ fn streams_in_s3_upload_in_parts_read_ranges_and_rewrap_without_moving_bodies() 
     });
 
     // A 20 MB file: three multipart parts (about 8 MiB each, whole segments).
-    let big = data(20_000_000, 1);
+    let big = pseudo_random(20_000_000, 1);
     let path = dir.path().join("big");
     std::fs::write(&path, &big).unwrap();
     let object = format!("s3://{bucket}/backups/big.ev");
@@ -208,7 +178,7 @@ fn streams_in_s3_upload_in_parts_read_ranges_and_rewrap_without_moving_bodies() 
     assert_eq!(out.status.code(), Some(1));
 
     // Twenty more stream objects, then a rotation.
-    let small = data(1_100_000, 2);
+    let small = pseudo_random(1_100_000, 2);
     let small_path = dir.path().join("small");
     std::fs::write(&small_path, &small).unwrap();
     for i in 0..20 {
@@ -237,8 +207,8 @@ fn streams_in_s3_upload_in_parts_read_ranges_and_rewrap_without_moving_bodies() 
     let header = inspect(&object)["header_len"].as_u64().unwrap();
     assert_eq!(up, 0, "a rewrap uploads no byte");
     assert!(
-        down <= 21 * 2 * header,
-        "{down} bytes downloaded: headers only"
+        down <= 21 * header,
+        "{down} bytes downloaded: each header once"
     );
     for (i, before) in bodies_before.iter().enumerate() {
         let (body, _, slot) = get(&bucket, &format!("backups/s{i:02}.ev"));
@@ -320,7 +290,7 @@ fn streams_in_s3_upload_in_parts_read_ranges_and_rewrap_without_moving_bodies() 
 #[test]
 fn a_missing_object_and_a_missing_bucket_are_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
-    let uri = key(dir.path());
+    let uri = local_key(dir.path());
     let out = run(&[
         "decrypt",
         "--key",

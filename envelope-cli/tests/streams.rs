@@ -14,38 +14,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// A keyring with one key; its URI.
-fn key(dir: &Path) -> String {
-    let uri = format!("local://{}#default", dir.join("keyring.json").display());
-    let out = envelope(&["keys", "create", &uri]);
-    assert!(out.status.success(), "{out:?}");
-    uri
-}
-
-/// Deterministic bytes that differ everywhere (no two segments alike).
-fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn ok(out: &std::process::Output) -> &std::process::Output {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
 fn inspect(path: &Path) -> serde_json::Value {
     let out = envelope(&["inspect", "--json", path.to_str().unwrap()]);
     serde_json::from_slice(&ok(&out).stdout).unwrap()
@@ -72,8 +40,8 @@ fn piped(args: &[&str], input: &[u8]) -> std::process::Output {
 #[test]
 fn files_and_pipes_round_trip_and_ranges_read_their_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let uri = key(dir.path());
-    let plain = data(3 * 65536 * 7 + 1234, 1);
+    let uri = local_key(dir.path());
+    let plain = pseudo_random(3 * 65536 * 7 + 1234, 1);
     let (p, c, d) = (
         dir.path().join("p"),
         dir.path().join("c"),
@@ -203,8 +171,8 @@ fn files_and_pipes_round_trip_and_ranges_read_their_segments() {
 #[test]
 fn a_cut_stream_says_so_and_what_was_authentic() {
     let dir = tempfile::tempdir().unwrap();
-    let uri = key(dir.path());
-    let plain = data(5 * 65536, 2);
+    let uri = local_key(dir.path());
+    let plain = pseudo_random(5 * 65536, 2);
     let sealed = piped(&["encrypt", "--key", &uri, "--form", "stream"], &plain);
     let ct = ok(&sealed).stdout.clone();
     let header = inspect_bytes(&ct);
@@ -234,12 +202,12 @@ fn inspect_bytes(ct: &[u8]) -> usize {
 #[test]
 fn jobs_read_stream_headers_and_rewrap_writes_one_slot() {
     let dir = tempfile::tempdir().unwrap();
-    let uri = key(dir.path());
+    let uri = local_key(dir.path());
     let files = dir.path().join("files");
     std::fs::create_dir(&files).unwrap();
     let mut plains = Vec::new();
     for i in 0..6 {
-        let plain = data(1_200_000 + i * 70_001, 10 + i as u64);
+        let plain = pseudo_random(1_200_000 + i * 70_001, 10 + i as u64);
         let p = dir.path().join(format!("p{i}"));
         std::fs::write(&p, &plain).unwrap();
         let c = files.join(format!("f{i}.ev"));
@@ -344,8 +312,8 @@ fn jobs_read_stream_headers_and_rewrap_writes_one_slot() {
 #[test]
 fn sigkill_during_encrypt_leaves_no_file_and_during_rewrap_every_file_decrypts() {
     let dir = tempfile::tempdir().unwrap();
-    let uri = key(dir.path());
-    // Encrypt from a pipe that stalls after 3 MiB; kill -9 the process then.
+    let uri = local_key(dir.path());
+    // Encrypt from a pipe that stalls after 12 MiB; kill -9 the process then.
     let out_path = dir.path().join("out.ev");
     let mut child = command(&[
         "encrypt",
@@ -361,11 +329,36 @@ fn sigkill_during_encrypt_leaves_no_file_and_during_rewrap_every_file_decrypts()
     .spawn()
     .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(&data(3 << 20, 3)).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    stdin.write_all(&pseudo_random(12 << 20, 3)).unwrap();
+    // Wait until the process has written sealed segments (its temporary output grows).
+    let partial = || {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .find(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".envelope-tmp-")
+            })
+            .and_then(|e| e.metadata().ok())
+            .map_or(0, |m| m.len())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while partial() < 1 << 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the encryption never wrote its temporary output"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     child.kill().unwrap();
-    child.wait().unwrap();
+    let status = child.wait().unwrap();
     drop(stdin);
+    assert_eq!(
+        status.code(),
+        None,
+        "killed in the middle of its output, not exited"
+    );
     assert!(
         !out_path.exists(),
         "a killed encryption left a file under the final name"
@@ -373,7 +366,7 @@ fn sigkill_during_encrypt_leaves_no_file_and_during_rewrap_every_file_decrypts()
     // Rewrap killed at many instants: every file decrypts after each kill.
     let files = dir.path().join("files");
     std::fs::create_dir(&files).unwrap();
-    let plain = data(1 << 20, 4);
+    let plain = pseudo_random(1 << 20, 4);
     let p = dir.path().join("p");
     std::fs::write(&p, &plain).unwrap();
     for i in 0..40 {
@@ -438,7 +431,7 @@ fn two_gib_round_trip_under_a_256_mib_address_space_limit() {
     // A 2 GiB plaintext through `encrypt | decrypt`, each process limited to 256 MiB of
     // address space: neither can hold the file, so both must stream.
     let dir = tempfile::tempdir().unwrap();
-    let uri = key(dir.path());
+    let uri = local_key(dir.path());
     let bin = env!("CARGO_BIN_EXE_envelope");
     let script = format!(
         "set -o pipefail; head -c 2147483648 /dev/zero \
@@ -472,8 +465,8 @@ fn two_gib_round_trip_under_a_256_mib_address_space_limit() {
 fn a_fifo_output_is_written_never_replaced() {
     use std::os::unix::fs::FileTypeExt;
     let dir = tempfile::tempdir().unwrap();
-    let uri = key(dir.path());
-    let plain = data(2 << 20, 5);
+    let uri = local_key(dir.path());
+    let plain = pseudo_random(2 << 20, 5);
     let p = dir.path().join("p");
     std::fs::write(&p, &plain).unwrap();
     let fifo = dir.path().join("fifo");

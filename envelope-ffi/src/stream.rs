@@ -65,13 +65,10 @@ unsafe fn decryptor_mut<'a>(
 }
 
 fn io_error(e: std::io::Error) -> FfiError {
-    match e
-        .into_inner()
-        .map(|inner| inner.downcast::<envelope::Error>())
-    {
-        Some(Ok(sdk)) => (*sdk).into(),
-        Some(Err(other)) => FfiError::Invalid(other.to_string()),
-        None => FfiError::Invalid("stream write failed".into()),
+    let shown = e.to_string();
+    match stream::StreamError::sdk_error(e) {
+        Some(sdk) => sdk.into(),
+        None => FfiError::Invalid(format!("stream write failed: {shown}")),
     }
 }
 

@@ -33,6 +33,24 @@ impl Range {
     pub fn all() -> Self {
         Range::default()
     }
+
+    /// The positions of a store that keeps them in a sorted list (files, objects) that a
+    /// page reads, in order: after `after` (the last one read; else after the range's
+    /// start), up to the range's end.
+    pub fn positions<'a>(
+        &self,
+        sorted: &'a [String],
+        after: Option<&str>,
+    ) -> impl Iterator<Item = &'a String> + use<'a> {
+        let first = match after.or(self.start.as_deref()) {
+            Some(a) => sorted.partition_point(|p| p.as_str() <= a),
+            None => 0,
+        };
+        let end = self.end.clone();
+        sorted[first..]
+            .iter()
+            .take_while(move |p| end.as_deref().is_none_or(|e| p.as_str() <= e))
+    }
 }
 
 /// One range of a job and how far it got (a checkpoint row).

@@ -172,19 +172,30 @@ impl S3 {
 
     /// The object's length, ETag and metadata slot.
     pub async fn head(&self, url: &S3Url) -> Result<ObjectHead, CliError> {
-        let out = self
+        self.head_if_present(url)
+            .await?
+            .ok_or_else(|| failed("HEAD", url, "no such object"))
+    }
+
+    /// [`S3::head`], or `None` when the object does not exist (deleted since a listing).
+    pub async fn head_if_present(&self, url: &S3Url) -> Result<Option<ObjectHead>, CliError> {
+        let out = match self
             .client
             .head_object()
             .bucket(&url.bucket)
             .key(&url.key)
             .send()
             .await
-            .map_err(|e| failed("HEAD", url, sdk_message(&e)))?;
-        Ok(ObjectHead {
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => return Ok(None),
+            Err(e) => return Err(failed("HEAD", url, sdk_message(&e))),
+        };
+        Ok(Some(ObjectHead {
             len: out.content_length().unwrap_or(0).max(0) as u64,
             etag: out.e_tag().map(str::to_owned),
             slot: decode_slot(url, out.metadata())?,
-        })
+        }))
     }
 
     /// Bytes `start .. end` of the object (`end` excluded, at most its length).
@@ -192,33 +203,23 @@ impl S3 {
         if end <= start {
             return Ok(Vec::new());
         }
-        let out = self
-            .client
-            .get_object()
-            .bucket(&url.bucket)
-            .key(&url.key)
-            .range(format!("bytes={start}-{}", end - 1))
-            .send()
+        self.get_bytes(url, Some(format!("bytes={start}-{}", end - 1)))
             .await
-            .map_err(|e| failed("GET", url, sdk_message(&e)))?;
-        let bytes = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| failed("GET", url, e))?
-            .into_bytes()
-            .to_vec();
-        self.count_down(bytes.len() as u64);
-        Ok(bytes)
     }
 
     /// The whole object.
     pub async fn get(&self, url: &S3Url) -> Result<Vec<u8>, CliError> {
+        self.get_bytes(url, None).await
+    }
+
+    /// One GET (of `range`, an HTTP `Range` value, or the whole object), counted.
+    async fn get_bytes(&self, url: &S3Url, range: Option<String>) -> Result<Vec<u8>, CliError> {
         let out = self
             .client
             .get_object()
             .bucket(&url.bucket)
             .key(&url.key)
+            .set_range(range)
             .send()
             .await
             .map_err(|e| failed("GET", url, sdk_message(&e)))?;
@@ -277,15 +278,15 @@ impl S3 {
     }
 
     /// Replaces the object's metadata slot by a server-side copy of the object onto itself,
-    /// only if it still has `etag` (S3 compares; a lost race is an error, not an
-    /// overwrite). No body byte is transferred: `CopyObject` up to 5 GiB, a multipart copy
-    /// (`UploadPartCopy`) above.
+    /// only if it still has `head`'s ETag (S3 compares, atomically): `Ok(false)` when it no
+    /// longer does (a writer replaced it; nothing was copied). No body byte is transferred:
+    /// `CopyObject` up to 5 GiB, a multipart copy (`UploadPartCopy`) above.
     pub async fn copy_with_slot(
         &self,
         url: &S3Url,
         head: &ObjectHead,
         slot: &[u8],
-    ) -> Result<(), CliError> {
+    ) -> Result<bool, CliError> {
         let source = format!("{}/{}", url.bucket, url.key);
         let value = URL_SAFE_NO_PAD.encode(slot);
         if head.len <= MAX_COPY {
@@ -300,10 +301,11 @@ impl S3 {
             if let Some(etag) = &head.etag {
                 copy = copy.copy_source_if_match(etag);
             }
-            copy.send()
-                .await
-                .map_err(|e| failed("COPY (rewrap)", url, sdk_message(&e)))?;
-            return Ok(());
+            return match copy.send().await {
+                Ok(_) => Ok(true),
+                Err(e) if precondition_failed(e.raw_response()) => Ok(false),
+                Err(e) => Err(failed("COPY (rewrap)", url, sdk_message(&e))),
+            };
         }
         let upload = self
             .client
@@ -333,10 +335,11 @@ impl S3 {
                 if let Some(etag) = &head.etag {
                     part = part.copy_source_if_match(etag);
                 }
-                let out = part
-                    .send()
-                    .await
-                    .map_err(|e| failed("COPY (rewrap)", url, sdk_message(&e)))?;
+                let out = match part.send().await {
+                    Ok(out) => out,
+                    Err(e) if precondition_failed(e.raw_response()) => return Ok(false),
+                    Err(e) => return Err(failed("COPY (rewrap)", url, sdk_message(&e))),
+                };
                 let etag = out
                     .copy_part_result()
                     .and_then(|r| r.e_tag())
@@ -350,10 +353,10 @@ impl S3 {
                 start = end;
                 number += 1;
             }
-            self.complete(url, &id, parts).await
+            self.complete(url, &id, parts).await.map(|()| true)
         }
         .await;
-        if copied.is_err() {
+        if !matches!(copied, Ok(true)) {
             self.abort(url, &id).await;
         }
         copied
@@ -393,6 +396,11 @@ impl S3 {
             .send()
             .await;
     }
+}
+
+/// Whether S3 refused a conditional request because the object changed (HTTP 412).
+fn precondition_failed(response: Option<&aws_sdk_s3::config::http::HttpResponse>) -> bool {
+    response.is_some_and(|r| r.status().as_u16() == 412)
 }
 
 fn decode_slot(

@@ -9,7 +9,7 @@
 //! rerun finds finished files current.
 
 use std::fs;
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -23,7 +23,7 @@ use crate::engine::store::{
 use crate::exit::CliError;
 use crate::value::Stored;
 
-use crate::streaming::TEMP_PREFIX;
+use crate::output::{AtomicOutput, TEMP_PREFIX};
 
 /// The regular files under `dir`, recursively, in path order (symlinks are not followed;
 /// leftover temporary files of an interrupted replacement are skipped).
@@ -228,21 +228,14 @@ impl Directory {
         let segment_size = opener.layout().segment_size();
         let mut reader = stream::SeekableDecryptingReader::new(file, opener, threads)
             .map_err(crate::streaming::stream_error)?;
-        let permissions = fs::metadata(path)
-            .map_err(|e| fail("stat", e))?
-            .permissions();
         let sealer = envelope.stream_sealer(aad, segment_size).await?;
-        let mut output = crate::streaming::AtomicOutput::create(path)?;
+        let mut output = AtomicOutput::create(path)?;
         {
             let sink = std::io::BufWriter::with_capacity(1 << 20, output.file());
             crate::streaming::encrypt_with(sealer, threads, &[], &mut reader, sink)?
                 .into_inner()
                 .map_err(|e| fail("write the replacement of", e.into_error()))?;
         }
-        output
-            .file()
-            .set_permissions(permissions)
-            .map_err(|e| fail("set permissions on the replacement of", e))?;
         output.commit()
     }
 }
@@ -264,13 +257,9 @@ impl Store for Directory {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Record>, CliError> {
-        let first = match after.or(range.start.as_deref()) {
-            Some(a) => self.files.partition_point(|f| f.as_str() <= a),
-            None => 0,
-        };
         let mut out = Vec::new();
-        for rel in &self.files[first..] {
-            if out.len() == limit || range.end.as_deref().is_some_and(|e| rel.as_str() > e) {
+        for rel in range.positions(&self.files, after) {
+            if out.len() == limit {
                 break;
             }
             if let Some(record) = read_record(&self.dir, rel, self.template.as_ref())? {
@@ -317,7 +306,7 @@ impl Store for Directory {
             } else if stream::is_stream(&w.record.read) {
                 write_stream_header(&path, &w.record.read, w.ciphertext()?)?;
             } else {
-                replace_atomically(&path, w.ciphertext()?)?;
+                AtomicOutput::write(&path, w.ciphertext()?)?;
             }
         }
         Ok(Committed::default())
@@ -326,38 +315,4 @@ impl Store for Directory {
     async fn count(&self) -> Option<u64> {
         Some(self.files.len() as u64)
     }
-}
-
-/// Replaces `path` with `contents` atomically (temp file, fsync, rename, directory fsync),
-/// keeping its permissions.
-pub fn replace_atomically(path: &Path, contents: &[u8]) -> Result<(), CliError> {
-    // `ct.bin`'s parent is the empty path: the working directory.
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let fail = |what: &str, e: std::io::Error| {
-        CliError::new(format!("cannot {what} {}: {e}", path.display()))
-    };
-    let permissions = fs::metadata(path)
-        .map_err(|e| fail("stat", e))?
-        .permissions();
-    let mut temp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .tempfile_in(parent)
-        .map_err(|e| fail("create a temporary file beside", e))?;
-    temp.write_all(contents)
-        .map_err(|e| fail("write the replacement of", e))?;
-    temp.as_file()
-        .set_permissions(permissions)
-        .map_err(|e| fail("set permissions on the replacement of", e))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(|e| fail("fsync the replacement of", e))?;
-    temp.persist(path)
-        .map_err(|e| fail("rename the replacement over", e.error))?;
-    fs::File::open(parent)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| fail("fsync the directory of", e))?;
-    Ok(())
 }

@@ -26,11 +26,13 @@ const MAX_VALUE_OBJECT: u64 = 64 << 20;
 pub struct Prefix {
     s3: S3,
     url: S3Url,
-    /// Keys and lengths, sorted.
-    objects: Vec<(String, u64)>,
+    /// Keys, sorted.
+    keys: Vec<String>,
     template: Option<AadTemplate>,
     /// The envelope that re-encrypts stream objects (reencrypt jobs).
     streams: Option<envelope::Envelope>,
+    /// The HEAD of every object as read, by key: a write is conditional on its ETag.
+    heads: std::sync::Mutex<std::collections::HashMap<String, ObjectHead>>,
 }
 
 impl Prefix {
@@ -50,13 +52,19 @@ impl Prefix {
             }
         }
         let s3 = S3::connect(endpoint).await;
-        let objects = s3.list(&url).await?;
+        let keys = s3
+            .list(&url)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
         Ok(Prefix {
             s3,
             url,
-            objects,
+            keys,
             template,
             streams: None,
+            heads: Default::default(),
         })
     }
 
@@ -68,13 +76,9 @@ impl Prefix {
 
     async fn read_record(&self, key: &str) -> Result<Option<Record>, CliError> {
         let url = self.url.with_key(key);
-        let head = match self.s3.head(&url).await {
-            Ok(head) => head,
-            // Deleted since the listing: nothing left to move.
-            Err(e) if e.message.contains("NotFound") || e.message.contains("404") => {
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
+        // Deleted since the listing: nothing left to move.
+        let Some(head) = self.s3.head_if_present(&url).await? else {
+            return Ok(None);
         };
         let first = s3::first_bytes(&self.s3, &url, &head).await?;
         let bytes = if stream::is_stream(&first) {
@@ -87,6 +91,7 @@ impl Prefix {
         } else {
             self.s3.get(&url).await?
         };
+        self.remember(key, head);
         let name = key.rsplit('/').next().unwrap_or(key).to_owned();
         let aad = match &self.template {
             None => Ok(Vec::new()),
@@ -108,17 +113,39 @@ impl Prefix {
         }))
     }
 
-    /// What the object holds now, as a job reads it (a stream's effective header), and its
-    /// HEAD.
-    async fn current(&self, key: &str, read: &[u8]) -> Result<(Vec<u8>, ObjectHead), CliError> {
+    fn remember(&self, key: &str, head: ObjectHead) {
+        self.heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_owned(), head);
+    }
+
+    /// The HEAD recorded when `key` was read.
+    fn head_read(&self, key: &str) -> Result<ObjectHead, CliError> {
+        self.heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .cloned()
+            .ok_or_else(|| CliError::new(format!("{key}: written before it was read")))
+    }
+
+    /// Whether the object still is the version read: the same ETag (one HEAD; without
+    /// ETags, the same bytes where a job reads them).
+    async fn unchanged(&self, key: &str, read: &[u8], head: &ObjectHead) -> Result<bool, CliError> {
         let url = self.url.with_key(key);
-        let head = self.s3.head(&url).await?;
-        let now = if stream::is_stream(read) {
-            s3::read_stream_header(&self.s3, &url, &head, None).await?
+        let Some(now) = self.s3.head_if_present(&url).await? else {
+            return Ok(false);
+        };
+        if head.etag.is_some() {
+            return Ok(now.etag == head.etag);
+        }
+        let bytes = if stream::is_stream(read) {
+            s3::read_stream_header(&self.s3, &url, &now, None).await?
         } else {
             self.s3.get(&url).await?
         };
-        Ok((now, head))
+        Ok(bytes == read)
     }
 
     /// Re-encrypts a stream object under a new DEK, through ranged GETs into a multipart
@@ -171,13 +198,9 @@ impl Store for Prefix {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Record>, CliError> {
-        let first = match after.or(range.start.as_deref()) {
-            Some(a) => self.objects.partition_point(|(k, _)| k.as_str() <= a),
-            None => 0,
-        };
         let mut out = Vec::new();
-        for (key, _) in &self.objects[first..] {
-            if out.len() == limit || range.end.as_deref().is_some_and(|e| key.as_str() > e) {
+        for key in range.positions(&self.keys, after) {
+            if out.len() == limit {
                 break;
             }
             if let Some(record) = self.read_record(key).await? {
@@ -197,19 +220,25 @@ impl Store for Prefix {
         Ok(out)
     }
 
+    /// Every object is first checked to be the version read (its ETag): if any is not,
+    /// nothing is written and the engine reads those again. Then a rewrap's copy is
+    /// conditional on the ETag read (S3 compares atomically: a writer that wins the race
+    /// in between keeps its object, counted as superseded, never overwritten); a value's
+    /// PUT and a re-encryption's upload are not (a writer in between loses its write).
     async fn commit(
         &self,
         writes: &[Write<'_>],
         _checkpoint: Option<&Checkpoint<'_>>,
     ) -> Result<Committed, CommitError> {
-        let mut current = Vec::with_capacity(writes.len());
+        let mut heads = Vec::with_capacity(writes.len());
         let mut conflicts = Vec::new();
         for w in writes {
-            let (now, head) = self.current(&w.record.position, &w.record.read).await?;
-            if now != w.record.read {
-                conflicts.push(w.record.position.clone());
+            let key = &w.record.position;
+            let head = self.head_read(key)?;
+            if !self.unchanged(key, &w.record.read, &head).await? {
+                conflicts.push(key.clone());
             }
-            current.push(head);
+            heads.push(head);
         }
         if !conflicts.is_empty() {
             return Ok(Committed {
@@ -217,7 +246,8 @@ impl Store for Prefix {
                 superseded: 0,
             });
         }
-        for (w, head) in writes.iter().zip(&current) {
+        let mut superseded = 0;
+        for (w, head) in writes.iter().zip(&heads) {
             let url = self.url.with_key(&w.record.position);
             if let Some(aad) = w.reencrypt_stream() {
                 self.reencrypt_stream(&url, &w.record.read, head, aad)
@@ -227,16 +257,21 @@ impl Store for Prefix {
                 let slot = changed_slot(&w.record.read, new).ok_or_else(|| {
                     CliError::new(format!("{url}: a rewrap changed more than one header slot"))
                 })?;
-                self.s3.copy_with_slot(&url, head, slot).await?;
+                if !self.s3.copy_with_slot(&url, head, slot).await? {
+                    superseded += 1;
+                }
             } else {
                 self.s3.put(&url, w.ciphertext()?.to_vec()).await?;
             }
         }
-        Ok(Committed::default())
+        Ok(Committed {
+            conflicts: Vec::new(),
+            superseded,
+        })
     }
 
     async fn count(&self) -> Option<u64> {
-        Some(self.objects.len() as u64)
+        Some(self.keys.len() as u64)
     }
 }
 

@@ -290,3 +290,36 @@ impl Drop for Bao {
         let _ = self.child.wait();
     }
 }
+
+/// The output, after asserting that the command succeeded (printing its output if not).
+pub fn ok<O: std::borrow::Borrow<Output>>(out: O) -> O {
+    let o = out.borrow();
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// A local keyring with one key, created by the binary under `dir`; its URI.
+pub fn local_key(dir: &Path) -> String {
+    let uri = format!("local://{}#default", dir.join("keyring.json").display());
+    ok(envelope(&["keys", "create", &uri]));
+    uri
+}
+
+/// Deterministic bytes that differ everywhere (no two segments of a stream alike).
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

@@ -124,7 +124,10 @@ impl Envelope {
         let mut reader =
             SeekableDecryptingReader::new(Cursor::new(bytes), opener, 1).map_err(stream_failure)?;
         let mut out = Vec::with_capacity(reader.plaintext_len() as usize);
-        std::io::Read::read_to_end(&mut reader, &mut out).map_err(|e| {
+        let read = std::io::Read::read_to_end(&mut reader, &mut out);
+        // The reader's copy of a failure goes with it: the error is then moved, not rebuilt.
+        drop(reader);
+        read.map_err(|e| {
             zeroize::Zeroize::zeroize(&mut out);
             stream_failure(e)
         })?;
@@ -150,31 +153,11 @@ impl Envelope {
     }
 }
 
-/// The SDK error inside a stream reader's `io::Error`.
+/// The SDK error of an in-memory adapter's `io::Error` (a memory source or sink has no I/O
+/// error of its own).
 fn stream_failure(e: std::io::Error) -> Error {
-    match stream::StreamError::of(&e) {
-        Some(failure) => clone_error(failure.error()),
-        None => Error::malformed("stream", e.to_string()),
-    }
-}
-
-/// The kinds a stream reader reports, rebuilt (the SDK error is not `Clone`).
-fn clone_error(e: &Error) -> Error {
-    match e {
-        Error::DecryptionFailed => Error::DecryptionFailed,
-        Error::Truncated {
-            segments,
-            segment_size,
-        } => Error::Truncated {
-            segments: *segments,
-            segment_size: *segment_size,
-        },
-        Error::Malformed { field, reason } => Error::Malformed {
-            field,
-            reason: reason.clone(),
-        },
-        other => Error::malformed("stream", other.to_string()),
-    }
+    let shown = e.to_string();
+    stream::StreamError::sdk_error(e).unwrap_or_else(|| Error::malformed("stream", shown))
 }
 
 /// What a stream needs of the active DEK: its cached key and KEK reference.

@@ -44,6 +44,43 @@ impl StreamError {
         error.get_ref()?.downcast_ref::<StreamError>()
     }
 
+    /// The SDK error an adapter's `io::Error` carries: a reader's [`StreamError`], or the
+    /// error a writer failed to seal with. `None` for an I/O error of the source or sink.
+    pub fn sdk_error(error: io::Error) -> Option<Error> {
+        let inner = error.into_inner()?;
+        let inner = match inner.downcast::<StreamError>() {
+            Ok(failure) => return Some(failure.into_error()),
+            Err(other) => other,
+        };
+        inner.downcast::<Error>().ok().map(|e| *e)
+    }
+
+    /// The SDK error, owned. A reader keeps a copy of its failure (every later read
+    /// repeats it): while it lives, the error is rebuilt from its kind and fields (the
+    /// kinds a reader reports are `decryption_failed`, `truncated`, `malformed` and
+    /// `buffer_too_small`; the SDK error is not `Clone`).
+    pub fn into_error(self) -> Error {
+        Arc::try_unwrap(self.error).unwrap_or_else(|shared| match &*shared {
+            Error::DecryptionFailed => Error::DecryptionFailed,
+            Error::Truncated {
+                segments,
+                segment_size,
+            } => Error::Truncated {
+                segments: *segments,
+                segment_size: *segment_size,
+            },
+            Error::BufferTooSmall { needed, capacity } => Error::BufferTooSmall {
+                needed: *needed,
+                capacity: *capacity,
+            },
+            Error::Malformed { field, reason } => Error::Malformed {
+                field,
+                reason: reason.clone(),
+            },
+            other => Error::malformed("stream", other.to_string()),
+        })
+    }
+
     pub(crate) fn new(error: Error, segment: u64, released: u64) -> Self {
         StreamError {
             error: Arc::new(error),
