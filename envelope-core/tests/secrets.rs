@@ -184,6 +184,45 @@ fn no_secret_reaches_an_event_an_error_or_a_debug_string() {
         errors.push(blocking.decrypt_text("ev7:AAAA", AAD).unwrap_err());
         let mut small = [0u8; 4];
         errors.push(blocking.decrypt_into(&ct, AAD, &mut small).unwrap_err());
+        // Streams: the sealer, the opener, a writer holding unsealed plaintext, a reader
+        // holding opened plaintext, and a stream that fails.
+        {
+            use envelope_core::stream::{
+                EncryptingWriter, MIN_SEGMENT_SIZE, SeekableDecryptingReader,
+            };
+            use std::io::{Read, Write};
+            let sealer = blocking.stream_sealer(AAD, MIN_SEGMENT_SIZE).unwrap();
+            shown.push(format!("{sealer:?}"));
+            let mut writer = EncryptingWriter::new(Vec::new(), sealer, 1).unwrap();
+            writer.write_all(PLAINTEXT).unwrap();
+            shown.push(format!("{writer:?}"));
+            let sealed = writer.finish().unwrap();
+            let opener = blocking.stream_opener(&sealed, AAD).unwrap();
+            shown.push(format!("{opener:?}"));
+            let mut reader = SeekableDecryptingReader::new(
+                std::io::Cursor::new(sealed.clone()),
+                opener.clone(),
+                1,
+            )
+            .unwrap();
+            let mut first = [0u8; 4];
+            reader.read_exact(&mut first).unwrap();
+            shown.push(format!("{reader:?}"));
+            let mut bad = sealed.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            let mut failing =
+                SeekableDecryptingReader::new(std::io::Cursor::new(bad.clone()), opener, 1)
+                    .unwrap();
+            let e = failing.read_to_end(&mut Vec::new()).unwrap_err();
+            shown.push(format!("{e} | {e:?}"));
+            errors.push(blocking.decrypt(&bad, AAD).unwrap_err());
+            errors.push(
+                blocking
+                    .decrypt(&sealed[..sealed.len() - 20], AAD)
+                    .unwrap_err(),
+            );
+        }
         // Key states: rotate, then disable and destroy the canary version.
         keyring.rotate("default").unwrap();
         keyring.disable_version("default", 1).unwrap();

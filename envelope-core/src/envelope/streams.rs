@@ -82,7 +82,7 @@ impl Envelope {
         }
         let segment_key = SegmentKey::derive(&cached.key, parsed_header.salt);
         cached.count(Decrypt);
-        let info = stream::inspect(&header[..parsed_header.len()], None)?;
+        let info = stream::info_of(&parsed_header, None)?;
         Ok(StreamOpener::new(
             segment_key,
             parsed_header.stable,

@@ -98,15 +98,23 @@ pub fn read_header<R: Read>(source: &mut R) -> io::Result<Vec<u8>> {
 /// `total_len` bytes, and 0 when `bytes` is the header alone and no length is given.
 pub fn inspect(bytes: &[u8], total_len: Option<u64>) -> Result<HeaderInfo> {
     let header = StreamHeader::parse(bytes)?;
+    let total = match total_len {
+        Some(total) => Some(total),
+        None if bytes.len() == header.len() => None,
+        None => Some(bytes.len() as u64),
+    };
+    info_of(&header, total)
+}
+
+/// The header facts of a parsed header, for a stream `total_len` bytes long (`None`: the
+/// header alone, with no plaintext length).
+pub(crate) fn info_of(header: &StreamHeader<'_>, total_len: Option<u64>) -> Result<HeaderInfo> {
     let layout = header.layout();
     let parsed = header.key_source()?;
     let wrapped = parsed.wrapped()?;
-    let total = total_len.unwrap_or(bytes.len() as u64);
-    let (plaintext_len, segments) = if total == layout.header_len() && total_len.is_none() {
-        (0, 0)
-    } else {
-        let segments = layout.segment_count(total)?;
-        (layout.plaintext_len(total)?, segments)
+    let (plaintext_len, segments) = match total_len {
+        None => (0, 0),
+        Some(total) => (layout.plaintext_len(total)?, layout.segment_count(total)?),
     };
     let header_len = header.len();
     Ok(HeaderInfo {
