@@ -7,6 +7,12 @@
 #
 #   scripts/bench-streams.sh              # RUNS=5, a 1 GiB file, a 4 GiB file, 1000 S3 objects
 #   RUNS=3 MIB=256 BIG_MIB=1024 OBJECTS=100 scripts/bench-streams.sh   # quicker
+#   PARTS="memory s3" scripts/bench-streams.sh                         # some parts only
+#
+# Parts: memory (the library vs the AEAD floors), files (the CLI vs age), rss, range,
+# rewrap (file), s3. Every ratio is taken within one run: a value over the fastest of the
+# three floors measured in that same run (iteration), then the median and min-max of those
+# ratios over the runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/tools.sh
@@ -16,6 +22,8 @@ RUNS=${RUNS:-5}
 MIB=${MIB:-1024}
 BIG_MIB=${BIG_MIB:-4096}
 OBJECTS=${OBJECTS:-1000}
+PARTS=${PARTS:-memory files rss range rewrap s3}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 ensure_apt_package age /usr/bin/age
 ensure_apt_package strace /usr/bin/strace
@@ -47,45 +55,61 @@ seconds() {
     python3 -c "print($end - $start)"
 }
 
-echo "== 1. library, in memory ($MIB MiB, 64 KiB segments; $RUNS runs)"
-for _ in $(seq "$RUNS"); do
+floors() {
     for mode in floor-aws-lc-gcm floor-rustcrypto-gcm floor-xchacha; do
-        record "mem $("$BENCH" "$mode" 1 "$MIB")"
+        record "$1 $2 $("$BENCH" "$mode" 1 "$MIB")"
     done
+}
+
+if part memory; then
+echo "== 1. library, in memory ($MIB MiB, 64 KiB segments; $RUNS runs)"
+for run in $(seq "$RUNS"); do
+    floors mem "$run"
     for threads in 1 2; do
-        record "mem $("$BENCH" writer "$threads" "$MIB")"
-        record "mem $("$BENCH" reader "$threads" "$MIB")"
+        record "mem $run $("$BENCH" writer "$threads" "$MIB")"
+        record "mem $run $("$BENCH" reader "$threads" "$MIB")"
     done
 done
+fi
 
+if part files; then
 echo "== 2. files: encrypt and decrypt $MIB MiB (tmpfs and disk), envelope and age"
 head -c $((MIB << 20)) /dev/urandom >"$TMPFS/plain"
 cp "$TMPFS/plain" "$DISK/plain"
-for _ in $(seq "$RUNS"); do
+for run in $(seq "$RUNS"); do
+    floors floor "$run"
     for place in "$TMPFS" "$DISK"; do
         where=$([ "$place" = "$TMPFS" ] && echo tmpfs || echo disk)
         for threads in 1 2; do
             sync
-            record "file $where encrypt-t$threads $(seconds "$BIN" encrypt -i "$place/plain" -o "$place/c.ev" --threads "$threads")"
-            record "file $where decrypt-t$threads $(seconds "$BIN" decrypt -i "$place/c.ev" -o "$place/p.out" --threads "$threads")"
+            record "file $run $where encrypt-t$threads $(seconds "$BIN" encrypt -i "$place/plain" -o "$place/c.ev" --threads "$threads")"
+            record "file $run $where decrypt-t$threads $(seconds "$BIN" decrypt -i "$place/c.ev" -o "$place/p.out" --threads "$threads")"
         done
         cmp "$place/plain" "$place/p.out"
-        record "file $where age-encrypt $(seconds age -r "$AGE_RECIPIENT" -o "$place/c.age" "$place/plain")"
-        record "file $where age-decrypt $(seconds age -d -i "$TMPFS/age.key" -o "$place/p.age" "$place/c.age")"
+        record "file $run $where age-encrypt $(seconds age -r "$AGE_RECIPIENT" -o "$place/c.age" "$place/plain")"
+        record "file $run $where age-decrypt $(seconds age -d -i "$TMPFS/age.key" -o "$place/p.age" "$place/c.age")"
         rm -f "$place/p.out" "$place/p.age"
     done
 done
+fi
 
+if part rss || part range || part rewrap; then
+    head -c $((BIG_MIB << 20)) /dev/zero >"$DISK/big"
+    "$BIN" encrypt -i "$DISK/big" -o "$DISK/big.ev" --threads 2
+fi
+if part rss; then
 echo "== 3. peak RSS for a $BIG_MIB MiB file (encrypt and decrypt, 2 threads)"
-head -c $((BIG_MIB << 20)) /dev/zero >"$DISK/big"
 for step in encrypt decrypt; do
     if [ "$step" = encrypt ]; then io=(-i "$DISK/big" -o "$DISK/big.ev"); else io=(-i "$DISK/big.ev" -o "$DISK/big.out"); fi
     rss=$(/usr/bin/time -v "$BIN" "$step" "${io[@]}" --threads 2 2>&1 >/dev/null | awk -F': ' '/Maximum resident set size/{print $2}')
     record "rss $step $rss"
 done
 cmp -n 1048576 "$DISK/big" "$DISK/big.out"
-rm -f "$DISK/big" "$DISK/big.out"
+rm -f "$DISK/big.out"
+fi
+rm -f "$DISK/big"
 
+if part range; then
 echo "== 4. 4 KiB at random offsets of the $BIG_MIB MiB stream: bytes read, latency"
 for i in $(seq 20); do
     offset=$(python3 -c "import random; print(random.randrange(0, ($BIG_MIB << 20) - 4096))")
@@ -112,6 +136,9 @@ EOF
     record "range $bytes $(python3 -c "print($end - $start)")"
 done
 
+fi
+
+if part rewrap; then
 echo "== 5. rewrap of the $BIG_MIB MiB stream: bytes written"
 "$BIN" keys rotate "$ENVELOPE_KEY" >/dev/null
 mkdir -p "$DISK/rewrap" && mv "$DISK/big.ev" "$DISK/rewrap/"
@@ -128,8 +155,9 @@ print(total)
 EOF
 )
 record "rewrap-file $written"
+fi
 
-if [ "$OBJECTS" -gt 0 ]; then
+if part s3 && [ "$OBJECTS" -gt 0 ]; then
     echo "== 6. rewrap of $OBJECTS S3 objects on moto: bytes transferred"
     # shellcheck source=lib/moto.sh
     source scripts/lib/moto.sh
@@ -157,30 +185,49 @@ import statistics, sys
 from collections import defaultdict
 lines = [l.split() for l in open(sys.argv[1])]
 mib, big = int(sys.argv[2]), int(sys.argv[3])
-mem = defaultdict(list)
-files = defaultdict(list)
+# Each run's fastest raw AEAD is that run's denominator.
+floor = defaultdict(dict)      # (section, run) -> {mode: MB/s}
+values = defaultdict(list)     # (section, what, threads or where) -> [(run, MB/s)]
 for l in lines:
-    if l[0] == "mem":
-        mem[(l[1], l[2])].append(float(l[3]))
+    if l[0] in ("mem", "floor") and l[2].startswith("floor"):
+        floor[("mem" if l[0] == "mem" else "file", l[1])][l[2]] = float(l[4])
+    elif l[0] == "mem":
+        values[("mem", l[2], l[3])].append((l[1], float(l[4])))
     elif l[0] == "file":
-        files[(l[1], l[2])].append((mib << 20) / float(l[3]) / 1e6)
-def fmt(xs):
-    return f"{statistics.median(xs):,.0f} ({min(xs):,.0f}-{max(xs):,.0f})"
-floors = {k[0]: statistics.median(v) for k, v in mem.items() if k[0].startswith("floor")}
-fastest = max(floors, key=floors.get)
-print(f"\n### Library, in memory ({mib} MiB, 64 KiB segments), MB/s; floor: {fastest} {floors[fastest]:,.0f}")
-print("| what | threads | MB/s median (min-max) | vs fastest floor |")
-print("|---|---|---|---|")
-for (mode, threads), xs in sorted(mem.items()):
-    print(f"| {mode} | {threads} | {fmt(xs)} | {statistics.median(xs) / floors[fastest]:.2f}x |")
-one = {m: statistics.median(mem[(m, '1')]) for m in ("writer", "reader")}
-two = {m: statistics.median(mem[(m, '2')]) for m in ("writer", "reader")}
-print(f"\n2 threads vs 1: writer {two['writer'] / one['writer']:.2f}x, reader {two['reader'] / one['reader']:.2f}x")
-print(f"\n### Files ({mib} MiB), MB/s median (min-max)")
-print("| where | what | MB/s | vs fastest floor |")
-print("|---|---|---|---|")
-for (where, what), xs in sorted(files.items()):
-    print(f"| {where} | {what} | {fmt(xs)} | {statistics.median(xs) / floors[fastest]:.2f}x |")
+        values[("file", l[3], l[2])].append((l[1], (mib << 20) / float(l[4]) / 1e6))
+def fmt(xs, digits=0):
+    return f"{statistics.median(xs):,.{digits}f} ({min(xs):,.{digits}f}-{max(xs):,.{digits}f})"
+def ratios(section, runs):
+    return [v / max(floor[(section, run)].values()) for run, v in runs if (section, run) in floor]
+for section, title in (("mem", f"Library, in memory ({mib} MiB, 64 KiB segments)"), ("file", f"Files through the CLI ({mib} MiB)")):
+    rows = sorted(k for k in values if k[0] == section)
+    if not rows:
+        continue
+    fl = [f for (s, _), f in floor.items() if s == section]
+    fastest = defaultdict(int)
+    for f in fl:
+        fastest[max(f, key=f.get)] += 1
+    print(f"\n### {title}: MB/s and the ratio to the fastest floor of the same run")
+    print("fastest floor per run: " + ", ".join(f"{m} in {n} of {len(fl)} runs" for m, n in fastest.items()))
+    for mode in ("floor-aws-lc-gcm", "floor-rustcrypto-gcm", "floor-xchacha"):
+        xs = [f[mode] for f in fl if mode in f]
+        if xs:
+            print(f"  {mode}: {fmt(xs)} MB/s")
+    print("| what | threads / where | MB/s median (min-max) | / fastest floor of the run, median (min-max) |")
+    print("|---|---|---|---|")
+    for key in rows:
+        runs = values[key]
+        print(f"| {key[1]} | {key[2]} | {fmt([v for _, v in runs])} | {fmt(ratios(section, runs), 2)}x |")
+    if section == "mem":
+        per_run = defaultdict(dict)
+        for (s, what, threads), runs in values.items():
+            if s == "mem":
+                for run, v in runs:
+                    per_run[(what, run)][threads] = v
+        for what in ("writer", "reader"):
+            xs = [d["2"] / d["1"] for (w, _), d in per_run.items() if w == what and "1" in d and "2" in d]
+            if xs:
+                print(f"2 threads / 1 thread, {what}, per run: {fmt(xs, 2)}x")
 for l in lines:
     if l[0] == "rss":
         print(f"\npeak RSS, {l[1]} of {big} MiB: {int(l[2]) / 1024:.1f} MiB")
