@@ -28,7 +28,9 @@ part() { [[ " $PARTS " == *" $1 "* ]]; }
 ensure_apt_package age /usr/bin/age
 ensure_apt_package strace /usr/bin/strace
 ensure_apt_package time /usr/bin/time
-cargo build --release --locked -p envelope-cli -p envelope-core --example stream_bench >/dev/null
+# Both targets by name: `--example` alone would build the example and leave a stale CLI.
+cargo build --release --locked -p envelope-cli --bin envelope >/dev/null
+cargo build --release --locked -p envelope-core --example stream_bench >/dev/null
 BIN=$PWD/target/release/envelope
 BENCH=$PWD/target/release/examples/stream_bench
 
