@@ -14,13 +14,20 @@ cd "$(dirname "$0")/.."
 # Every step's wall time, printed as a table when the run ends (passed or failed).
 STEP_NAMES=()
 STEP_SECONDS=()
+STEP_FREE=()
 CURRENT_STEP=""
 STEP_STARTED=$SECONDS
 RUN_STARTED=$SECONDS
+# Free space on the build's file system after each step, in GiB: a CI machine's disk is
+# not ours to size, and a full one fails a build in whatever step it fills up in.
+free_disk() {
+    df -Pk . 2>/dev/null | awk 'NR == 2 { printf "%.1f", $4 / 1048576 }'
+}
 end_step() {
     if [[ -n $CURRENT_STEP ]]; then
         STEP_NAMES+=("$CURRENT_STEP")
         STEP_SECONDS+=($((SECONDS - STEP_STARTED)))
+        STEP_FREE+=("$(free_disk)")
     fi
     CURRENT_STEP=""
 }
@@ -33,17 +40,23 @@ step() {
 print_timings() {
     local status=$1 failed=$CURRENT_STEP i
     end_step
-    printf '\n%-6s %5s  %s\n' "time" "s" "step"
+    printf '\n%-6s %5s %8s  %s\n' "time" "s" "free GiB" "step"
     for i in "${!STEP_NAMES[@]}"; do
-        printf '%3d:%02d %5d  %s%s\n' $((STEP_SECONDS[i] / 60)) $((STEP_SECONDS[i] % 60)) \
-            "${STEP_SECONDS[i]}" "${STEP_NAMES[i]}" \
+        printf '%3d:%02d %5d %8s  %s%s\n' $((STEP_SECONDS[i] / 60)) $((STEP_SECONDS[i] % 60)) \
+            "${STEP_SECONDS[i]}" "${STEP_FREE[i]}" "${STEP_NAMES[i]}" \
             "$([[ $status != 0 && ${STEP_NAMES[i]} == "$failed" ]] && echo '   <- FAILED')"
     done
     local total=$((SECONDS - RUN_STARTED))
-    printf '%3d:%02d %5d  total\n' $((total / 60)) $((total % 60)) "$total"
+    printf '%3d:%02d %5d %8s  total\n' $((total / 60)) $((total % 60)) "$total" "$(free_disk)"
+    printf 'build directories: %s\n' "$(du -sh target fuzz/target 2>/dev/null | awk '{ printf "%s %s  ", $2, $1 }')"
 }
 trap 'print_timings $?' EXIT
 source scripts/lib/tools.sh
+# A CI run builds once from nothing: incremental compilation would only add gigabytes of
+# session caches to the target directory.
+if [[ ${CI:-} == true ]]; then
+    export CARGO_INCREMENTAL=0
+fi
 
 step "build dependencies (libsqlite3-dev, pkg-config)"
 ensure_build_deps
