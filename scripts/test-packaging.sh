@@ -71,7 +71,7 @@ cp bindings/go/go.sum "$work/go/go.sum"
 echo "==> Python: the wheel in a fresh virtualenv, with no Rust toolchain or compiler on PATH"
 wheel=$(scripts/build-wheel.sh "$work/wheels" | tail -1)
 python3 -m venv "$work/venv"
-"$work/venv/bin/pip" install --quiet --disable-pip-version-check "$wheel" "pytest>=7" "cryptography>=41" "SQLAlchemy>=2.0"
+"$work/venv/bin/pip" install --quiet --disable-pip-version-check "$wheel" "pytest>=7" "cryptography>=41" "SQLAlchemy>=2.0" "pyarrow>=15"
 mkdir "$work/bin"
 for tool in python3; do ln -s "$(command -v "$tool")" "$work/bin/$tool"; done
 clean_path=$work/venv/bin:$work/bin

@@ -68,6 +68,11 @@ impl AadTemplate {
         Ok(AadTemplate { parts })
     }
 
+    /// Whether the template is empty (the AAD is empty).
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
     /// The placeholder names, in order of appearance.
     pub fn variables(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|p| match p {

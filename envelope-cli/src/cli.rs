@@ -201,6 +201,10 @@ pub struct EvidenceArgs {
     /// A directory of ciphertext files to take a census of (repeat).
     #[arg(long = "dir")]
     pub dirs: Vec<PathBuf>,
+    /// A tree of Parquet files under modular encryption, counted by the KEK versions of
+    /// the wrapped keys in its key material sidecars. Repeatable.
+    #[arg(long = "parquet", value_name = "DIR")]
+    pub parquet: Vec<PathBuf>,
     /// The objects under an S3 prefix (`s3://BUCKET/PREFIX`), one ciphertext per object: a
     /// stream's census and rewrap read and write its header only (the rewrap is a
     /// server-side copy with the new header slot in the object's metadata). Repeatable.
@@ -576,6 +580,13 @@ pub struct StoreArgs {
     /// server-side copy with the new header slot in the object's metadata). Repeatable.
     #[arg(long = "s3", value_name = "S3_URL")]
     pub s3: Vec<String>,
+    /// A tree of Parquet files under modular encryption whose keys envelope wraps
+    /// (`envelope_sdk.parquet`), walked recursively: its values are the wrapped keys in the
+    /// key material sidecars (`_KEY_MATERIAL_FOR_<file>.json`), so a rewrap changes sidecars
+    /// only and no data file. Parquet files without a sidecar are counted as unreadable,
+    /// with why. Repeatable.
+    #[arg(long = "parquet", value_name = "DIR")]
+    pub parquet: Vec<PathBuf>,
     /// The S3 endpoint (MinIO, LocalStack, moto; path-style addressing). Credentials and
     /// region come from the standard AWS chain.
     #[arg(long, env = "ENVELOPE_S3_ENDPOINT", value_name = "URL")]
@@ -592,7 +603,28 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// Whether no store was named.
     pub fn is_empty(&self) -> bool {
-        self.db.is_none() && self.dirs.is_empty() && self.s3.is_empty() && self.dek_store.is_none()
+        self.db.is_none()
+            && self.dirs.is_empty()
+            && self.s3.is_empty()
+            && self.parquet.is_empty()
+            && self.dek_store.is_none()
+    }
+
+    /// The stores of values named, for people: `table.column`, each directory, Parquet tree
+    /// and S3 prefix (the DEK store is named by its own location).
+    pub fn names(&self) -> Vec<String> {
+        let mut names = Vec::new();
+        if let (Some(table), Some(column)) = (&self.table, &self.column) {
+            names.push(format!("{table}.{column}"));
+        }
+        names.extend(self.dirs.iter().map(|d| d.display().to_string()));
+        names.extend(
+            self.parquet
+                .iter()
+                .map(|d| format!("parquet {}", d.display())),
+        );
+        names.extend(self.s3.iter().cloned());
+        names
     }
 }
 

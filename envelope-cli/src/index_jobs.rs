@@ -26,7 +26,11 @@ fn index_store(explicit: Option<&str>, stores: &StoreArgs) -> Result<String, Cli
 /// `envelope reindex`.
 pub async fn reindex(args: ReindexArgs) -> CliResult {
     let stores = &args.job.stores;
-    if stores.db.is_none() || !stores.dirs.is_empty() {
+    if stores.db.is_none()
+        || !stores.dirs.is_empty()
+        || !stores.s3.is_empty()
+        || !stores.parquet.is_empty()
+    {
         return Err(CliError::with_code(
             USAGE,
             "reindex works on a PostgreSQL column: --db URL --table T --column C --index-column I",

@@ -10,7 +10,7 @@ use crate::aad::AadTemplate;
 use crate::cli::{CensusArgs, JobArgs, ReencryptArgs, RetireAction, RetireArgs, StoreArgs};
 use crate::engine::census::{self, Census};
 use crate::engine::headers::StoreHeaders;
-use crate::engine::process::{Filter, JobKind, Processor};
+use crate::engine::process::{Filter, JobKind, KeyScope, Processor};
 use crate::engine::ratelimit::RateLimitedKms;
 use crate::engine::run::{self, JobOptions};
 use crate::engine::store::{ConnectionInfo, Store};
@@ -25,7 +25,7 @@ fn require_store(stores: &StoreArgs) -> Result<(), CliError> {
     if stores.is_empty() {
         return Err(CliError::with_code(
             crate::exit::USAGE,
-            "name a store: --db URL --table T --column C, and/or --dir D, and/or --s3 s3://BUCKET/PREFIX, and/or --dek-store URI",
+            "name a store: --db URL --table T --column C, and/or --dir D, and/or --parquet DIR, and/or --s3 s3://BUCKET/PREFIX, and/or --dek-store URI",
         ));
     }
     Ok(())
@@ -123,15 +123,7 @@ pub async fn census(args: CensusArgs) -> CliResult {
         None => None,
     };
     let census = census_of(&args.stores, verifier.as_ref()).await?;
-    let mut stores: Vec<String> = args
-        .stores
-        .dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    if let (Some(table), Some(column)) = (&args.stores.table, &args.stores.column) {
-        stores.insert(0, format!("{table}.{column}"));
-    }
+    let mut stores = args.stores.names();
     if let Some(location) = &census.dek_store_location {
         stores.push(location.clone());
     }
@@ -186,11 +178,12 @@ pub async fn reencrypt(args: ReencryptArgs) -> CliResult {
     if args.job.stores.db.is_none()
         && args.job.stores.dirs.is_empty()
         && args.job.stores.s3.is_empty()
+        && args.job.stores.parquet.is_empty()
     {
         return Err(CliError::with_code(
             crate::exit::USAGE,
-            "reencrypt rewrites values: name them with --db/--table/--column, --dir and/or \
-             --s3 (--dek-store is where the new DEKs of compact values go)",
+            "reencrypt rewrites values: name them with --db/--table/--column, --dir, --parquet \
+             and/or --s3 (--dek-store is where the new DEKs of compact values go)",
         ));
     }
     let filter = Filter {
@@ -298,7 +291,13 @@ async fn run_job_with(
             "stores": queue.iter().map(|s| s.info().name).collect::<Vec<_>>(),
         }),
     )?;
-    let processor = Arc::new(Processor::new(envelope, kind));
+    let mut processor = Processor::new(envelope, kind);
+    if !args.stores.parquet.is_empty() {
+        // A tree's wrapped keys belong to several master keys: this job moves --key's.
+        let scope = KeyScope::of(processor.envelope()).await?;
+        processor = processor.scoped_to(scope);
+    }
+    let processor = Arc::new(processor);
     let mut summaries: Vec<Summary> = Vec::new();
     let mut stopped = None;
     for store in queue {
@@ -477,11 +476,7 @@ pub async fn retire(args: RetireArgs) -> CliResult {
     let census = census_of(&args.stores, Some(&verifier)).await?;
     let (remaining, samples) = census.under_version(provider.scheme(), &key_id, &args.version);
     if remaining > 0 {
-        let mut stores = Vec::new();
-        if let (Some(t), Some(c)) = (&args.stores.table, &args.stores.column) {
-            stores.push(format!("{t}.{c}"));
-        }
-        stores.extend(args.stores.dirs.iter().map(|d| d.display().to_string()));
+        let mut stores = args.stores.names();
         if let Some(store) = &census.dek_store_location {
             stores.push(format!("the DEK store {store}"));
         }

@@ -285,6 +285,28 @@ fn streams_in_s3_upload_in_parts_read_ranges_and_rewrap_without_moving_bodies() 
         "backups/big.ev",
     ]));
     assert_eq!(out.stdout, big);
+
+    // The evidence pack counts the prefix like a census does.
+    let pack = tempfile::tempdir().unwrap();
+    let out = run(&[
+        "evidence",
+        "--out",
+        pack.path().to_str().unwrap(),
+        "--key",
+        &uri,
+        "--s3",
+        &prefix,
+    ]);
+    assert!(matches!(out.status.code(), Some(0 | 7)), "{out:?}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(pack.path().join("evidence.json")).unwrap()).unwrap();
+    let stores = json["stores"].as_array().unwrap();
+    assert_eq!(stores.len(), 1, "{stores:?}");
+    assert_eq!(stores[0]["kind"], "s3");
+    assert!(
+        stores[0]["census"]["scanned"].as_u64() > Some(0),
+        "{stores:?}"
+    );
 }
 
 #[test]

@@ -64,6 +64,35 @@ impl Filter {
     }
 }
 
+/// The key whose values a job moves, when values under other keys sit beside them (a
+/// Parquet tree's footer and column master keys): those are skipped, never moved under
+/// this key.
+#[derive(Debug, Clone)]
+pub struct KeyScope {
+    provider: envelope::Provider,
+    /// The key's ids: as named, and as the KMS describes it (an AWS alias and its key ARN).
+    ids: Vec<String>,
+}
+
+impl KeyScope {
+    /// The scope of the job's key: its id as named and its id as the KMS describes it.
+    pub async fn of(envelope: &Envelope) -> envelope::Result<Self> {
+        let described = envelope.describe_key().await?;
+        let mut ids = vec![envelope.key_id().to_owned()];
+        if described.key_id != ids[0] {
+            ids.push(described.key_id);
+        }
+        Ok(KeyScope {
+            provider: envelope.kms().provider(),
+            ids,
+        })
+    }
+
+    fn owns(&self, info: &envelope::HeaderInfo) -> bool {
+        info.provider == self.provider && self.ids.contains(&info.key_id)
+    }
+}
+
 /// A record's outcome and, when it changed, its new value.
 #[derive(Debug, Clone)]
 pub struct Decision {
@@ -116,6 +145,7 @@ pub struct Processor {
     kind: JobKind,
     verifier: LabelVerifier,
     store: Option<Arc<StoreHeaders>>,
+    scope: Option<KeyScope>,
 }
 
 impl Processor {
@@ -130,7 +160,14 @@ impl Processor {
             kind,
             verifier,
             store,
+            scope: None,
         }
+    }
+
+    /// Moves only values under the scope's key; values under other keys are skipped.
+    pub fn scoped_to(mut self, scope: KeyScope) -> Self {
+        self.scope = Some(scope);
+        self
     }
 
     /// The job kind.
@@ -186,6 +223,10 @@ impl Processor {
                 };
             if matches!(info.label, LabelCheck::Mislabeled { .. }) {
                 outcomes[i] = Decision::of(Outcome::Failed("mislabeled"));
+                continue;
+            }
+            if self.scope.as_ref().is_some_and(|scope| !scope.owns(&info)) {
+                // Another master key's value: skipped.
                 continue;
             }
             match &self.kind {

@@ -14,7 +14,7 @@ use indicatif::ProgressBar;
 use crate::engine::counts::Counts;
 use crate::engine::process::{Decision, Outcome, Processor, Stop};
 use crate::engine::store::{
-    Checkpoint, Claim, CommitError, Committed, JobMeta, Part, Record, Store, Write,
+    Checkpoint, Claim, CommitError, Committed, JobMeta, Part, Record, Store, Value, Write,
 };
 use crate::engine::summary::{Summary, progress};
 use crate::exit::{CliError, USAGE};
@@ -399,7 +399,7 @@ impl Shared {
                     .iter()
                     .zip(&decisions)
                     .filter_map(|(r, d)| match d.outcome {
-                        Outcome::Failed(kind) => Some((r.location.clone(), kind.to_owned())),
+                        Outcome::Failed(kind) => Some((r.location.clone(), failure_of(r, kind))),
                         _ => None,
                     })
                     .take(FAILED_SAMPLES)
@@ -495,4 +495,17 @@ enum Settled {
     Committed(PageCounts),
     Stopped(envelope::Error),
     LeaseLost,
+}
+
+/// How a failed record is named in a summary: its kind, and for a value that could not be
+/// read at all, why (the store's own words: `malformed: … not an envelope ciphertext …`).
+fn failure_of(record: &Record, kind: &str) -> String {
+    match &record.value {
+        Value::Ciphertext {
+            stored: Err(envelope::Error::Malformed { field, reason }),
+            ..
+        } => format!("{kind} ({field}): {reason}"),
+        Value::Ciphertext { stored: Err(e), .. } => format!("{kind}: {e}"),
+        _ => kind.to_owned(),
+    }
 }

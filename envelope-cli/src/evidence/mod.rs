@@ -155,12 +155,14 @@ pub async fn run(args: EvidenceArgs) -> CliResult {
     if args.keys.is_empty()
         && args.columns.is_empty()
         && args.dirs.is_empty()
+        && args.parquet.is_empty()
+        && args.s3.is_empty()
         && args.dek_store.is_none()
         && args.log.is_none()
     {
         return Err(CliError::with_code(
             crate::exit::USAGE,
-            "evidence over what? name keys (--key), stores (--db/--column, --dir, --dek-store) and the log (--log)",
+            "evidence over what? name keys (--key), stores (--db/--column, --dir, --parquet, --s3, --dek-store) and the log (--log)",
         ));
     }
     let facts = gather(&args).await?;
@@ -351,6 +353,19 @@ async fn store_facts(args: &EvidenceArgs) -> Result<Vec<StoreFact>, CliError> {
             table: None,
             column: None,
             dirs: vec![dir.clone()],
+            ..StoreArgs::default()
+        });
+    }
+    for dir in &args.parquet {
+        specs.push(StoreArgs {
+            parquet: vec![dir.clone()],
+            ..StoreArgs::default()
+        });
+    }
+    for url in &args.s3 {
+        specs.push(StoreArgs {
+            s3: vec![url.clone()],
+            s3_endpoint: args.s3_endpoint.clone(),
             ..StoreArgs::default()
         });
     }

@@ -48,7 +48,8 @@ pub fn walk(dir: &Path) -> Result<Vec<PathBuf>, CliError> {
     Ok(out)
 }
 
-fn relative(dir: &Path, path: &Path) -> String {
+/// `path` relative to `dir`, `/`-separated (a store's position).
+pub fn relative(dir: &Path, path: &Path) -> String {
     let rel = path.strip_prefix(dir).unwrap_or(path);
     rel.components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())

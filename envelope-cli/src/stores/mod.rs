@@ -3,6 +3,7 @@
 
 pub mod dek_store;
 pub mod files;
+pub mod parquet;
 pub mod postgres;
 pub mod s3;
 
@@ -15,9 +16,8 @@ use crate::cli::StoreArgs;
 use crate::engine::store::Store;
 use crate::exit::CliError;
 
-/// Opens the stores of values the arguments name (the column, each directory, each S3
-/// prefix), with
-/// the AAD template re-encryption renders for each value and, for re-encryption, the
+/// Opens the stores of values the arguments name (the column, each directory, each Parquet
+/// tree, each S3 prefix), with the AAD template re-encryption renders for each value and, for re-encryption, the
 /// envelope that re-encrypts streams in place. A new store is registered here: one line
 /// that opens it from its arguments.
 pub async fn open_values(
@@ -37,6 +37,15 @@ pub async fn open_values(
             directory = directory.reencrypting_streams(envelope.clone());
         }
         stores.push(Arc::new(directory));
+    }
+    for dir in &args.parquet {
+        if template.is_some_and(|t| !t.is_empty()) {
+            return Err(CliError::with_code(
+                crate::exit::USAGE,
+                "--aad does not apply to --parquet: each wrapped key is bound to its master key id",
+            ));
+        }
+        stores.push(Arc::new(parquet::ParquetTree::open(dir)?));
     }
     for url in &args.s3 {
         let Some(url) = crate::s3::S3Url::parse(url) else {
