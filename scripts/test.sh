@@ -2,8 +2,8 @@
 # The whole test suite: formatting, lints, every test (the backend tests and the CLI's
 # rotation jobs against real servers this script installs and starts: OpenBao, moto,
 # MiniStack, drongo, PostgreSQL) on each crypto provider, the C ABI under valgrind
-# and ASan/UBSan, a short pass of every fuzz target, the Python and Go packages, the
-# evidence pack in headless Chromium,
+# and ASan/UBSan, a short pass of every fuzz target, the Python, Go and Java packages, Spark
+# and pyarrow with envelope as Parquet's KMS, the evidence pack in headless Chromium,
 # warning-free docs, and the check that envelope-core pulls in no cloud SDK. Exits non-zero
 # on the first failure.
 #
@@ -106,6 +106,12 @@ scripts/test-ffi.sh
 
 step "Python and Go packages: pytest, go test -race, cross-language test"
 scripts/test-bindings.sh
+
+step "Java package: JUnit over the C ABI and the Parquet KMS client (Maven Surefire)"
+scripts/test-java.sh
+
+step "Spark local mode and pyarrow with envelope as Parquet's KMS; the CLI rotates Spark's files"
+scripts/test-spark.sh
 
 step "evidence pack: the page in headless Chromium, OSCAL validated by compliance-trestle, the signed manifest"
 scripts/test-evidence.sh

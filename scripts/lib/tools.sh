@@ -97,3 +97,30 @@ ensure_playwright() {
     mkdir -p "$dir"
     (cd "$dir" && npm install --silent --no-audit --no-fund --no-save "playwright-core@$PLAYWRIGHT_VERSION" >/dev/null)
 }
+
+# ensure_java: a JDK (17 or newer, javac on PATH) and Maven, from Debian when missing.
+ensure_java() {
+    command -v javac >/dev/null || ensure_apt_package openjdk-17-jdk-headless /usr/lib/jvm/java-17-openjdk-amd64/bin/javac
+    command -v mvn >/dev/null || ensure_apt_package maven /usr/bin/mvn
+}
+
+# maven ARGS...: Maven in batch mode, offline when every artifact is already in the local
+# repository (a second run resolves nothing), online when something is missing; any other
+# failure (a failing test) is printed and returned.
+maven() {
+    local log status=0
+    log=$(mktemp)
+    mvn -B -q -Dstyle.color=never -o "$@" >"$log" 2>&1 || status=$?
+    if [[ $status -ne 0 ]] && grep -qE "offline mode|Could not resolve|Cannot access .* in offline|PluginResolutionException|DependencyResolutionException" "$log"; then
+        rm -f "$log"
+        mvn -B -q -Dstyle.color=never "$@"
+        return
+    fi
+    cat "$log"
+    rm -f "$log"
+    return "$status"
+}
+
+# PySpark, pinned: Spark 4.3 carries parquet-java 1.17.0 and Hadoop 3.5.0, the versions
+# bindings/java/pom.xml compiles against.
+PYSPARK_VERSION=4.3.0

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Spark in local mode with envelope as Parquet's KMS: Spark (parquet-java with
+# dev.envelope.parquet.EnvelopeKmsClient from bindings/java) and pyarrow (envelope_sdk.parquet)
+# read each other's encrypted files, and the CLI rotates what Spark wrote (sidecars only).
+# Installs the pinned PySpark into the project's virtualenv; builds the Java package when
+# scripts/test-java.sh has not.
+#
+#   scripts/test-spark.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib/tools.sh
+
+ensure_java
+[[ -f bindings/java/target/classpath.txt ]] || scripts/test-java.sh
+ensure_venv
+if ! "$ENVELOPE_VENV/bin/python" -c "import pyspark, sys; sys.exit(pyspark.__version__ != '$PYSPARK_VERSION')" 2>/dev/null; then
+    echo "installing pyspark==$PYSPARK_VERSION into $ENVELOPE_VENV" >&2
+    "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check "pyspark==$PYSPARK_VERSION"
+fi
+if ! "$ENVELOPE_VENV/bin/python" -c "import envelope_sdk.parquet" 2>/dev/null; then
+    cargo build --release --locked -p envelope-ffi
+    "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check --force-reinstall --no-deps ./bindings/python
+    "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check "./bindings/python[test]"
+fi
+if [[ -z ${ENVELOPE_CLI:-} ]]; then
+    cargo build -q -p envelope-cli --locked
+    export ENVELOPE_CLI=$PWD/target/debug/envelope
+fi
+ENVELOPE_JAVA_CLASSPATH=$(cat bindings/java/target/classpath.txt)
+export ENVELOPE_JAVA_CLASSPATH
+(cd bindings/python && "$ENVELOPE_VENV/bin/python" -m pytest -q -p no:cacheprovider tests_spark)
