@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Spark in local mode with envelope as Parquet's KMS: Spark (parquet-java with
+# Spark in local mode (local[2]): with envelope as Parquet's KMS, Spark (parquet-java with
 # dev.envelope.parquet.EnvelopeKmsClient from bindings/java) and pyarrow (envelope_sdk.parquet)
-# read each other's encrypted files, and the CLI rotates what Spark wrote (sidecars only).
-# Installs the pinned PySpark into the project's virtualenv; builds the Java package when
-# scripts/test-java.sh has not.
+# read each other's encrypted files and the CLI rotates what Spark wrote (sidecars only); the
+# column jobs of envelope_sdk.spark (encrypt, decrypt, rewrap across 8 partitions, census, the
+# runnable job). Installs the pinned PySpark and pandas (mapInArrow needs it) into the
+# project's virtualenv; builds the Java package when scripts/test-java.sh has not.
 #
 #   scripts/test-spark.sh
 set -euo pipefail
@@ -13,9 +14,9 @@ source scripts/lib/tools.sh
 ensure_java
 [[ -f bindings/java/target/classpath.txt ]] || scripts/test-java.sh
 ensure_venv
-if ! "$ENVELOPE_VENV/bin/python" -c "import pyspark, sys; sys.exit(pyspark.__version__ != '$PYSPARK_VERSION')" 2>/dev/null; then
-    echo "installing pyspark==$PYSPARK_VERSION into $ENVELOPE_VENV" >&2
-    "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check "pyspark==$PYSPARK_VERSION"
+if ! "$ENVELOPE_VENV/bin/python" -c "import pandas, pyspark, sys; sys.exit(pyspark.__version__ != '$PYSPARK_VERSION')" 2>/dev/null; then
+    echo "installing pyspark==$PYSPARK_VERSION and pandas into $ENVELOPE_VENV" >&2
+    "$ENVELOPE_VENV/bin/pip" install --quiet --disable-pip-version-check "pyspark==$PYSPARK_VERSION" "pandas>=2.2"
 fi
 if ! "$ENVELOPE_VENV/bin/python" -c "import envelope_sdk.parquet" 2>/dev/null; then
     cargo build --release --locked -p envelope-ffi

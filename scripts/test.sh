@@ -110,7 +110,7 @@ scripts/test-bindings.sh
 step "Java package: JUnit over the C ABI and the Parquet KMS client (Maven Surefire)"
 scripts/test-java.sh
 
-step "Spark local mode and pyarrow with envelope as Parquet's KMS; the CLI rotates Spark's files"
+step "Spark local mode: Spark and pyarrow with envelope as Parquet's KMS, the CLI rotating Spark's files, PySpark column jobs"
 scripts/test-spark.sh
 
 step "evidence pack: the page in headless Chromium, OSCAL validated by compliance-trestle, the signed manifest"

@@ -1,6 +1,7 @@
 """A Spark session in local mode with envelope as Parquet's KMS (scripts/test-spark.sh)."""
 
 import os
+import sys
 
 import pytest
 
@@ -32,6 +33,9 @@ def keys(tmp_path_factory):
 def spark(keys):
     from pyspark.sql import SparkSession
 
+    # Python workers run this interpreter (its envelope_sdk and pyarrow), not whatever
+    # python3 is first on PATH.
+    os.environ["PYSPARK_PYTHON"] = sys.executable
     jars = required_env("ENVELOPE_JAVA_CLASSPATH").replace(":", ",")
     builder = (
         SparkSession.builder.master("local[2]")
