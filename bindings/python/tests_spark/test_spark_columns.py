@@ -95,3 +95,52 @@ def test_the_runnable_job_rewraps_counts_and_names_failures(spark, column_key, t
     assert ev.main(["census", "--input", str(tmp_path / "out"), "--column", "ssn"]) == 0
     table = capsys.readouterr().out
     assert "MalformedCiphertext" in table and " 2 " in table, table
+
+
+KILL_ONCE = '''
+import os, signal
+marker = os.environ.get("ENVELOPE_TEST_KILL_MARKER")
+if marker:
+    import envelope_sdk.parquet as parquet
+    real_client_for = parquet.client_for
+
+    def client_for(uri):
+        # The first task to open a client kills its own Python worker, once.
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_client_for(uri)
+
+    parquet.client_for = client_for
+'''
+
+
+def test_a_killed_worker_fails_the_job_cleanly_and_a_rerun_completes(spark, column_key, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    path, uri = column_key
+    ev.encrypt(people(spark), "ssn", uri).write.parquet(str(tmp_path / "in"))
+    envelope_sdk.rotate_local_key(str(path), "ssn")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(KILL_ONCE)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+               PYSPARK_PYTHON=sys.executable, ENVELOPE_TEST_KILL_MARKER=str(tmp_path / "killed"))
+    job = [sys.executable, "-m", "envelope_sdk.spark", "rewrap", "--input", str(tmp_path / "in"),
+           "--column", "ssn", "--key", uri, "--output", str(tmp_path / "out"), "--master", "local[2]"]
+
+    first = subprocess.run(job, env=env, capture_output=True, text=True)
+    assert (tmp_path / "killed").exists(), first.stderr[-2000:]
+    assert first.returncode != 0, first.stdout
+    assert "rewrapped" not in first.stdout
+    assert not list((tmp_path / "out").glob("part-*")) and not (tmp_path / "out" / "_SUCCESS").exists()
+
+    second = subprocess.run(job, env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"{N - len(range(0, N, 97))} rewrapped" in second.stdout, second.stdout
+    out = spark.read.parquet(str(tmp_path / "out"))
+    assert out.count() == N
+    versions = {envelope_sdk.Client.inspect(v).key_version for (v,) in out.where("ssn is not null").select("ssn").collect()}
+    assert versions == {"2"}
