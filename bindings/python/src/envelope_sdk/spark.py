@@ -181,9 +181,9 @@ def decrypt(df, column: str, key_uri: str, *, aad: AadLike = None, as_string: bo
     return _column_job(df, column, key_uri, step, _spark_type(as_string), with_outcome)
 
 
-def rewrap(df, column: str, key_uri: str, *, with_outcome: bool = False):
-    """``column``'s ciphertexts moved to the current version of ``key_uri``'s KEK, header only
-    (their bodies stay byte-identical): one KMS call per data key and worker."""
+def _each(one: Callable[[Client, object], Tuple[object, str]]) -> Step:
+    """A step applying ``one`` value by value: NULLs stay NULL, a failed value keeps its
+    old value and its outcome names the error."""
 
     def step(client: Client, values):
         out, outcomes = [], []
@@ -193,15 +193,25 @@ def rewrap(df, column: str, key_uri: str, *, with_outcome: bool = False):
                 outcomes.append(None)
                 continue
             try:
-                new, changed = client.rewrap(v)
-                out.append(new)
-                outcomes.append("rewrapped" if changed else "current")
+                new, outcome = one(client, v)
             except EnvelopeError as e:
-                out.append(v)
-                outcomes.append(_failed(e))
+                new, outcome = v, _failed(e)
+            out.append(new)
+            outcomes.append(outcome)
         return out, outcomes
 
-    return _column_job(df, column, key_uri, step, df.schema[column].dataType, with_outcome)
+    return step
+
+
+def rewrap(df, column: str, key_uri: str, *, with_outcome: bool = False):
+    """``column``'s ciphertexts moved to the current version of ``key_uri``'s KEK, header only
+    (their bodies stay byte-identical): one KMS call per data key and worker."""
+
+    def one(client: Client, v):
+        new, changed = client.rewrap(v)
+        return new, "rewrapped" if changed else "current"
+
+    return _column_job(df, column, key_uri, _each(one), df.schema[column].dataType, with_outcome)
 
 
 def reencrypt(df, column: str, key_uri: str, *, aad: AadLike = None, with_outcome: bool = False):
@@ -209,25 +219,12 @@ def reencrypt(df, column: str, key_uri: str, *, aad: AadLike = None, with_outcom
     suspected exposure), in the form each was in."""
     aad_bytes = _aad(aad)
 
-    def step(client: Client, values):
-        out, outcomes = [], []
-        for v in values:
-            if v is None:
-                out.append(None)
-                outcomes.append(None)
-                continue
-            try:
-                if isinstance(v, str):
-                    out.append(to_text(client.reencrypt(from_text(v), aad_bytes)))
-                else:
-                    out.append(client.reencrypt(bytes(v), aad_bytes))
-                outcomes.append("reencrypted")
-            except EnvelopeError as e:
-                out.append(v)
-                outcomes.append(_failed(e))
-        return out, outcomes
+    def one(client: Client, v):
+        if isinstance(v, str):
+            return to_text(client.reencrypt(from_text(v), aad_bytes)), "reencrypted"
+        return client.reencrypt(bytes(v), aad_bytes), "reencrypted"
 
-    return _column_job(df, column, key_uri, step, df.schema[column].dataType, with_outcome)
+    return _column_job(df, column, key_uri, _each(one), df.schema[column].dataType, with_outcome)
 
 
 def census(df, column: str):
