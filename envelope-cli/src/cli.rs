@@ -201,9 +201,10 @@ pub struct EvidenceArgs {
     /// A directory of ciphertext files to take a census of (repeat).
     #[arg(long = "dir")]
     pub dirs: Vec<PathBuf>,
-    /// A tree of Parquet files under modular encryption, counted by the KEK versions of
-    /// the wrapped keys in its key material sidecars. Repeatable.
-    #[arg(long = "parquet", value_name = "DIR")]
+    /// A tree of Parquet files under modular encryption (a directory or
+    /// `s3://BUCKET/PREFIX`), counted by the KEK versions of the wrapped keys in its key
+    /// material sidecars. Repeatable.
+    #[arg(long = "parquet", value_name = "DIR|S3_URL")]
     pub parquet: Vec<PathBuf>,
     /// The objects under an S3 prefix (`s3://BUCKET/PREFIX`), one ciphertext per object: a
     /// stream's census and rewrap read and write its header only (the rewrap is a
@@ -581,11 +582,12 @@ pub struct StoreArgs {
     #[arg(long = "s3", value_name = "S3_URL")]
     pub s3: Vec<String>,
     /// A tree of Parquet files under modular encryption whose keys envelope wraps
-    /// (`envelope_sdk.parquet`), walked recursively: its values are the wrapped keys in the
-    /// key material sidecars (`_KEY_MATERIAL_FOR_<file>.json`), so a rewrap changes sidecars
+    /// (`envelope_sdk.parquet`, Spark with `EnvelopeKmsClient`): a directory, walked
+    /// recursively, or `s3://BUCKET/PREFIX`. Its values are the wrapped keys in the key
+    /// material sidecars (`_KEY_MATERIAL_FOR_<file>.json`), so a rewrap changes sidecars
     /// only and no data file. Parquet files without a sidecar are counted as unreadable,
     /// with why. Repeatable.
-    #[arg(long = "parquet", value_name = "DIR")]
+    #[arg(long = "parquet", value_name = "DIR|S3_URL")]
     pub parquet: Vec<PathBuf>,
     /// The S3 endpoint (MinIO, LocalStack, moto; path-style addressing). Credentials and
     /// region come from the standard AWS chain.

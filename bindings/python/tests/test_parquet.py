@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import os
 import subprocess
 
 import pyarrow as pa
@@ -215,3 +216,50 @@ def test_a_corrupted_sidecar_is_one_clear_line_and_nothing_is_written(tmp_path, 
     assert sidecar.read_bytes() == broken
     with pytest.raises(Exception):
         pme.read_table(path, key_uris=keys)
+
+
+def test_a_tree_on_s3_rotates_by_sidecar(tmp_path, keys):
+    endpoint = required_env("ENVELOPE_TEST_AWS_ENDPOINT")
+    creds = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+    s3 = pafs.S3FileSystem(access_key="testing", secret_key="testing", region="us-east-1",
+                           endpoint_override=endpoint, allow_bucket_creation=True)
+    bucket = f"pme-{tmp_path.name.lower().replace('_', '-')[-40:]}"
+    s3.create_dir(bucket)
+    paths = [f"{bucket}/lake/day={i}/part-0.parquet" for i in range(3)]
+    for i, path in enumerate(paths):
+        pme.write_table(table(20, i * 20), path, footer_key="footer", column_keys=COLUMN_KEYS,
+                        key_uris=keys, filesystem=s3)
+    # Beside the tree, under a longer prefix: not part of it.
+    pme.write_table(table(5), f"{bucket}/lake2/part-0.parquet", footer_key="footer",
+                    column_keys=COLUMN_KEYS, key_uris=keys, filesystem=s3)
+
+    def read(path):
+        with s3.open_input_file(path) as f:
+            return f.read()
+
+    data_before = {p: hashlib.sha256(read(p)).hexdigest() for p in paths}
+    url = f"s3://{bucket}/lake"
+
+    def run(*args, code=0):
+        out = subprocess.run([required_env("ENVELOPE_CLI"), *args, "--s3-endpoint", endpoint],
+                             capture_output=True, text=True, env={**os.environ, **creds})
+        assert out.returncode == code, out
+        return out
+
+    census = json.loads(run("census", "--parquet", url, "--json").stdout)
+    assert sorted((g["key_id"], g["key_version"], g["count"]) for g in census["groups"]) == [
+        ("footer", "1", 3), ("pii", "1", 6)]
+    for name in ("footer", "pii"):
+        envelope_sdk.rotate_local_key(keyring_of(keys, name), name)
+        out = run("rewrap", "--key", keys[name], "--parquet", url)
+        assert f"{3 if name == 'footer' else 6} rewrapped" in out.stdout, out.stdout
+    census = json.loads(run("census", "--parquet", url, "--json").stdout)
+    assert sorted((g["key_id"], g["key_version"], g["count"]) for g in census["groups"]) == [
+        ("footer", "2", 3), ("pii", "2", 6)]
+    assert {p: hashlib.sha256(read(p)).hexdigest() for p in paths} == data_before
+    for name in ("footer", "pii"):
+        envelope_sdk.destroy_local_key_version(keyring_of(keys, name), name, 1)
+    run("retire", "--key", keys["pii"], "--version", "1", "--action", "check", "--parquet", url)
+    pme.close_clients()
+    for i, path in enumerate(paths):
+        assert pme.read_table(path, key_uris=keys, filesystem=s3) == table(20, i * 20)

@@ -359,6 +359,7 @@ async fn store_facts(args: &EvidenceArgs) -> Result<Vec<StoreFact>, CliError> {
     for dir in &args.parquet {
         specs.push(StoreArgs {
             parquet: vec![dir.clone()],
+            s3_endpoint: args.s3_endpoint.clone(),
             ..StoreArgs::default()
         });
     }

@@ -249,6 +249,63 @@ impl S3 {
         Ok(())
     }
 
+    /// The whole object and its ETag, or `None` when it does not exist.
+    pub async fn get_with_etag(
+        &self,
+        url: &S3Url,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, CliError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(failed("GET", url, sdk_message(&e))),
+        };
+        let etag = out.e_tag().map(str::to_owned);
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| failed("GET", url, e))?
+            .into_bytes()
+            .to_vec();
+        self.count_down(bytes.len() as u64);
+        Ok(Some((bytes, etag)))
+    }
+
+    /// Replaces a whole object only if it still has `etag` (S3 compares atomically):
+    /// `Ok(false)` when it no longer does (a writer replaced it; nothing was written).
+    pub async fn put_if_match(
+        &self,
+        url: &S3Url,
+        bytes: Vec<u8>,
+        etag: &str,
+    ) -> Result<bool, CliError> {
+        let len = bytes.len() as u64;
+        match self
+            .client
+            .put_object()
+            .bucket(&url.bucket)
+            .key(&url.key)
+            .if_match(etag)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+        {
+            Ok(_) => {
+                self.count_up(len);
+                Ok(true)
+            }
+            Err(e) if precondition_failed(e.raw_response()) => Ok(false),
+            Err(e) => Err(failed("PUT", url, sdk_message(&e))),
+        }
+    }
+
     /// The keys under a prefix with their lengths, in key order.
     pub async fn list(&self, url: &S3Url) -> Result<Vec<(String, u64)>, CliError> {
         let mut out = Vec::new();

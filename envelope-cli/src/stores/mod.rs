@@ -45,7 +45,9 @@ pub async fn open_values(
                 "--aad does not apply to --parquet: each wrapped key is bound to its master key id",
             ));
         }
-        stores.push(Arc::new(parquet::ParquetTree::open(dir)?));
+        stores.push(Arc::new(
+            parquet::ParquetTree::open(dir, args.s3_endpoint.as_deref()).await?,
+        ));
     }
     for url in &args.s3 {
         let Some(url) = crate::s3::S3Url::parse(url) else {
