@@ -4,7 +4,7 @@
 //! onto itself with the new slot in its metadata, conditional on the ETag read (no body
 //! byte moves); its re-encryption streams the old object through ranged GETs into a
 //! multipart upload under the same key. A value object (format 1, compact) is read whole
-//! and replaced by one PUT.
+//! and replaced by one PUT conditional on the ETag read.
 
 use async_trait::async_trait;
 use envelope::stream;
@@ -223,8 +223,9 @@ impl Store for Prefix {
     /// Every object is first checked to be the version read (its ETag): if any is not,
     /// nothing is written and the engine reads those again. Then a rewrap's copy is
     /// conditional on the ETag read (S3 compares atomically: a writer that wins the race
-    /// in between keeps its object, counted as superseded, never overwritten); a value's
-    /// PUT and a re-encryption's upload are not (a writer in between loses its write).
+    /// in between keeps its object, counted as superseded, never overwritten), and so is a
+    /// value's PUT (`If-Match`); a stream's re-encryption upload is not (a writer in between
+    /// loses its write).
     async fn commit(
         &self,
         writes: &[Write<'_>],
@@ -261,7 +262,15 @@ impl Store for Prefix {
                     superseded += 1;
                 }
             } else {
-                self.s3.put(&url, w.ciphertext()?.to_vec()).await?;
+                let bytes = w.ciphertext()?.to_vec();
+                match &head.etag {
+                    Some(etag) => {
+                        if !self.s3.put_if_match(&url, bytes, etag).await? {
+                            superseded += 1;
+                        }
+                    }
+                    None => self.s3.put(&url, bytes).await?,
+                }
             }
         }
         Ok(Committed {
