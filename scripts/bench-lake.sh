@@ -51,11 +51,13 @@ if any("spark" in r for r in runs):
     show("spark", "envelope_encrypt_kms_calls", "{:.0f}")
 if any("pme" in r for r in runs):
     print(f"pme, {runs[0]['pme']['rows']:,} rows, 2 encrypted columns:")
-    for k in ("envelope_write_s", "stand_in_write_s", "envelope_read_s", "stand_in_read_s"):
+    for k in ("envelope_write_s", "stand_in_write_s", "envelope_cold_read_s", "stand_in_cold_read_s",
+              "envelope_warm_read_s", "stand_in_warm_read_s"):
         show("pme", k, "{:.3f} s")
-    show("pme", "write_ratio", "{:.2f}x")
-    show("pme", "read_ratio", "{:.2f}x")
-    show("pme", "envelope_kms_calls_last_read", "{:.0f}")
+    for k in ("write_ratio", "cold_read_ratio", "warm_read_ratio"):
+        show("pme", k, "{:.2f}x")
+    show("pme", "kms_calls_per_file_written", "{:.1f}")
+    show("pme", "kms_calls_per_file_read_cold", "{:.0f}")
 if any("rewrap" in r for r in runs):
     print(f"rewrap --parquet, {runs[0]['rewrap']['files']:,} files ({runs[0]['rewrap']['keys']:,} wrapped keys):")
     show("rewrap", "seconds", "{:.2f} s")
