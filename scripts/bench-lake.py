@@ -105,10 +105,11 @@ class StandInKms(pe.KmsClient):
         return self.keys[master_key_identifier].decrypt(raw[:12], raw[12:], None)
 
 
-def bench_pme(work: Path, rows: int, repeats: int = 5) -> dict:
+def bench_pme(work: Path, rows: int, repeats: int = 15) -> dict:
     """Writes with a warm KMS client (a writer of many files: envelope's data key cached),
-    reads cold (every cache emptied first: a new reader, one KMS unwrap per file) and warm;
-    the same for pyarrow's PME with the in-process stand-in. Medians of `repeats` files."""
+    reads cold (every cache emptied first: a new reader, one KMS unwrap per file) and warm,
+    each interleaved with the same operation of pyarrow's PME with the in-process stand-in
+    (so that both sides see the same machine at the same moment). Medians of `repeats`."""
     keyring = work / "pme-keyring.json"
     envelope_sdk.create_local_keyring(str(keyring), "pii")
     keys = {"pii": f"local://{keyring}#pii", "footer": f"local://{keyring}#pii"}
@@ -126,19 +127,11 @@ def bench_pme(work: Path, rows: int, repeats: int = 5) -> dict:
         stats = pme.client_for(keys["pii"]).stats()
         return stats["kms_generate_calls"] + stats["kms_unwrap_calls"]
 
-    # envelope
-    pme.close_clients()
-    pme.write_table(table, work / "env-warmup.parquet", footer_key="footer", column_keys=columns, key_uris=keys)
-    before = kms_calls()
-    env_write = [timed(lambda i=i: pme.write_table(table, work / f"env-{i}.parquet", footer_key="footer",
-                                                   column_keys=columns, key_uris=keys)) for i in range(repeats)]
-    write_calls = (kms_calls() - before) / repeats
-    env_cold, cold_calls = [], []
-    for i in range(repeats):
-        pme.close_clients()
-        env_cold.append(timed(lambda i=i: pme.read_table(work / f"env-{i}.parquet", key_uris=keys)))
-        cold_calls.append(kms_calls())
-    env_warm = [timed(lambda i=i: pme.read_table(work / f"env-{i}.parquet", key_uris=keys)) for i in range(repeats)]
+    def env_write(i):
+        pme.write_table(table, work / f"env-{i}.parquet", footer_key="footer", column_keys=columns, key_uris=keys)
+
+    def env_read(i):
+        pme.read_table(work / f"env-{i}.parquet", key_uris=keys)
 
     # pyarrow's PME with the in-process stand-in, the same settings (256-bit, single wrapping, sidecar)
     stand_in = StandInKms({"pii": os.urandom(32), "footer": os.urandom(32)})
@@ -147,29 +140,45 @@ def bench_pme(work: Path, rows: int, repeats: int = 5) -> dict:
                                         internal_key_material=False, data_key_length_bits=256)
     kc = pe.KmsConnectionConfig()
 
-    def ref_write(path):
+    def ref_write(i):
+        path = str(work / f"ref-{i}.parquet")
         props = factory.file_encryption_properties(kc, config, path, fs)
         pq.write_table(table, path, encryption_properties=props)
 
-    def ref_read(path):
+    def ref_read(i):
+        path = str(work / f"ref-{i}.parquet")
         props = factory.file_decryption_properties(kc, pe.DecryptionConfiguration(), path, fs)
         pq.read_table(path, decryption_properties=props)
 
-    ref_write(str(work / "ref-warmup.parquet"))
-    ref_writes = [timed(lambda i=i: ref_write(str(work / f"ref-{i}.parquet"))) for i in range(repeats)]
-    ref_cold = []
+    pme.close_clients()
+    env_write("warmup")
+    ref_write("warmup")
+    before = kms_calls()
+    writes = {"env": [], "ref": []}
     for i in range(repeats):
+        writes["env"].append(timed(lambda: env_write(i)))
+        writes["ref"].append(timed(lambda: ref_write(i)))
+    write_calls = (kms_calls() - before) / repeats
+    cold = {"env": [], "ref": []}
+    cold_calls = []
+    for i in range(repeats):
+        pme.close_clients()
+        cold["env"].append(timed(lambda: env_read(i)))
+        cold_calls.append(kms_calls())
         factory.remove_cache_entries_for_all_tokens()
-        ref_cold.append(timed(lambda i=i: ref_read(str(work / f"ref-{i}.parquet"))))
-    ref_warm = [timed(lambda i=i: ref_read(str(work / f"ref-{i}.parquet"))) for i in range(repeats)]
+        cold["ref"].append(timed(lambda: ref_read(i)))
+    warm = {"env": [], "ref": []}
+    for i in range(repeats):
+        warm["env"].append(timed(lambda: env_read(i)))
+        warm["ref"].append(timed(lambda: ref_read(i)))
     return {
         "rows": rows,
-        "envelope_write_s": med(env_write), "stand_in_write_s": med(ref_writes),
-        "envelope_cold_read_s": med(env_cold), "stand_in_cold_read_s": med(ref_cold),
-        "envelope_warm_read_s": med(env_warm), "stand_in_warm_read_s": med(ref_warm),
-        "write_ratio": med(env_write) / med(ref_writes),
-        "cold_read_ratio": med(env_cold) / med(ref_cold),
-        "warm_read_ratio": med(env_warm) / med(ref_warm),
+        "envelope_write_s": med(writes["env"]), "stand_in_write_s": med(writes["ref"]),
+        "envelope_cold_read_s": med(cold["env"]), "stand_in_cold_read_s": med(cold["ref"]),
+        "envelope_warm_read_s": med(warm["env"]), "stand_in_warm_read_s": med(warm["ref"]),
+        "write_ratio": med(writes["env"]) / med(writes["ref"]),
+        "cold_read_ratio": med(cold["env"]) / med(cold["ref"]),
+        "warm_read_ratio": med(warm["env"]) / med(warm["ref"]),
         "kms_calls_per_file_written": write_calls,
         "kms_calls_per_file_read_cold": med(cold_calls),
     }
