@@ -88,8 +88,10 @@ def test_key_material_is_envelope_ciphertexts_under_aes256_single_wrapping(tmp_p
 
 
 def test_pme_settings_that_weaken_keys_are_refused(tmp_path, keys):
-    # 128-bit data keys (pyarrow's default) or double wrapping (an AES-128 KEK): refused.
-    for options in ({"data_key_length_bits": 128, "double_wrapping": False}, {"double_wrapping": True}):
+    # 128-bit data keys (pyarrow's default), or double wrapping even over 256-bit data keys
+    # (its KEK, the only key the KMS client sees, is AES-128): refused.
+    for options in ({"data_key_length_bits": 128, "double_wrapping": False},
+                    {"data_key_length_bits": 256, "double_wrapping": True}):
         config = pe.EncryptionConfiguration(footer_key="footer", column_keys=COLUMN_KEYS, **options)
         with pytest.raises(Exception, match="256-bit data keys only"):
             props = pme.crypto_factory().file_encryption_properties(pme.connection_config(keys), config)
