@@ -28,8 +28,10 @@ cp target/release/libenvelope_ffi.so "$native/"
 (cd bindings/java && unset ENVELOPE_FFI_LIB && maven package)
 
 jar=$PWD/bindings/java/target/envelope-sdk-$version.jar
-unzip -l "$jar" | grep -q "linux-x86-64/libenvelope_ffi.so" ||
-    { echo "$jar does not carry libenvelope_ffi.so" >&2; exit 1; }
+# The listing is read whole before matching: `unzip | grep -q` under pipefail fails when grep
+# exits at the match and unzip is killed by SIGPIPE on its next write.
+python3 -c 'import sys, zipfile; sys.exit("linux-x86-64/libenvelope_ffi.so" not in zipfile.ZipFile(sys.argv[1]).namelist())' "$jar" ||
+    { echo "$jar does not carry linux-x86-64/libenvelope_ffi.so" >&2; exit 1; }
 (cd bindings/java && maven org.apache.maven.plugins:maven-dependency-plugin:3.8.1:build-classpath \
     -DincludeScope=runtime -Dmdep.outputFile=target/runtime-classpath.txt)
 echo "$jar:$(cat bindings/java/target/runtime-classpath.txt)" > bindings/java/target/classpath.txt

@@ -38,7 +38,9 @@ cp examples/out-of-tree/roundtrip.c "$work/c/"
     # shellcheck disable=SC2046
     cc -std=c11 -Wall -Werror roundtrip.c $(pkg-config --cflags --libs envelope-static) -o roundtrip-static
     LD_LIBRARY_PATH=$prefix/lib ./roundtrip-shared "$work/c/k1.json" "$version"
-    if ldd ./roundtrip-static | grep -q libenvelope_ffi; then
+    # ldd's output is read whole first: `ldd | grep -q` under pipefail can lose to SIGPIPE.
+    linked=$(ldd ./roundtrip-static)
+    if grep -q libenvelope_ffi <<<"$linked"; then
         echo "the static build links the shared library" >&2
         exit 1
     fi

@@ -116,7 +116,8 @@ maven() {
         mvn -B -q -Dstyle.color=never "$@"
         return
     fi
-    cat "$log"
+    # Maven 3.8 prints colour resets even in batch mode.
+    sed 's/\x1b\[[0-9;]*m//g' "$log"
     rm -f "$log"
     return "$status"
 }
