@@ -346,6 +346,40 @@ impl Cipher {
     }
 }
 
+impl Cipher {
+    /// Seals `plaintext` into `out_and_tag` (the ciphertext, then the tag: exactly 16
+    /// bytes longer) under the given nonce, out of place where the provider can.
+    fn seal_into_with_nonce(
+        &self,
+        suite: Suite,
+        nonce: &[u8],
+        ad: &[u8],
+        plaintext: &[u8],
+        out_and_tag: &mut [u8],
+    ) -> Result<()> {
+        match self {
+            Cipher::Gcm(k) => {
+                let nonce: &[u8; GCM_NONCE_LEN] = nonce
+                    .try_into()
+                    .map_err(|_| Error::malformed("nonce", "AES-GCM nonces are 12 bytes"))?;
+                k.seal_into_with_nonce(nonce, ad, plaintext, out_and_tag)
+            }
+            Cipher::XChaCha(_) => {
+                if out_and_tag.len() != plaintext.len() + TAG_LEN {
+                    return Err(Error::BufferTooSmall {
+                        needed: plaintext.len() + TAG_LEN,
+                        capacity: out_and_tag.len(),
+                    });
+                }
+                let (out, tag) = out_and_tag.split_at_mut(plaintext.len());
+                out.copy_from_slice(plaintext);
+                tag.copy_from_slice(&self.seal_with_nonce(suite, nonce, ad, out)?);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The info of the streaming form's segment key derivation.
 const INFO_SEGMENT_KEY: &[u8] = b"envelope.v4.segment-key";
 
@@ -384,6 +418,20 @@ impl SegmentKey {
     #[inline]
     pub(crate) fn seal(&self, nonce: &[u8], ad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
         self.cipher.seal_with_nonce(self.suite, nonce, ad, buf)
+    }
+
+    /// Seals one segment from `plaintext` into `out_and_tag` (its wire bytes: the
+    /// ciphertext, then the tag) under its nonce.
+    #[inline]
+    pub(crate) fn seal_into(
+        &self,
+        nonce: &[u8],
+        ad: &[u8],
+        plaintext: &[u8],
+        out_and_tag: &mut [u8],
+    ) -> Result<()> {
+        self.cipher
+            .seal_into_with_nonce(self.suite, nonce, ad, plaintext, out_and_tag)
     }
 
     /// Opens one segment into `out` (as long as `ciphertext`); on failure `out` is zeroed.

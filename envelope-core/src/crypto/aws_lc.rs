@@ -75,6 +75,31 @@ impl GcmKey {
         tag.as_ref().try_into().ok()
     }
 
+    /// Seals `plaintext` under the given nonce straight into `out_and_tag` (its length plus
+    /// the tag's, the ciphertext then the tag, as a streaming segment is on the wire): one
+    /// pass over the data, no copy of the plaintext first. `None` when the lengths differ.
+    #[inline]
+    pub(crate) fn seal_into_with_nonce(
+        &self,
+        nonce: &[u8; GCM_NONCE_LEN],
+        ad: &[u8],
+        plaintext: &[u8],
+        out_and_tag: &mut [u8],
+    ) -> Option<()> {
+        // AWS-LC's scatter seal encrypts `extra_in` into the start of `extra_out_and_tag`
+        // and puts the tag after it; with an empty in-place part that is an out-of-place
+        // seal, through the same AES-GCM code as the in-place one.
+        self.key
+            .seal_in_place_scatter(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(ad),
+                &mut [],
+                plaintext,
+                out_and_tag,
+            )
+            .ok()
+    }
+
     /// Opens `ciphertext` + `tag` straight into `out` (no intermediate copy). `false` on
     /// any authentication failure.
     #[inline]

@@ -293,6 +293,41 @@ impl GcmKey {
         })
     }
 
+    /// Seals `plaintext` under the given nonce into `out_and_tag` (exactly
+    /// `plaintext.len() + 16` bytes: the ciphertext, then the tag). On aws-lc-rs this is
+    /// one out-of-place pass; RustCrypto's AES-GCM works in place, so it copies first.
+    pub(crate) fn seal_into_with_nonce(
+        &self,
+        nonce: &[u8; GCM_NONCE_LEN],
+        ad: &[u8],
+        plaintext: &[u8],
+        out_and_tag: &mut [u8],
+    ) -> Result<()> {
+        if out_and_tag.len() != plaintext.len() + GCM_TAG_LEN {
+            return Err(Error::BufferTooSmall {
+                needed: plaintext.len() + GCM_TAG_LEN,
+                capacity: out_and_tag.len(),
+            });
+        }
+        let too_large = || Error::MessageTooLarge {
+            len: plaintext.len() as u64,
+            max: GCM_MAX_PLAINTEXT,
+        };
+        match self {
+            #[cfg(any(feature = "aws-lc", feature = "fips"))]
+            GcmKey::AwsLc(k) => k
+                .seal_into_with_nonce(nonce, ad, plaintext, out_and_tag)
+                .ok_or_else(too_large),
+            #[cfg(feature = "rustcrypto")]
+            GcmKey::RustCrypto(k) => {
+                let (out, tag) = out_and_tag.split_at_mut(plaintext.len());
+                out.copy_from_slice(plaintext);
+                tag.copy_from_slice(&k.seal_in_place(nonce, ad, out).ok_or_else(too_large)?);
+                Ok(())
+            }
+        }
+    }
+
     /// Authenticates `ciphertext` and `tag`, and writes the plaintext into `out` (exactly
     /// `ciphertext.len()` bytes). On failure `out` holds no plaintext (it is zeroed) and the
     /// error is the opaque [`Error::DecryptionFailed`].

@@ -11,6 +11,14 @@ use super::segments::StreamOpener;
 use crate::error::Error;
 use crate::suite::TAG_LEN;
 
+/// Why [`Opened::read_and_open`] stopped.
+enum Failure {
+    /// Reading the source failed.
+    Io(io::Error),
+    /// This segment did not open.
+    Segment(u64, Error),
+}
+
 /// Why a stream read failed, carried inside the `std::io::Error` a [`DecryptingReader`]
 /// returns (`io::ErrorKind::InvalidData`; [`StreamError::of`] finds it). Every byte the
 /// reader returned before it was authenticated; nothing of the failing segment or after it
@@ -164,13 +172,30 @@ impl Opened {
     /// Opens `spans` (contiguous, in `self.sealed` from its start) into `self.plain`; on
     /// failure records it and returns the `io::Error`.
     fn open_spans(&mut self, spans: &[SegmentSpan]) -> io::Result<()> {
+        self.fill_plain(spans, |opened, plain| opened.open_into(spans, plain))
+    }
+
+    /// Reads `spans` (contiguous) from `source`'s position and opens them into
+    /// `self.plain`, like [`Self::read_and_open`].
+    fn read_spans(&mut self, source: &mut impl Read, spans: &[SegmentSpan]) -> io::Result<()> {
+        self.fill_plain(spans, |opened, plain| {
+            opened.read_and_open(source, spans, plain)
+        })
+    }
+
+    /// Runs `open` into `self.plain`, sized for `spans`, and positions it.
+    fn fill_plain(
+        &mut self,
+        spans: &[SegmentSpan],
+        open: impl FnOnce(&mut Self, &mut [u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
         let size = u64::from(self.opener.layout().segment_size());
         let plain_len: usize = spans.iter().map(|s| s.len as usize - TAG_LEN).sum();
         // Every byte is overwritten by an opened segment (or zeroed when one fails); the
         // buffer is wiped when the reader is dropped.
         let mut plain = std::mem::take(&mut self.plain);
         plain.resize(plain_len, 0);
-        let opened = self.open_into(spans, &mut plain);
+        let opened = open(self, &mut plain);
         self.plain = plain;
         match opened {
             Ok(()) => {
@@ -217,6 +242,81 @@ impl Opened {
                 .unwrap_or(0);
             self.fail(e, at)
         })
+    }
+
+    /// Reads `spans` (contiguous, the first at `source`'s position) and opens them into
+    /// `out` (exactly their plaintext length), a job of segments at a time
+    /// ([`parallel::pipeline`]): on several threads the caller's thread reads the source
+    /// while the workers open what it has read, so the copy from the source overlaps the
+    /// decryption; on one, each job is opened right after it is read, while it is in cache.
+    /// Memory: 4 jobs per thread. On failure `out` is zeroed; a failing segment is recorded
+    /// (every later read repeats it), an I/O error of the source is not.
+    fn read_and_open(
+        &mut self,
+        source: &mut impl Read,
+        spans: &[SegmentSpan],
+        out: &mut [u8],
+    ) -> io::Result<()> {
+        let size = self.opener.layout().segment_size() as usize;
+        let sealed_len = size + TAG_LEN;
+        let per_job = parallel::JOB_SEGMENTS;
+        let slot_count = if self.threads > 1 {
+            self.threads * 4
+        } else {
+            1
+        };
+        let slot_len = per_job * sealed_len;
+        if self.sealed.len() < slot_count * slot_len {
+            self.sealed.resize(slot_count * slot_len, 0);
+        }
+        let slots: Vec<&mut [u8]> = self.sealed.chunks_mut(slot_len).take(slot_count).collect();
+        // Every span but the stream's final segment is full, so the jobs' spans and
+        // plaintext line up (split by length: a final segment may hold no plaintext).
+        let mut jobs: Vec<(&[SegmentSpan], &mut [u8])> = Vec::new();
+        let mut rest = &mut out[..];
+        for group in spans.chunks(per_job) {
+            let plain: usize = group.iter().map(|s| s.len as usize - TAG_LEN).sum();
+            let (part, tail) = rest.split_at_mut(plain);
+            rest = tail;
+            jobs.push((group, part));
+        }
+        let opener = &self.opener;
+        let first = spans.first().map_or(0, |s| s.index);
+        let result = parallel::pipeline(
+            self.threads,
+            slots,
+            jobs,
+            |(group, _), slot| {
+                let wire: usize = group.iter().map(|s| s.len as usize).sum();
+                source.read_exact(&mut slot[..wire]).map_err(Failure::Io)
+            },
+            |(group, plain), slot| {
+                for (k, span) in group.iter().enumerate() {
+                    let wire = &slot[k * sealed_len..k * sealed_len + span.len as usize];
+                    let at = k * size;
+                    let segment = &mut plain[at..at + span.len as usize - TAG_LEN];
+                    opener
+                        .open_segment(span.index, span.last, wire, segment)
+                        .map_err(|e| Failure::Segment(span.index, e))?;
+                }
+                Ok(0)
+            },
+            |_| Ok(()),
+            || {
+                let panicked = Error::InvalidConfig("a segment thread panicked".into());
+                Failure::Segment(first, panicked)
+            },
+        );
+        match result {
+            Ok(()) => Ok(()),
+            Err(failure) => {
+                zeroize::Zeroize::zeroize(out);
+                match failure {
+                    Failure::Io(e) => Err(e),
+                    Failure::Segment(segment, e) => Err(self.fail(e, segment)),
+                }
+            }
+        }
     }
 
     /// Copies opened plaintext at the position into `buf`; 0 when the position is outside
@@ -374,7 +474,10 @@ impl<R: Read> Read for DecryptingReader<R> {
 /// object reader): `Read` and `Seek` over the plaintext, reading only the segments a read
 /// covers. After a seek, a read opens just the segments it needs (a 4 KiB read reads at
 /// most two segments); reading on in order, each read of the source opens twice as many
-/// segments as the one before, up to a batch of `threads × 32` opened in parallel. The source's length decides which segment is final.
+/// segments as the one before, up to a batch of `threads × 32`. A read into a buffer of
+/// whole segments, at a segment boundary, opens as many as the buffer holds straight into
+/// it. With several threads the caller's thread reads the source while `threads` workers
+/// open what it has read. The source's length decides which segment is final.
 ///
 /// Every segment is authenticated before any of its bytes are returned. A failure is an
 /// `io::Error` carrying a [`StreamError`]; every later read fails the same way.
@@ -455,22 +558,19 @@ impl<R: Read + Seek> SeekableDecryptingReader<R> {
         let spans: Vec<SegmentSpan> = (first..end_index)
             .map(|i| layout.span(i, self.count, self.total_len))
             .collect();
-        let (Some(head), Some(tail)) = (spans.first(), spans.last()) else {
+        let Some(head) = spans.first() else {
             return Ok(false);
         };
-        let (start, end) = (head.offset, tail.offset + tail.len);
-        self.opened.sealed.resize((end - start) as usize, 0);
-        self.inner.seek(SeekFrom::Start(start))?;
-        self.inner.read_exact(&mut self.opened.sealed)?;
-        self.opened.open_spans(&spans)?;
+        self.inner.seek(SeekFrom::Start(head.offset))?;
+        self.opened.read_spans(&mut self.inner, &spans)?;
         Ok(true)
     }
 }
 
 impl<R: Read + Seek> SeekableDecryptingReader<R> {
     /// Opens whole segments at a segment boundary straight into the caller's buffer (no
-    /// copy through the reader's own): `None` when the read does not start a segment or
-    /// holds less than one.
+    /// copy through the reader's own), as many as it holds: `None` when the read does not
+    /// start a segment or holds less than one.
     fn read_direct(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let layout = self.opened.opener.layout();
         let size = u64::from(layout.segment_size());
@@ -479,20 +579,19 @@ impl<R: Read + Seek> SeekableDecryptingReader<R> {
             return Ok(None);
         }
         let first = pos / size;
-        let batch = self.opened.batch() as u64;
-        let want = (buf.len() as u64 / size).min(batch).min(self.count - first);
+        // As many segments as the buffer holds: memory stays bounded by the jobs in
+        // flight, whatever the buffer's size.
+        let want = (buf.len() as u64 / size).min(self.count - first);
         let spans: Vec<SegmentSpan> = (first..first + want)
             .map(|i| layout.span(i, self.count, self.total_len))
             .collect();
-        let (Some(head), Some(tail)) = (spans.first(), spans.last()) else {
+        let Some(head) = spans.first() else {
             return Ok(None);
         };
-        let (start, end) = (head.offset, tail.offset + tail.len);
-        self.opened.sealed.resize((end - start) as usize, 0);
-        self.inner.seek(SeekFrom::Start(start))?;
-        self.inner.read_exact(&mut self.opened.sealed)?;
+        self.inner.seek(SeekFrom::Start(head.offset))?;
         let plain_len: usize = spans.iter().map(|s| s.len as usize - TAG_LEN).sum();
-        self.opened.open_into(&spans, &mut buf[..plain_len])?;
+        self.opened
+            .read_and_open(&mut self.inner, &spans, &mut buf[..plain_len])?;
         self.opened.pos += plain_len as u64;
         self.opened.released += plain_len as u64;
         self.window = want;

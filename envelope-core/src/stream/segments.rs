@@ -42,6 +42,25 @@ impl Keyed {
         self.key.seal(&nonce[..len], &self.ad, plaintext)
     }
 
+    /// Seals segment `index` from `plaintext` into `out_and_tag` (its wire bytes).
+    fn seal_into(
+        &self,
+        index: u64,
+        last: bool,
+        plaintext: &[u8],
+        out_and_tag: &mut [u8],
+    ) -> Result<()> {
+        if index >= MAX_SEGMENTS {
+            return Err(Error::MessageTooLarge {
+                len: index.saturating_mul(u64::from(self.layout.segment_size())),
+                max: MAX_SEGMENTS * u64::from(self.layout.segment_size()),
+            });
+        }
+        let (nonce, len) = nonce(self.key.suite(), index, last);
+        self.key
+            .seal_into(&nonce[..len], &self.ad, plaintext, out_and_tag)
+    }
+
     fn open(&self, index: u64, last: bool, sealed: &[u8], out: &mut [u8]) -> Result<()> {
         if sealed.len() < TAG_LEN || index >= MAX_SEGMENTS {
             return Err(Error::DecryptionFailed);
@@ -143,8 +162,8 @@ impl StreamSealer {
     }
 
     /// [`StreamSealer::seal_run`] where the plaintext of segments `k..` of the run is still
-    /// in `source` (`Some((k, source))`, full segments): each thread copies its segments
-    /// into place right before sealing them, while they are in its cache.
+    /// in `source` (`Some((k, source))`, full segments): those are sealed from `source`
+    /// straight into `buf` (one pass; with aws-lc-rs no copy of the plaintext at all).
     pub(crate) fn seal_run_from(
         &self,
         first: u64,
@@ -182,9 +201,11 @@ impl StreamSealer {
         let sealed = super::parallel::for_each(threads, &mut work, |(index, last, chunk)| {
             if let Some((from, source)) = source {
                 let k = (*index - first) as usize;
-                if k >= from {
+                if k >= from && !*last {
                     let at = (k - from) * size;
-                    chunk[..size].copy_from_slice(&source[at..at + size]);
+                    return self
+                        .keyed
+                        .seal_into(*index, false, &source[at..at + size], chunk);
                 }
             }
             let (plaintext, tag) = chunk.split_at_mut(chunk.len() - TAG_LEN);

@@ -668,3 +668,117 @@ fn the_tokio_adapters_round_trip_and_refuse_a_cut() {
     assert_eq!(failure.error().kind().as_str(), "truncated");
     assert!(data.starts_with(&got) && got.len() as u64 == failure.plaintext_released());
 }
+
+/// A sink that fails once it has taken `limit` bytes.
+struct FailingSink {
+    taken: usize,
+    limit: usize,
+}
+
+impl Write for FailingSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.taken + buf.len() > self.limit {
+            return Err(std::io::Error::other("the disk is full"));
+        }
+        self.taken += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn every_write_pattern_and_thread_count_gives_the_same_bytes() {
+    // Large writes are sealed straight from the caller's data by the pipeline, small ones
+    // through the batch buffer; the bytes of one sealer's stream must not depend on which.
+    let rt = runtime();
+    let (_dir, _k, env) = envelope(Suite::Aes256Gcm, CryptoProvider::default());
+    let size = SEGMENT as usize;
+    let data = plaintext(300 * size + 123);
+    let sealer = rt.block_on(env.stream_sealer(b"", SEGMENT)).unwrap();
+    let mut reference = None;
+    for threads in [1, 2, 3] {
+        for chunk in [1000, size, 33 * size + 7, 200 * size, data.len()] {
+            let mut writer = EncryptingWriter::new(Vec::new(), sealer.clone(), threads).unwrap();
+            for part in data.chunks(chunk) {
+                writer.write_all(part).unwrap();
+            }
+            let stream = writer.finish().unwrap();
+            match &reference {
+                None => reference = Some(stream),
+                Some(r) => assert!(*r == stream, "{threads} threads, writes of {chunk}"),
+            }
+        }
+    }
+    let stream = reference.unwrap();
+    for threads in [1, 2, 3] {
+        // Reads of the whole stream at once (many jobs), of odd sizes and of a batch.
+        for chunk in [data.len() + 1, 3000, 40 * size] {
+            let (out, err) =
+                read_all_with(opener(&rt, &env, &stream, b""), &stream, threads, chunk);
+            assert!(
+                err.is_none(),
+                "{threads} threads, reads of {chunk}: {err:?}"
+            );
+            assert!(out == data, "{threads} threads, reads of {chunk}");
+        }
+    }
+}
+
+#[test]
+fn a_sink_failing_mid_stream_fails_the_write_and_every_later_one() {
+    let rt = runtime();
+    let (_dir, _k, env) = envelope(Suite::Aes256Gcm, CryptoProvider::default());
+    let size = SEGMENT as usize;
+    let data = plaintext(300 * size);
+    for threads in [1, 2, 3] {
+        let sealer = rt.block_on(env.stream_sealer(b"", SEGMENT)).unwrap();
+        let sink = FailingSink {
+            taken: 0,
+            limit: 100 * size,
+        };
+        let mut writer = EncryptingWriter::new(sink, sealer, threads).unwrap();
+        let err = writer.write_all(&data).unwrap_err();
+        assert_eq!(err.to_string(), "the disk is full", "{threads} threads");
+        let again = writer.write_all(b"more").unwrap_err();
+        assert!(again.to_string().contains("incomplete"), "{again}");
+        assert!(writer.finish().is_err());
+    }
+}
+
+#[test]
+fn a_flip_deep_in_a_large_read_names_its_segment_and_releases_nothing() {
+    let rt = runtime();
+    let (_dir, _k, env) = envelope(Suite::Aes256Gcm, CryptoProvider::default());
+    let size = SEGMENT as usize;
+    let data = plaintext(100 * size);
+    let mut stream = encrypt(&rt, &env, &data, b"", 1);
+    let h = inspect(&stream, None).unwrap().header_len;
+    // Segments 37 and 70 are both flipped: the earlier one is reported, whichever worker
+    // finds its failure first.
+    for bad in [37, 70] {
+        stream[h + bad * (size + 16) + 9] ^= 0x01;
+    }
+    for threads in [1, 2, 3] {
+        let mut reader = SeekableDecryptingReader::new(
+            Cursor::new(stream.clone()),
+            opener(&rt, &env, &stream, b""),
+            threads,
+        )
+        .unwrap();
+        let mut buf = vec![0u8; data.len()];
+        let err = reader.read(&mut buf).unwrap_err();
+        let failure = StreamError::of(&err).unwrap();
+        assert_eq!(failure.segment(), 37, "{threads} threads");
+        assert_eq!(failure.plaintext_released(), 0);
+        assert!(
+            buf.iter().all(|&b| b == 0),
+            "{threads} threads: plaintext left"
+        );
+        // The failure sticks.
+        let again = reader.read(&mut buf).unwrap_err();
+        assert_eq!(StreamError::of(&again).unwrap().segment(), 37);
+    }
+}

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::parallel::SEGMENTS_PER_THREAD;
+use super::parallel::{self, SEGMENTS_PER_THREAD};
 use super::segments::StreamSealer;
 
 /// Encrypts everything written to it into `inner` as one stream: the header first, then
@@ -108,6 +108,46 @@ impl<W: Write> EncryptingWriter<W> {
         Ok(())
     }
 
+    /// Seals `source` (whole segments, none of them the final one) straight into the
+    /// batch buffer, a job at a time ([`parallel::pipeline`]: `threads` workers seal while
+    /// the caller's thread writes out, in order, what they have sealed).
+    fn seal_direct(&mut self, source: &[u8]) -> io::Result<()> {
+        let (size, sealed_len) = (self.size(), self.sealed_len());
+        let per_job = parallel::JOB_SEGMENTS;
+        let first = self.first_index;
+        let sealer = &self.sealer;
+        let inner = self.inner.as_mut().ok_or_else(finished)?;
+        let slots: Vec<&mut [u8]> = self.buf.chunks_mut(per_job * sealed_len).collect();
+        let jobs = source
+            .chunks(per_job * size)
+            .enumerate()
+            .map(|(k, plain)| (first + (k * per_job) as u64, plain));
+        let written = parallel::pipeline(
+            self.threads,
+            slots,
+            jobs,
+            |_, _| Ok(()),
+            |(index, plain), slot| {
+                let count = plain.len() / size;
+                sealer
+                    .seal_run_from(index, slot, count, None, 1, Some((0, plain)))
+                    .map_err(io::Error::other)
+            },
+            |sealed| inner.write_all(sealed),
+            || io::Error::other("a segment thread panicked"),
+        );
+        match written {
+            Ok(()) => {
+                self.first_index += (source.len() / size) as u64;
+                Ok(())
+            }
+            Err(e) => {
+                self.poisoned = true;
+                Err(e)
+            }
+        }
+    }
+
     /// Seals the final segment, flushes and returns the inner writer.
     pub fn finish(mut self) -> io::Result<W> {
         self.check()?;
@@ -159,14 +199,17 @@ impl<W: Write> Write for EncryptingWriter<W> {
                     self.complete = 0;
                 }
             }
-            let room = self.batch_len() - self.complete;
-            if self.partial == 0 && rest.len() > room * size {
-                // The batch fills up from `rest` with data after it: its segments are
-                // copied by the sealing threads, each right before sealing it.
-                let (direct, tail) = rest.split_at(room * size);
-                let (count, from) = (self.batch_len(), self.complete);
-                self.seal_and_write_from(count, None, Some((from, direct)))?;
-                self.complete = 0;
+            if self.partial == 0 && rest.len() > self.batch_len() * size {
+                // At least a batch of whole segments with data after them: the segments
+                // buffered before them are not final, and `rest`'s are sealed straight
+                // from it, on the workers, while the sealed ones are written out.
+                if self.complete > 0 {
+                    let count = self.complete;
+                    self.seal_and_write(count, None)?;
+                    self.complete = 0;
+                }
+                let (direct, tail) = rest.split_at((rest.len() - 1) / size * size);
+                self.seal_direct(direct)?;
                 rest = tail;
                 continue;
             }
