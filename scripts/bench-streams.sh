@@ -67,6 +67,12 @@ if part memory; then
 echo "== 1. library, in memory ($MIB MiB, 64 KiB segments; $RUNS runs)"
 for run in $(seq "$RUNS"); do
     floors mem "$run"
+    # The fastest AEAD split over two threads: what this machine's two cores give the
+    # cipher alone, the ceiling of the readers' and writers' two-thread speed-up.
+    record "mem2 $run $("$BENCH" floor-aws-lc-gcm 2 "$MIB")"
+    # Not a floor: the same cipher sealing out of place, as the writer must (the caller's
+    # data is read-only), to show what that alone costs.
+    record "oop $run $("$BENCH" floor-aws-lc-gcm-out-of-place 1 "$MIB")"
     for threads in 1 2; do
         record "mem $run $("$BENCH" writer "$threads" "$MIB")"
         record "mem $run $("$BENCH" reader "$threads" "$MIB")"
@@ -226,10 +232,21 @@ for section, title in (("mem", f"Library, in memory ({mib} MiB, 64 KiB segments)
             if s == "mem":
                 for run, v in runs:
                     per_run[(what, run)][threads] = v
+        oop = [float(l[4]) / max(floor[("mem", l[1])].values()) for l in lines if l[0] == "oop" and ("mem", l[1]) in floor]
+        if oop:
+            print(f"floor-aws-lc-gcm-out-of-place (not a floor: the writer's primitive) / the fastest floor of the run: {fmt(oop, 2)}x")
+        two = {l[1]: float(l[4]) for l in lines if l[0] == "mem2"}
+        one = {run: f["floor-aws-lc-gcm"] for (s, run), f in floor.items() if s == "mem" and "floor-aws-lc-gcm" in f}
+        xs = [two[r] / one[r] for r in two if r in one]
+        if xs:
+            print(f"floor-aws-lc-gcm on 2 threads: {fmt(list(two.values()))} MB/s; 2 threads / 1 thread, per run: {fmt(xs, 2)}x (the machine's ceiling)")
         for what in ("writer", "reader"):
             xs = [d["2"] / d["1"] for (w, _), d in per_run.items() if w == what and "1" in d and "2" in d]
             if xs:
                 print(f"2 threads / 1 thread, {what}, per run: {fmt(xs, 2)}x")
+            xs = [d["2"] / two[run] for (w, run), d in per_run.items() if w == what and "2" in d and run in two]
+            if xs:
+                print(f"  {what} on 2 threads / the 2-thread floor of the run: {fmt(xs, 2)}x")
 for l in lines:
     if l[0] == "rss":
         print(f"\npeak RSS, {l[1]} of {big} MiB: {int(l[2]) / 1024:.1f} MiB")

@@ -39,26 +39,30 @@ pub(crate) fn for_each<T: Send>(
     })
 }
 
-/// The segments one job of a [`pipeline`] covers (512 KiB at 64 KiB): large enough that
-/// handing it to another thread costs well under 1% of sealing or opening it, small enough
-/// to stay in cache between the copy and the cipher. A batch is 4 jobs per thread.
-pub(crate) const JOB_SEGMENTS: usize = SEGMENTS_PER_THREAD / 4;
+/// The segments one job of a [`pipeline`] covers (256 KiB at 64 KiB): large enough that
+/// handing it to another thread (a channel message, no wake-up while the queue holds
+/// work) costs well under 1% of sealing or opening it, small enough to stay in cache
+/// between the copy and the cipher and to leave little for one thread to finish alone at
+/// the end of a call. A batch is 8 jobs per thread.
+pub(crate) const JOB_SEGMENTS: usize = SEGMENTS_PER_THREAD / 8;
 
-/// Runs a stream's jobs on `threads` scoped workers, with `slots` as the only buffers
-/// (bounded memory), while the caller's thread feeds them and takes their outputs in order:
+/// Runs a stream's jobs on `threads` threads (the caller's and `threads - 1` scoped
+/// helpers), with `slots` as the only buffers (bounded memory):
 ///
-/// - `fill` runs on the caller's thread, in order, before a job is handed out (reading its
+/// - `fill` runs on the caller's thread, in order, before a job is queued (reading its
 ///   wire bytes from a source into the job's slot, which only one thread can do);
-/// - `process` runs on a worker (sealing or opening; returns the output length in the
-///   slot);
+/// - `process` runs on whichever thread takes the job (sealing or opening; returns the
+///   output length in the slot);
 /// - `emit` runs on the caller's thread with each job's output, in the inputs' order
 ///   (writing sealed segments to a sink).
 ///
-/// Reading from the source, the cipher and writing to the sink overlap, and the workers
-/// are spawned once per call, not once per batch. With one thread everything runs on the
-/// caller's thread, each job end to end while it is in cache. Stops handing out jobs at
-/// the first failure; returns the error of the earliest failing job (`fill`'s and `emit`'s
-/// included; a worker's panic is `panicked()`).
+/// The caller's thread keeps the queue full and takes jobs itself between fills and
+/// emits, so reading the source, the cipher and writing the sink overlap, the helpers are
+/// spawned once per call, and no thread waits while there is work (waking a thread costs
+/// tens of microseconds on a virtual machine). With one thread every job runs end to end
+/// on the caller's thread, while it is in cache. Stops queuing jobs at the first failure;
+/// returns the error of the earliest failing job (`fill`'s and `emit`'s included; a
+/// panic in `process` is `panicked()`).
 pub(crate) fn pipeline<'s, I: Send, E: Send>(
     threads: usize,
     mut slots: Vec<&'s mut [u8]>,
@@ -83,24 +87,28 @@ pub(crate) fn pipeline<'s, I: Send, E: Send>(
         }
         return Ok(());
     }
+    type Job<'s, I> = (usize, I, &'s mut [u8]);
     type Done<'s, E> = (usize, std::result::Result<usize, E>, &'s mut [u8]);
-    let (jobs, queue) = mpsc::channel::<(usize, I, &'s mut [u8])>();
+    // A panic is a failed job, so that every job comes back and none is waited for forever.
+    let run = |(at, input, slot): Job<'s, I>| -> Done<'s, E> {
+        let out = catch_unwind(AssertUnwindSafe(|| process(input, &mut *slot)))
+            .unwrap_or_else(|_| Err(panicked()));
+        (at, out, slot)
+    };
+    let (jobs, queue) = mpsc::channel::<Job<'s, I>>();
     let queue = Mutex::new(queue);
     let (finished, done) = mpsc::channel::<Done<'s, E>>();
-    let (process, panicked, queue) = (&process, &panicked, &queue);
+    let (run, queue) = (&run, &queue);
     std::thread::scope(|scope| {
-        for _ in 0..threads {
+        for _ in 1..threads {
             let finished = finished.clone();
             scope.spawn(move || {
                 loop {
-                    // The lock is held while waiting: one idle worker waits at a time.
+                    // The lock is held while waiting: one idle helper waits at a time (the
+                    // caller's thread only ever tries the lock).
                     let next = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
-                    let Ok((at, input, slot)) = next else { break };
-                    // A panic is a failed job, so that the caller's thread always gets
-                    // every job back and never waits for one that was lost.
-                    let out = catch_unwind(AssertUnwindSafe(|| process(input, &mut *slot)))
-                        .unwrap_or_else(|_| Err(panicked()));
-                    if finished.send((at, out, slot)).is_err() {
+                    let Ok(job) = next else { break };
+                    if finished.send(run(job)).is_err() {
                         break;
                     }
                 }
@@ -116,11 +124,36 @@ pub(crate) fn pipeline<'s, I: Send, E: Send>(
                 *failure = Some((at, e));
             }
         };
+        let mut accept = |(at, out, slot): Done<'s, E>,
+                          failure: &mut Option<(usize, E)>,
+                          slots: &mut Vec<&'s mut [u8]>| {
+            match out {
+                Ok(len) => {
+                    ready.insert(at, (len, slot));
+                }
+                Err(e) => {
+                    fail(failure, at, e);
+                    slots.push(slot);
+                }
+            }
+            // Outputs before the earliest failure are emitted; none after it.
+            while let Some((len, slot)) = ready.remove(&next_out) {
+                if failure.as_ref().is_none_or(|(at, _)| next_out < *at)
+                    && let Err(e) = emit(&slot[..len])
+                {
+                    fail(failure, next_out, e);
+                }
+                next_out += 1;
+                slots.push(slot);
+            }
+        };
+        let mut exhausted = false;
         loop {
-            while failure.is_none() {
+            while failure.is_none() && !exhausted {
                 let Some(slot) = slots.pop() else { break };
                 let Some((at, input)) = inputs.next() else {
                     slots.push(slot);
+                    exhausted = true;
                     break;
                 };
                 if let Err(e) = fill(&input, slot) {
@@ -134,33 +167,35 @@ pub(crate) fn pipeline<'s, I: Send, E: Send>(
                 }
                 in_flight += 1;
             }
-            if in_flight == 0 {
-                break;
+            while let Ok(finished) = done.try_recv() {
+                in_flight -= 1;
+                accept(finished, &mut failure, &mut slots);
             }
-            let Ok((at, out, slot)) = done.recv() else {
-                fail(&mut failure, usize::MAX, panicked());
-                break;
+            if in_flight == 0 {
+                if exhausted || failure.is_some() {
+                    break;
+                }
+                // The jobs came back while the queue was being drained: queue more.
+                continue;
+            }
+            // Take a queued job; when a helper holds the queue or it is empty, every job
+            // left is with a helper: wait for one to come back.
+            let mine = match queue.try_lock() {
+                Ok(queue) => queue.try_recv().ok(),
+                Err(_) => None,
+            };
+            let finished = match mine {
+                Some(job) => run(job),
+                None => match done.recv() {
+                    Ok(finished) => finished,
+                    Err(_) => {
+                        fail(&mut failure, usize::MAX, panicked());
+                        break;
+                    }
+                },
             };
             in_flight -= 1;
-            match out {
-                Ok(len) => {
-                    ready.insert(at, (len, slot));
-                }
-                Err(e) => {
-                    fail(&mut failure, at, e);
-                    slots.push(slot);
-                }
-            }
-            while let Some((len, slot)) = ready.remove(&next_out) {
-                // Outputs before the earliest failure are emitted; none after it.
-                if failure.as_ref().is_none_or(|(at, _)| next_out < *at)
-                    && let Err(e) = emit(&slot[..len])
-                {
-                    fail(&mut failure, next_out, e);
-                }
-                next_out += 1;
-                slots.push(slot);
-            }
+            accept(finished, &mut failure, &mut slots);
         }
         drop(jobs);
         match failure {

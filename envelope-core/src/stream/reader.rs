@@ -249,7 +249,7 @@ impl Opened {
     /// ([`parallel::pipeline`]): on several threads the caller's thread reads the source
     /// while the workers open what it has read, so the copy from the source overlaps the
     /// decryption; on one, each job is opened right after it is read, while it is in cache.
-    /// Memory: 4 jobs per thread. On failure `out` is zeroed; a failing segment is recorded
+    /// Memory: a batch (8 jobs per thread). On failure `out` is zeroed; a failing segment is recorded
     /// (every later read repeats it), an I/O error of the source is not.
     fn read_and_open(
         &mut self,
@@ -260,8 +260,9 @@ impl Opened {
         let size = self.opener.layout().segment_size() as usize;
         let sealed_len = size + TAG_LEN;
         let per_job = parallel::JOB_SEGMENTS;
+        // A batch's worth of slots, as the writer has.
         let slot_count = if self.threads > 1 {
-            self.threads * 4
+            self.threads * parallel::SEGMENTS_PER_THREAD / per_job
         } else {
             1
         };
