@@ -76,6 +76,8 @@ for run in $(seq "$RUNS"); do
     for threads in 1 2; do
         record "mem $run $("$BENCH" writer "$threads" "$MIB")"
         record "mem $run $("$BENCH" reader "$threads" "$MIB")"
+        # The form without an adapter: a buffer laid out as on the wire, sealed in place.
+        record "mem $run $("$BENCH" seal-run "$threads" "$MIB")"
     done
 done
 fi
@@ -240,7 +242,7 @@ for section, title in (("mem", f"Library, in memory ({mib} MiB, 64 KiB segments)
         xs = [two[r] / one[r] for r in two if r in one]
         if xs:
             print(f"floor-aws-lc-gcm on 2 threads: {fmt(list(two.values()))} MB/s; 2 threads / 1 thread, per run: {fmt(xs, 2)}x (the machine's ceiling)")
-        for what in ("writer", "reader"):
+        for what in ("writer", "reader", "seal-run"):
             xs = [d["2"] / d["1"] for (w, _), d in per_run.items() if w == what and "1" in d and "2" in d]
             if xs:
                 print(f"2 threads / 1 thread, {what}, per run: {fmt(xs, 2)}x")

@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p envelope-core --example stream_bench -- MODE THREADS MIB
 //! MODE: floor-aws-lc-gcm | floor-rustcrypto-gcm | floor-xchacha
-//!       | floor-aws-lc-gcm-out-of-place | writer | reader
+//!       | floor-aws-lc-gcm-out-of-place | writer | reader | seal-run
 //! THREADS: the writer's or reader's threads, or the threads a floor is split over
 //! CALL_MIB (environment, default 8): the size of each `write` or `read` call
 //! ```
@@ -43,6 +43,7 @@ fn main() {
         "floor-xchacha" => on_threads(threads, &mut data, floor_xchacha),
         "floor-aws-lc-gcm-out-of-place" => on_threads(threads, &mut data, out_of_place_aws_lc),
         "writer" | "reader" => streams(mode, &data, threads),
+        "seal-run" => seal_run_in_place(len, threads),
         other => {
             eprintln!("unknown mode {other}");
             std::process::exit(2);
@@ -106,6 +107,40 @@ fn out_of_place_aws_lc(data: &mut [u8]) -> f64 {
         std::hint::black_box(&out);
     }
     start.elapsed().as_secs_f64()
+}
+
+/// The streaming form without an adapter: `StreamSealer::seal_run` sealing, in place, a
+/// buffer the caller already holds laid out as on the wire (a multipart upload's parts),
+/// `CALL_MIB` of plaintext per call. What the form itself costs over the raw AEAD: the
+/// nonces, the associated data and the per-segment bookkeeping.
+fn seal_run_in_place(len: usize, threads: usize) -> f64 {
+    let dir = std::env::temp_dir().join(format!("stream-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let keyring = LocalKeyring::create(dir.join("keyring.json"), "bench").expect("keyring");
+    let envelope = Envelope::builder(LocalKms::new(keyring), "bench")
+        .build()
+        .expect("envelope");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let sealer = rt
+        .block_on(envelope.stream_sealer(b"", DEFAULT_SEGMENT_SIZE))
+        .expect("sealer");
+    let sealed_len = CHUNK + 16;
+    let segments = len / CHUNK;
+    let mut wire = vec![0x5au8; segments * sealed_len];
+    let per_call = (call_bytes() / CHUNK).max(1);
+    let start = Instant::now();
+    for (k, run) in wire.chunks_mut(per_call * sealed_len).enumerate() {
+        let count = run.len() / sealed_len;
+        let first = (k * per_call) as u64;
+        sealer
+            .seal_run(first, run, count, None, threads)
+            .expect("seal");
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&dir);
+    seconds
 }
 
 /// The size of each `write` or `read` call of the writer and reader modes.
