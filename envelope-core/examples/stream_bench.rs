@@ -109,23 +109,48 @@ fn out_of_place_aws_lc(data: &mut [u8]) -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// A local keyring in a temporary directory (removed on drop) and an envelope over it;
+/// the KMS calls happen before any clock starts.
+struct Bench {
+    dir: std::path::PathBuf,
+    envelope: Envelope,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Bench {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("stream-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let keyring = LocalKeyring::create(dir.join("keyring.json"), "bench").expect("keyring");
+        let envelope = Envelope::builder(LocalKms::new(keyring), "bench")
+            .build()
+            .expect("envelope");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        Bench { dir, envelope, rt }
+    }
+
+    fn sealer(&self) -> envelope_core::stream::StreamSealer {
+        self.rt
+            .block_on(self.envelope.stream_sealer(b"", DEFAULT_SEGMENT_SIZE))
+            .expect("sealer")
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// The streaming form without an adapter: `StreamSealer::seal_run` sealing, in place, a
 /// buffer the caller already holds laid out as on the wire (a multipart upload's parts),
 /// `CALL_MIB` of plaintext per call. What the form itself costs over the raw AEAD: the
 /// nonces, the associated data and the per-segment bookkeeping.
 fn seal_run_in_place(len: usize, threads: usize) -> f64 {
-    let dir = std::env::temp_dir().join(format!("stream-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let keyring = LocalKeyring::create(dir.join("keyring.json"), "bench").expect("keyring");
-    let envelope = Envelope::builder(LocalKms::new(keyring), "bench")
-        .build()
-        .expect("envelope");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    let sealer = rt
-        .block_on(envelope.stream_sealer(b"", DEFAULT_SEGMENT_SIZE))
-        .expect("sealer");
+    let bench = Bench::new();
+    let sealer = bench.sealer();
     let sealed_len = CHUNK + 16;
     let segments = len / CHUNK;
     let mut wire = vec![0x5au8; segments * sealed_len];
@@ -138,9 +163,7 @@ fn seal_run_in_place(len: usize, threads: usize) -> f64 {
             .seal_run(first, run, count, None, threads)
             .expect("seal");
     }
-    let seconds = start.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(&dir);
-    seconds
+    start.elapsed().as_secs_f64()
 }
 
 /// The size of each `write` or `read` call of the writer and reader modes.
@@ -188,19 +211,9 @@ fn floor_xchacha(data: &mut [u8]) -> f64 {
 /// or `SeekableDecryptingReader` from memory into a sink; the KMS call happens before
 /// the clock starts.
 fn streams(mode: &str, data: &[u8], threads: usize) -> f64 {
-    let dir = std::env::temp_dir().join(format!("stream-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let keyring = LocalKeyring::create(dir.join("keyring.json"), "bench").expect("keyring");
-    let envelope = Envelope::builder(LocalKms::new(keyring), "bench")
-        .build()
-        .expect("envelope");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("runtime");
-    let sealer = rt
-        .block_on(envelope.stream_sealer(b"", DEFAULT_SEGMENT_SIZE))
-        .expect("sealer");
-    let seconds = if mode == "writer" {
+    let bench = Bench::new();
+    let sealer = bench.sealer();
+    if mode == "writer" {
         let mut writer = EncryptingWriter::new(std::io::sink(), sealer, threads).expect("writer");
         let start = Instant::now();
         for chunk in data.chunks(call_bytes()) {
@@ -212,8 +225,9 @@ fn streams(mode: &str, data: &[u8], threads: usize) -> f64 {
         let mut writer = EncryptingWriter::new(Vec::new(), sealer, threads).expect("writer");
         writer.write_all(data).expect("write");
         let sealed = writer.finish().expect("finish");
-        let opener = rt
-            .block_on(envelope.stream_opener(&sealed, b""))
+        let opener = bench
+            .rt
+            .block_on(bench.envelope.stream_opener(&sealed, b""))
             .expect("opener");
         let start = Instant::now();
         let mut reader =
@@ -229,7 +243,5 @@ fn streams(mode: &str, data: &[u8], threads: usize) -> f64 {
         }
         assert_eq!(total, data.len());
         start.elapsed().as_secs_f64()
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    seconds
+    }
 }

@@ -406,6 +406,16 @@ mod tests {
                 .seal_in_place_with_nonce(&nonce, &aad, &mut buf)
                 .expect("seal");
             assert_eq!((buf.as_slice(), got), (ct.as_slice(), tag), "{provider}");
+            // Out of place: the same ciphertext then the tag, the plaintext untouched.
+            let mut wire = vec![0u8; pt.len() + GCM_TAG_LEN];
+            k.seal_into_with_nonce(&nonce, &aad, &pt, &mut wire)
+                .expect("seal");
+            assert_eq!(wire, [ct.as_slice(), &tag].concat(), "{provider}");
+            let mut short = vec![0u8; pt.len() + GCM_TAG_LEN - 1];
+            assert!(matches!(
+                k.seal_into_with_nonce(&nonce, &aad, &pt, &mut short),
+                Err(Error::BufferTooSmall { .. })
+            ));
             let mut out = vec![0u8; ct.len()];
             k.open(&nonce, &aad, &ct, &tag, &mut out).expect("open");
             assert_eq!(out, pt, "{provider}");

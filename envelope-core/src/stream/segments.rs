@@ -31,14 +31,20 @@ struct Keyed {
 }
 
 impl Keyed {
-    fn seal(&self, index: u64, last: bool, plaintext: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+    /// The nonce of segment `index` of a stream being sealed; refused past the segment
+    /// limit (2^32: the nonce's counter would wrap).
+    fn sealing_nonce(&self, index: u64, last: bool) -> Result<([u8; MAX_NONCE_LEN], usize)> {
         if index >= MAX_SEGMENTS {
             return Err(Error::MessageTooLarge {
                 len: index.saturating_mul(u64::from(self.layout.segment_size())),
                 max: MAX_SEGMENTS * u64::from(self.layout.segment_size()),
             });
         }
-        let (nonce, len) = nonce(self.key.suite(), index, last);
+        Ok(nonce(self.key.suite(), index, last))
+    }
+
+    fn seal(&self, index: u64, last: bool, plaintext: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+        let (nonce, len) = self.sealing_nonce(index, last)?;
         self.key.seal(&nonce[..len], &self.ad, plaintext)
     }
 
@@ -50,13 +56,7 @@ impl Keyed {
         plaintext: &[u8],
         out_and_tag: &mut [u8],
     ) -> Result<()> {
-        if index >= MAX_SEGMENTS {
-            return Err(Error::MessageTooLarge {
-                len: index.saturating_mul(u64::from(self.layout.segment_size())),
-                max: MAX_SEGMENTS * u64::from(self.layout.segment_size()),
-            });
-        }
-        let (nonce, len) = nonce(self.key.suite(), index, last);
+        let (nonce, len) = self.sealing_nonce(index, last)?;
         self.key
             .seal_into(&nonce[..len], &self.ad, plaintext, out_and_tag)
     }

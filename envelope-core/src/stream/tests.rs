@@ -694,35 +694,40 @@ fn every_write_pattern_and_thread_count_gives_the_same_bytes() {
     // Large writes are sealed straight from the caller's data by the pipeline, small ones
     // through the batch buffer; the bytes of one sealer's stream must not depend on which.
     let rt = runtime();
-    let (_dir, _k, env) = envelope(Suite::Aes256Gcm, CryptoProvider::default());
     let size = SEGMENT as usize;
-    let data = plaintext(300 * size + 123);
-    let sealer = rt.block_on(env.stream_sealer(b"", SEGMENT)).unwrap();
-    let mut reference = None;
-    for threads in [1, 2, 3] {
-        for chunk in [1000, size, 33 * size + 7, 200 * size, data.len()] {
-            let mut writer = EncryptingWriter::new(Vec::new(), sealer.clone(), threads).unwrap();
-            for part in data.chunks(chunk) {
-                writer.write_all(part).unwrap();
+    // More than a batch at 3 threads (96 segments), so large writes take the pipeline.
+    let data = plaintext(130 * size + 123);
+    for suite in [Suite::Aes256Gcm, Suite::XChaCha20Poly1305] {
+        for &provider in CryptoProvider::available() {
+            let (_dir, _k, env) = envelope(suite, provider);
+            let sealer = rt.block_on(env.stream_sealer(b"", SEGMENT)).unwrap();
+            let mut reference = None;
+            for threads in [1, 2, 3] {
+                for chunk in [1000, size, 33 * size + 7, 100 * size, data.len()] {
+                    let mut writer =
+                        EncryptingWriter::new(Vec::new(), sealer.clone(), threads).unwrap();
+                    for part in data.chunks(chunk) {
+                        writer.write_all(part).unwrap();
+                    }
+                    let stream = writer.finish().unwrap();
+                    let what = format!("{suite} {provider}, {threads} threads, writes of {chunk}");
+                    match &reference {
+                        None => reference = Some(stream),
+                        Some(r) => assert!(*r == stream, "{what}"),
+                    }
+                }
             }
-            let stream = writer.finish().unwrap();
-            match &reference {
-                None => reference = Some(stream),
-                Some(r) => assert!(*r == stream, "{threads} threads, writes of {chunk}"),
+            let stream = reference.unwrap();
+            for threads in [1, 2, 3] {
+                // Reads of the whole stream at once (many jobs), of odd sizes, of a batch.
+                for chunk in [data.len() + 1, 3000, 40 * size] {
+                    let (out, err) =
+                        read_all_with(opener(&rt, &env, &stream, b""), &stream, threads, chunk);
+                    let what = format!("{suite} {provider}, {threads} threads, reads of {chunk}");
+                    assert!(err.is_none(), "{what}: {err:?}");
+                    assert!(out == data, "{what}");
+                }
             }
-        }
-    }
-    let stream = reference.unwrap();
-    for threads in [1, 2, 3] {
-        // Reads of the whole stream at once (many jobs), of odd sizes and of a batch.
-        for chunk in [data.len() + 1, 3000, 40 * size] {
-            let (out, err) =
-                read_all_with(opener(&rt, &env, &stream, b""), &stream, threads, chunk);
-            assert!(
-                err.is_none(),
-                "{threads} threads, reads of {chunk}: {err:?}"
-            );
-            assert!(out == data, "{threads} threads, reads of {chunk}");
         }
     }
 }
