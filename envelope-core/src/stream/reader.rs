@@ -247,10 +247,11 @@ impl Opened {
     /// Reads `spans` (contiguous, the first at `source`'s position) and opens them into
     /// `out` (exactly their plaintext length), a job of segments at a time
     /// ([`parallel::pipeline`]): on several threads the caller's thread reads the source
-    /// while the workers open what it has read, so the copy from the source overlaps the
-    /// decryption; on one, each job is opened right after it is read, while it is in cache.
-    /// Memory: a batch (8 jobs per thread). On failure `out` is zeroed; a failing segment is recorded
-    /// (every later read repeats it), an I/O error of the source is not.
+    /// and opens jobs too, while `threads - 1` helpers open what it has read, so the copy
+    /// from the source overlaps the decryption; on one, each job is opened right after it
+    /// is read, while it is in cache. Memory: a batch (8 jobs per thread). On failure `out`
+    /// is zeroed; a failing segment is recorded (every later read repeats it), an I/O
+    /// error of the source is not.
     fn read_and_open(
         &mut self,
         source: &mut impl Read,
@@ -477,8 +478,8 @@ impl<R: Read> Read for DecryptingReader<R> {
 /// most two segments); reading on in order, each read of the source opens twice as many
 /// segments as the one before, up to a batch of `threads × 32`. A read into a buffer of
 /// whole segments, at a segment boundary, opens as many as the buffer holds straight into
-/// it. With several threads the caller's thread reads the source while `threads` workers
-/// open what it has read. The source's length decides which segment is final.
+/// it. With several threads the caller's thread reads the source while it and `threads -
+/// 1` helpers open what it has read. The source's length decides which segment is final.
 ///
 /// Every segment is authenticated before any of its bytes are returned. A failure is an
 /// `io::Error` carrying a [`StreamError`]; every later read fails the same way.

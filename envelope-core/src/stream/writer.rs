@@ -74,23 +74,12 @@ impl<W: Write> EncryptingWriter<W> {
     /// Seals `buf`'s first `count` segments (all full; the last of them the final segment
     /// holding `final_len` bytes when `final_len` is `Some`) and writes them out.
     fn seal_and_write(&mut self, count: usize, final_len: Option<usize>) -> io::Result<()> {
-        self.seal_and_write_from(count, final_len, None)
-    }
-
-    /// [`Self::seal_and_write`] with segments `k..count` still in `source`.
-    fn seal_and_write_from(
-        &mut self,
-        count: usize,
-        final_len: Option<usize>,
-        source: Option<(usize, &[u8])>,
-    ) -> io::Result<()> {
-        let sealed = self.sealer.seal_run_from(
+        let sealed = self.sealer.seal_run(
             self.first_index,
             &mut self.buf,
             count,
             final_len,
             self.threads,
-            source,
         );
         let end = match sealed {
             Ok(end) => end,
@@ -109,8 +98,9 @@ impl<W: Write> EncryptingWriter<W> {
     }
 
     /// Seals `source` (whole segments, none of them the final one) straight into the
-    /// batch buffer, a job at a time ([`parallel::pipeline`]: `threads` workers seal while
-    /// the caller's thread writes out, in order, what they have sealed).
+    /// batch buffer, a job at a time ([`parallel::pipeline`]: the caller's thread and
+    /// `threads - 1` helpers seal, and the caller's thread writes out, in order, what has
+    /// been sealed).
     fn seal_direct(&mut self, source: &[u8]) -> io::Result<()> {
         let (size, sealed_len) = (self.size(), self.sealed_len());
         let per_job = parallel::JOB_SEGMENTS;
@@ -202,7 +192,7 @@ impl<W: Write> Write for EncryptingWriter<W> {
             if self.partial == 0 && rest.len() > self.batch_len() * size {
                 // At least a batch of whole segments with data after them: the segments
                 // buffered before them are not final, and `rest`'s are sealed straight
-                // from it, on the workers, while the sealed ones are written out.
+                // from it by the pipeline, while the sealed ones are written out.
                 if self.complete > 0 {
                     let count = self.complete;
                     self.seal_and_write(count, None)?;
