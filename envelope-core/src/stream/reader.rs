@@ -449,10 +449,16 @@ impl<R: Read> DecryptingReader<R> {
             })
             .collect();
         let used = (count - 1) * sealed_len + last_len;
-        self.opened.sealed.clear();
-        self.opened.sealed.extend_from_slice(&self.pending[..used]);
-        self.pending.copy_within(used..self.filled, 0);
-        self.filled -= used;
+        // The batch is opened where it was read: the two buffers swap, and only the
+        // look-ahead after the batch moves over (one byte, or nothing at the end).
+        std::mem::swap(&mut self.opened.sealed, &mut self.pending);
+        let ahead = self.filled - used;
+        if self.pending.len() < ahead {
+            self.pending.resize(ahead, 0);
+        }
+        self.pending[..ahead].copy_from_slice(&self.opened.sealed[used..self.filled]);
+        self.opened.sealed.truncate(used);
+        self.filled = ahead;
         self.next = first + count as u64;
         self.done = self.eof;
         self.opened.open_spans(&spans)?;
