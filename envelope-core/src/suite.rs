@@ -373,8 +373,17 @@ impl Cipher {
                 }
                 let (out, tag) = out_and_tag.split_at_mut(plaintext.len());
                 out.copy_from_slice(plaintext);
-                tag.copy_from_slice(&self.seal_with_nonce(suite, nonce, ad, out)?);
-                Ok(())
+                match self.seal_with_nonce(suite, nonce, ad, out) {
+                    Ok(sealed) => {
+                        tag.copy_from_slice(&sealed);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        // The copy of the plaintext does not outlive a failed seal.
+                        zeroize::Zeroize::zeroize(out);
+                        Err(e)
+                    }
+                }
             }
         }
     }

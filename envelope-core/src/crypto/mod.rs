@@ -322,7 +322,12 @@ impl GcmKey {
             GcmKey::RustCrypto(k) => {
                 let (out, tag) = out_and_tag.split_at_mut(plaintext.len());
                 out.copy_from_slice(plaintext);
-                tag.copy_from_slice(&k.seal_in_place(nonce, ad, out).ok_or_else(too_large)?);
+                let Some(sealed) = k.seal_in_place(nonce, ad, out) else {
+                    // The copy of the plaintext does not outlive a failed seal.
+                    zeroize::Zeroize::zeroize(out);
+                    return Err(too_large());
+                };
+                tag.copy_from_slice(&sealed);
                 Ok(())
             }
         }

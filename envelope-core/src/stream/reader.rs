@@ -260,14 +260,20 @@ impl Opened {
     ) -> io::Result<()> {
         let size = self.opener.layout().segment_size() as usize;
         let sealed_len = size + TAG_LEN;
+        if spans.is_empty() {
+            return Ok(());
+        }
         let per_job = parallel::JOB_SEGMENTS;
-        // A batch's worth of slots, as the writer has.
+        // Up to a batch's worth of slots, as the writer has, but no more than the read
+        // needs: a 4 KiB range read allocates (and zeroes) one segment, not a batch.
+        let wire: usize = spans.iter().map(|s| s.len as usize).sum();
+        let slot_len = (per_job * sealed_len).min(wire);
+        let jobs_needed = spans.len().div_ceil(per_job);
         let slot_count = if self.threads > 1 {
-            self.threads * parallel::SEGMENTS_PER_THREAD / per_job
+            (self.threads * parallel::SEGMENTS_PER_THREAD / per_job).min(jobs_needed)
         } else {
             1
         };
-        let slot_len = per_job * sealed_len;
         if self.sealed.len() < slot_count * slot_len {
             self.sealed.resize(slot_count * slot_len, 0);
         }

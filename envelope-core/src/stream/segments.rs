@@ -158,21 +158,6 @@ impl StreamSealer {
         final_len: Option<usize>,
         threads: usize,
     ) -> Result<usize> {
-        self.seal_run_from(first, buf, count, final_len, threads, None)
-    }
-
-    /// [`StreamSealer::seal_run`] where the plaintext of segments `k..` of the run is still
-    /// in `source` (`Some((k, source))`, full segments): those are sealed from `source`
-    /// straight into `buf` (one pass; with aws-lc-rs no copy of the plaintext at all).
-    pub(crate) fn seal_run_from(
-        &self,
-        first: u64,
-        buf: &mut [u8],
-        count: usize,
-        final_len: Option<usize>,
-        threads: usize,
-        source: Option<(usize, &[u8])>,
-    ) -> Result<usize> {
         let size = self.keyed.layout.segment_size() as usize;
         let sealed_len = size + TAG_LEN;
         let end = match final_len {
@@ -199,15 +184,6 @@ impl StreamSealer {
             })
             .collect();
         let sealed = super::parallel::for_each(threads, &mut work, |(index, last, chunk)| {
-            if let Some((from, source)) = source {
-                let k = (*index - first) as usize;
-                if k >= from && !*last {
-                    let at = (k - from) * size;
-                    return self
-                        .keyed
-                        .seal_into(*index, false, &source[at..at + size], chunk);
-                }
-            }
             let (plaintext, tag) = chunk.split_at_mut(chunk.len() - TAG_LEN);
             let mut t = [0u8; TAG_LEN];
             self.seal_segment(*index, *last, plaintext, &mut t)?;
@@ -217,6 +193,39 @@ impl StreamSealer {
         drop(work);
         if let Err(e) = sealed {
             zeroize::Zeroize::zeroize(&mut buf[..end]);
+            return Err(e);
+        }
+        Ok(end)
+    }
+
+    /// Seals whole segments from segment `first` on, none of them the stream's final one,
+    /// from `plaintext` (a multiple of the segment size, left untouched) straight into
+    /// `out` as on the wire: one pass, on the calling thread (with aws-lc-rs no copy of
+    /// the plaintext at all). Returns the wire length. What
+    /// [`crate::stream::EncryptingWriter`] does with a caller's large writes, a job at a
+    /// time. On error `out` is zeroized.
+    pub(crate) fn seal_from(&self, first: u64, plaintext: &[u8], out: &mut [u8]) -> Result<usize> {
+        let size = self.keyed.layout.segment_size() as usize;
+        let sealed_len = size + TAG_LEN;
+        let count = plaintext.len() / size;
+        let end = count * sealed_len;
+        if !plaintext.len().is_multiple_of(size) || out.len() < end {
+            return Err(Error::InvalidConfig(format!(
+                "{} bytes of plaintext are not whole segments of {size}, or {} bytes of output \
+                 cannot hold them on the wire",
+                plaintext.len(),
+                out.len()
+            )));
+        }
+        let sealed = plaintext
+            .chunks(size)
+            .zip(out[..end].chunks_mut(sealed_len))
+            .enumerate()
+            .try_for_each(|(k, (segment, wire))| {
+                self.keyed.seal_into(first + k as u64, false, segment, wire)
+            });
+        if let Err(e) = sealed {
+            zeroize::Zeroize::zeroize(&mut out[..end]);
             return Err(e);
         }
         Ok(end)

@@ -791,3 +791,29 @@ fn a_flip_deep_in_a_large_read_names_its_segment_and_releases_nothing() {
         assert_eq!(StreamError::of(&again).unwrap().segment(), 37);
     }
 }
+
+#[test]
+fn sealing_from_a_callers_buffer_matches_sealing_in_place_and_refuses_partial_segments() {
+    let rt = runtime();
+    let (_dir, _k, env) = envelope(Suite::Aes256Gcm, CryptoProvider::default());
+    let size = SEGMENT as usize;
+    let sealer = rt.block_on(env.stream_sealer(b"", SEGMENT)).unwrap();
+    let data = plaintext(3 * size);
+    let mut out = vec![0u8; 3 * (size + 16)];
+    assert_eq!(sealer.seal_from(5, &data, &mut out).unwrap(), out.len());
+    // The same segments laid out as on the wire and sealed in place.
+    let mut wire = vec![0u8; 3 * (size + 16)];
+    for (k, chunk) in data.chunks(size).enumerate() {
+        wire[k * (size + 16)..k * (size + 16) + size].copy_from_slice(chunk);
+    }
+    sealer.seal_run(5, &mut wire, 3, None, 1).unwrap();
+    assert!(out == wire, "out of place and in place differ");
+    assert!(matches!(
+        sealer.seal_from(0, &data[..size + 1], &mut out),
+        Err(Error::InvalidConfig(_))
+    ));
+    assert!(matches!(
+        sealer.seal_from(0, &data, &mut out[..3 * (size + 16) - 1]),
+        Err(Error::InvalidConfig(_))
+    ));
+}

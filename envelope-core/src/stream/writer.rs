@@ -118,9 +118,8 @@ impl<W: Write> EncryptingWriter<W> {
             jobs,
             |_, _| Ok(()),
             |(index, plain), slot| {
-                let count = plain.len() / size;
                 sealer
-                    .seal_run_from(index, slot, count, None, 1, Some((0, plain)))
+                    .seal_from(index, plain, slot)
                     .map_err(io::Error::other)
             },
             |sealed| inner.write_all(sealed),
